@@ -1,0 +1,116 @@
+"""What every claimwatch spider shares: one topic source, incremental article fetches."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import scrapy
+from scrapy.exceptions import NotConfigured
+from scrapy.http import Response
+from twisted.python.failure import Failure
+
+from config.models import Source, Topic
+from crawler.context import source_url, store_for, topic_for
+from pipeline.urls import canonical_url
+
+logger = logging.getLogger(__name__)
+
+HTML_TYPES = (b"text/html", b"application/xhtml+xml")
+
+
+class TopicSpider(scrapy.Spider):
+    """Crawls one source of a topic. ``source`` is the source's name in the topic file."""
+
+    source_kind: str = ""
+    custom_settings: dict[str, Any] = {}
+
+    topic: Topic
+    source: Source
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> TopicSpider:
+        source_name = kwargs.pop("source", None)
+        topic = topic_for(crawler)
+        if source_name is None:
+            sources = [s for s in topic.sources if s.kind == cls.source_kind]
+            if len(sources) != 1:
+                raise NotConfigured(
+                    f"{cls.name}: pass -a source=NAME (topic {topic.name!r} has "
+                    f"{len(sources)} {cls.source_kind} sources)"
+                )
+            source_name = sources[0].name
+        try:
+            source = topic.source(source_name)
+        except KeyError as exc:
+            raise NotConfigured(str(exc.args[0])) from exc
+        if source.kind != cls.source_kind:
+            raise NotConfigured(
+                f"source {source.name!r} is a {source.kind} source, not {cls.source_kind}"
+            )
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.topic = topic
+        spider.source = source
+        spider.start_url = source_url(source.url, crawler.settings)
+        spider.known_urls = store_for(crawler).known_urls(topic.name)
+        spider.queued_urls = set()
+        return spider
+
+    # -- helpers for subclasses ----------------------------------------------------------------
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.crawler.stats.inc_value(f"claimwatch/{key}", n)
+
+    def article_request(
+        self, url: str, *, listed_title: str | None = None, listed_published: datetime | None = None
+    ) -> scrapy.Request | None:
+        """A request for one article page, or None when it is stored or queued already."""
+        if not url.startswith(("http://", "https://", "file://")):
+            self.count("skipped/bad_url")
+            logger.warning("%s: skipping link with unsupported scheme: %r", self.source.name, url)
+            return None
+        key = canonical_url(url) if not url.startswith("file://") else url
+        if key in self.known_urls or url in self.known_urls:
+            self.count("skipped/seen")
+            return None
+        if key in self.queued_urls:
+            return None
+        self.queued_urls.add(key)
+        self.count("links")
+        return scrapy.Request(
+            url,
+            callback=self.parse_article,
+            errback=self.article_failed,
+            meta={"listed_title": listed_title, "listed_published": listed_published},
+        )
+
+    def parse_article(self, response: Response) -> Iterator[dict[str, Any]]:
+        self.count("fetched")
+        content_type = response.headers.get(b"Content-Type", b"") or b""
+        if content_type and not any(t in content_type.lower() for t in HTML_TYPES):
+            self.count("errors/not_html")
+            logger.warning(
+                "%s: %s is %s, not HTML; skipped", self.source.name, response.url,
+                content_type.decode("latin-1"),
+            )
+            return
+        yield {
+            "topic": self.topic.name,
+            "source": self.source.name,
+            "url": response.url,
+            "requested_url": response.request.url if response.request else response.url,
+            "body": response.body,
+            "encoding": getattr(response, "encoding", None),
+            "fetched_at": datetime.now(timezone.utc),
+            "listed_title": response.meta.get("listed_title"),
+            "listed_published": response.meta.get("listed_published"),
+        }
+
+    def article_failed(self, failure: Failure) -> None:
+        request = getattr(failure, "request", None)
+        url = request.url if request is not None else "?"
+        reason = failure.getErrorMessage() or failure.type.__name__
+        self.count("errors/fetch")
+        logger.warning("%s: could not fetch %s: %s", self.source.name, url, reason)

@@ -1,0 +1,173 @@
+"""Article extraction: trafilatura text and metadata, plus the page's own link hints.
+
+Pure: takes bytes or text and a URL, returns an :class:`Extracted` or raises
+:class:`ExtractionError` with a reason. Knows nothing of Scrapy.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import urljoin
+
+import lxml.etree
+import lxml.html
+import trafilatura
+
+logger = logging.getLogger(__name__)
+
+MIN_TEXT_CHARS = 200
+
+
+class ExtractionError(ValueError):
+    """The page has no extractable article (empty, binary, not HTML, too short)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason  # a short stats key: empty, binary, not_html, no_text, too_short
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+@dataclass(frozen=True)
+class Extracted:
+    url: str
+    title: str | None
+    author: str | None
+    published: datetime | None
+    outlet: str | None
+    language: str | None
+    text: str
+    description: str | None
+    declared_canonical: str | None  # rel=canonical or og:url, resolved, as the page says
+    links: tuple[tuple[str, str], ...] = ()  # (href, anchor text) of in-body links
+
+
+def _looks_binary(data: bytes) -> bool:
+    head = data[:2048]
+    if not head:
+        return False
+    if b"\x00" in head:
+        return True
+    control = sum(1 for b in head if b < 9 or 13 < b < 32)
+    return control / len(head) > 0.05
+
+
+def _parse_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _meta_published(tree: lxml.html.HtmlElement) -> datetime | None:
+    """A full timestamp from the page's own metadata (trafilatura keeps only the day)."""
+    for xpath in (
+        '//meta[@property="article:published_time"]/@content',
+        '//meta[@name="article:published_time"]/@content',
+        '//meta[@itemprop="datePublished"]/@content',
+        '//time[@datetime][1]/@datetime',
+    ):
+        for value in tree.xpath(xpath):
+            parsed = _parse_date(str(value))
+            if parsed is not None:
+                return parsed
+    return None
+
+
+def _declared_canonical(tree: lxml.html.HtmlElement, url: str) -> str | None:
+    for xpath in ('//link[@rel="canonical"]/@href', '//meta[@property="og:url"]/@content'):
+        for value in tree.xpath(xpath):
+            value = str(value).strip()
+            if value:
+                return urljoin(url, value)
+    return None
+
+
+def _body_links(tree: lxml.html.HtmlElement, url: str) -> tuple[tuple[str, str], ...]:
+    links = []
+    for anchor in tree.xpath("//article//a[@href] | //main//a[@href]"):
+        href = urljoin(url, str(anchor.get("href")).strip())
+        if href.startswith(("http://", "https://")):
+            links.append((href, " ".join(anchor.text_content().split())))
+    return tuple(links)
+
+
+_WS = re.compile(r"[ \t\u00a0]+")
+
+
+def _clean_text(text: str) -> str:
+    lines = (_WS.sub(" ", line).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def extract_article(
+    body: bytes | str,
+    url: str,
+    *,
+    encoding: str | None = None,
+    favor_precision: bool = True,
+    min_chars: int = MIN_TEXT_CHARS,
+) -> Extracted:
+    """Extract the main text and metadata of one article page.
+
+    ``encoding`` is the charset the HTTP layer decided on (Scrapy's
+    ``response.encoding``); bytes are decoded with it, falling back to what
+    lxml detects.
+    """
+    if isinstance(body, bytes):
+        if not body.strip():
+            raise ExtractionError("empty", "the response body is empty")
+        if _looks_binary(body):
+            raise ExtractionError("binary", "the body is binary, not HTML")
+        text_body = body.decode(encoding or "utf-8", errors="replace")
+    else:
+        text_body = body
+        if not text_body.strip():
+            raise ExtractionError("empty", "the response body is empty")
+    # lxml refuses str input that carries an XML encoding declaration.
+    text_body = re.sub(r"^\s*<\?xml[^>]*\?>", "", text_body, count=1)
+    try:
+        tree = lxml.html.document_fromstring(text_body)
+    except (lxml.etree.ParserError, ValueError) as exc:
+        raise ExtractionError("not_html", str(exc)) from exc
+
+    declared = _declared_canonical(tree, url)
+    published = _meta_published(tree)
+    links = _body_links(tree, url)
+    lang_attr = tree.get("lang") or None
+
+    document = trafilatura.bare_extraction(
+        tree,
+        url=url,
+        with_metadata=True,
+        favor_precision=favor_precision,
+        include_comments=False,
+        include_tables=True,
+    )
+    if document is None:
+        raise ExtractionError("no_text", "trafilatura found no main text")
+    data = document.as_dict() if hasattr(document, "as_dict") else dict(document)
+    text = _clean_text(data.get("text") or "")
+    if len(text) < min_chars:
+        raise ExtractionError("too_short", f"only {len(text)} characters of text")
+    if published is None:
+        published = _parse_date(data.get("date"))
+    language = data.get("language") or (lang_attr.split("-")[0].lower() if lang_attr else None)
+    return Extracted(
+        url=url,
+        title=(data.get("title") or None),
+        author=(data.get("author") or None),
+        published=published,
+        outlet=(data.get("sitename") or data.get("hostname") or None),
+        language=language,
+        text=text,
+        description=(data.get("description") or None),
+        declared_canonical=declared,
+        links=links,
+    )

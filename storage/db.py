@@ -1,0 +1,80 @@
+"""Engines and sessions. SQLite (WAL, busy timeout) by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.models import Base
+
+logger = logging.getLogger(__name__)
+
+ENV_VAR = "CLAIMWATCH_DB"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def default_db_url(environ: Mapping[str, str] | None = None) -> str:
+    """``CLAIMWATCH_DB`` if set, else a SQLite file in the user's data directory."""
+    environ = os.environ if environ is None else environ
+    if environ.get(ENV_VAR):
+        return environ[ENV_VAR]
+    from platformdirs import user_data_dir
+
+    path = Path(user_data_dir("claimwatch", appauthor=False)) / "claimwatch.sqlite"
+    return f"sqlite:///{path}"
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` (default: :func:`default_db_url`).
+
+    SQLite files get their parent directory created, WAL mode and a busy
+    timeout on every connection, so a daemon and a CLI can share one file.
+    """
+    url = url or default_db_url()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def init_db(engine: Engine) -> None:
+    """Create missing tables (idempotent)."""
+    Base.metadata.create_all(engine)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def open_db(url: str | None = None) -> tuple[Engine, sessionmaker[Session]]:
+    engine = make_engine(url)
+    init_db(engine)
+    return engine, session_factory(engine)
+
+
+def describe(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    return make_url(url).render_as_string(hide_password=True)

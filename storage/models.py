@@ -1,0 +1,202 @@
+"""SQLAlchemy 2 models. One schema for SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Article(Base):
+    __tablename__ = "articles"
+    __table_args__ = (
+        UniqueConstraint("topic", "canonical_url", name="uq_articles_topic_canonical_url"),
+        Index("ix_articles_topic_hash", "topic", "content_hash"),
+        Index("ix_articles_topic_fetched", "topic", "fetched_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(Text)
+    canonical_url: Mapped[str] = mapped_column(String(2000))
+    declared_canonical: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(Text)
+    outlet: Mapped[str | None] = mapped_column(String(300))
+    language: Mapped[str | None] = mapped_column(String(20))
+    published: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    text: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # Dedup: the original of this article's story family (null for an original).
+    duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("articles.id", ondelete="SET NULL"), index=True
+    )
+    duplicate_kind: Mapped[str | None] = mapped_column(String(20))  # exact|copy|rewrite|declared
+    duplicate_similarity: Mapped[float | None] = mapped_column(Float)
+    review_status: Mapped[str] = mapped_column(String(20), default="open")  # open|reviewed|dismissed
+    review_note: Mapped[str | None] = mapped_column(Text)
+
+    claims: Mapped[list[ArticleClaim]] = relationship(
+        back_populates="article", cascade="all, delete-orphan", order_by="ArticleClaim.id"
+    )
+    candidates: Mapped[list[ClaimCandidate]] = relationship(
+        back_populates="article", cascade="all, delete-orphan", order_by="ClaimCandidate.id"
+    )
+    duplicate_of: Mapped[Article | None] = relationship(remote_side="Article.id")
+
+
+class ArticleClaim(Base):
+    """A known claim repeated (or contradicted) by one sentence of an article."""
+
+    __tablename__ = "article_claims"
+    __table_args__ = (
+        UniqueConstraint("article_id", "claim_id", name="uq_article_claims_article_claim"),
+        Index("ix_article_claims_claim", "claim_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    claim_id: Mapped[str] = mapped_column(String(200))
+    sentence: Mapped[str] = mapped_column(Text)
+    sentence_index: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    tier: Mapped[str] = mapped_column(String(20))  # linked|suggested
+    conflict: Mapped[bool] = mapped_column(Boolean, default=False)
+    claim_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    article_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    review: Mapped[str] = mapped_column(String(20), default="open")  # open|confirmed|rejected
+
+    article: Mapped[Article] = relationship(back_populates="claims")
+
+
+class ClaimCandidate(Base):
+    """A claim-like sentence that matches no known claim: maybe a new claim."""
+
+    __tablename__ = "claim_candidates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    sentence: Mapped[str] = mapped_column(Text)
+    sentence_index: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open|promoted|rejected
+    promoted_claim_id: Mapped[str | None] = mapped_column(String(200))
+
+    article: Mapped[Article] = relationship(back_populates="candidates")
+
+
+class ArticleBand(Base):
+    """Near-duplicate index: one row per LSH band key of an article's signatures.
+
+    A lookup is one indexed query on ``band_key``, so its cost does not grow
+    with the number of stored articles.
+    """
+
+    __tablename__ = "article_bands"
+    __table_args__ = (Index("ix_article_bands_key", "band_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(
+        ForeignKey("articles.id", ondelete="CASCADE"), index=True
+    )
+    band_key: Mapped[int] = mapped_column(BigInteger)
+
+
+class SourceState(Base):
+    """Per-source crawl state: conditional-GET validators and health."""
+
+    __tablename__ = "source_states"
+    __table_args__ = (UniqueConstraint("topic", "source", name="uq_source_states_topic_source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(200))
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    last_attempt: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_success: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_new_article: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    items_seen: Mapped[int] = mapped_column(Integer, default=0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CrawlRun(Base):
+    """One crawl of one source: written when it starts and when it ends."""
+
+    __tablename__ = "crawl_runs"
+    __table_args__ = (Index("ix_crawl_runs_topic_source", "topic", "source", "started"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(200))
+    trigger: Mapped[str] = mapped_column(String(20), default="manual")  # schedule|manual
+    started: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
+
+
+class KnownClaim(Base):
+    """The topic's claims table as of its last crawl (the file stays the source of truth)."""
+
+    __tablename__ = "claims"
+    __table_args__ = (UniqueConstraint("topic", "claim_id", name="uq_claims_topic_claim"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    claim_id: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    first_reported: Mapped[str | None] = mapped_column(String(40))
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -1,0 +1,35 @@
+"""Shared fixtures: paths to the shared data, a local HTTP server, temp databases."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CLAIMWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+DEMO_TOPIC = REPO / "config" / "topics" / "demo.yaml"
+DEMO_SITE = REPO / "config" / "topics" / "demo-site"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (set CLAIMWATCH_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def demo_site_url() -> Iterator[str]:
+    """The bundled demo site served over real HTTP on 127.0.0.1."""
+    from crawler.localsite import serve_directory
+
+    with serve_directory(DEMO_SITE) as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'claimwatch.sqlite'}"
