@@ -22,5 +22,8 @@ class ConciseLogFormatter(logformatter.LogFormatter):
     def item_error(self, item: Any, exception: BaseException, response: Any, spider: Any = None
                    ) -> logformatter.LogFormatterResult:
         url = item.get("url") if isinstance(item, dict) else None
+        stats = getattr(getattr(spider, "crawler", None), "stats", None)
+        if stats is not None:  # per crawler: the crawl summary's errors column reads it
+            stats.inc_value("claimwatch/errors/item")
         return {"level": logging.ERROR, "msg": "Error processing %(url)s",
                 "args": {"url": url}}

@@ -14,6 +14,7 @@ from twisted.python.failure import Failure
 
 from config.models import Source, Topic
 from crawler.context import source_url, store_for, topic_for
+from crawler.middlewares import RefusedRequest
 from pipeline.urls import canonical_url
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ class TopicSpider(scrapy.Spider):
 
     topic: Topic
     source: Source
+    start_url: str
+    known_urls: set[str]
+    queued_urls: set[str]
 
     @classmethod
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> TopicSpider:
@@ -109,6 +113,8 @@ class TopicSpider(scrapy.Spider):
         }
 
     def article_failed(self, failure: Failure) -> None:
+        if failure.check(RefusedRequest):
+            return  # counted as claimwatch/refused/<reason> and logged by the middleware
         request = getattr(failure, "request", None)
         url = request.url if request is not None else "?"
         reason = failure.getErrorMessage() or failure.type.__name__

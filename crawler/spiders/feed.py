@@ -9,6 +9,7 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
+from crawler.middlewares import NotModified
 from crawler.spiders.base import TopicSpider
 from pipeline.feeds import FeedError, parse_feed
 
@@ -47,6 +48,8 @@ class FeedSpider(TopicSpider):
                 yield request
 
     def feed_failed(self, failure: Any) -> None:
+        if failure.check(NotModified):
+            return  # a 304 to a conditional GET: counted as not_modified by the middleware
         self.count("errors/feed")
         logger.error(
             "%s: could not fetch feed %s: %s",
