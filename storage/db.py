@@ -12,8 +12,6 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.models import Base
-
 logger = logging.getLogger(__name__)
 
 ENV_VAR = "CLAIMWATCH_DB"
@@ -57,12 +55,40 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "before_cursor_execute", _strip_nul_characters, retval=True)
+    return engine
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_without_nul(v) for v in value)
+    return value
+
+
+def _strip_nul_characters(conn: Any, cursor: Any, statement: str, parameters: Any,
+                          context: Any, executemany: bool) -> tuple[str, Any]:
+    """PostgreSQL text cannot hold NUL characters (SQLite can): drop them from parameters,
+    so a page with a stray NUL is stored on both backends instead of failing on one."""
+    return statement, _without_nul(parameters)
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables (idempotent)."""
-    Base.metadata.create_all(engine)
+    """Bring the schema to the code's revision with Alembic (idempotent, cheap when current).
+
+    An empty database gets the whole schema; an older one is migrated; one created
+    by ``create_all`` before migrations existed is recognised and stamped. See
+    :mod:`storage.schema` (services use :func:`storage.schema.ensure_schema` instead,
+    which never migrates a database holding data).
+    """
+    from storage.schema import upgrade
+
+    upgrade(engine)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

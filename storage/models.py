@@ -181,10 +181,50 @@ class CrawlRun(Base):
     trigger: Mapped[str] = mapped_column(String(20), default="manual")  # schedule|manual
     started: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # running|ok|failed|timeout|interrupted (a run whose process died is "interrupted")
     status: Mapped[str] = mapped_column(String(20), default="running")
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
-    pid: Mapped[int | None] = mapped_column(Integer)
+    pid: Mapped[int | None] = mapped_column(Integer)  # the crawl's process
+    exit_code: Mapped[int | None] = mapped_column(Integer)  # of a daemon's crawl subprocess
+    # The lease holder (claimwatch/leases.py) that ran it: a run still "running" whose
+    # holder no longer holds the source's lease was interrupted.
+    holder: Mapped[str | None] = mapped_column(String(200))
+
+
+class CrawlLease(Base):
+    """Who is crawling a source right now: one row per (topic, source), taken atomically.
+
+    Shared by the daemon and ``claimwatch crawl`` so a source is never crawled twice at
+    once. Renewed while the crawl runs; an expired lease, or one whose holder process
+    is gone (same host), can be taken over. See ``claimwatch/leases.py``.
+    """
+
+    __tablename__ = "crawl_leases"
+    __table_args__ = (UniqueConstraint("topic", "source", name="uq_crawl_leases_topic_source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(200))
+    holder: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DaemonLock(Base):
+    """The one daemon allowed per database (one APScheduler per job store), with heartbeat."""
+
+    __tablename__ = "daemon_locks"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)  # "daemon"
+    holder: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires: Mapped[datetime] = mapped_column(UTCDateTime())  # heartbeat: renewed while alive
+    listen: Mapped[str | None] = mapped_column(String(300))  # the API address, for messages
 
 
 class KnownClaim(Base):
@@ -200,3 +240,16 @@ class KnownClaim(Base):
     source: Mapped[str | None] = mapped_column(Text)
     first_reported: Mapped[str | None] = mapped_column(String(40))
     aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class SkippedUrl(Base):
+    """A fetched page that was not stored (off topic): not fetched again by later crawls."""
+
+    __tablename__ = "skipped_urls"
+    __table_args__ = (UniqueConstraint("topic", "url", name="uq_skipped_urls_topic_url"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(2000))
+    reason: Mapped[str] = mapped_column(String(40))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

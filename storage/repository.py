@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,7 @@ from storage.models import (
     ArticleClaim,
     ClaimCandidate,
     KnownClaim,
+    SkippedUrl,
     SourceState,
     utcnow,
 )
@@ -93,8 +95,16 @@ def insert_ignore(session: Session, table, values: dict) -> int:  # type: ignore
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    result = session.execute(insert(table).values(**values).on_conflict_do_nothing())
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg reports rowcount -1 for this statement.
+    statement = insert(table).values(**values).on_conflict_do_nothing()
+    result = session.execute(statement.returning(*table.primary_key.columns))
+    return len(result.fetchall())
+
+
+def _insert_many(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    """INSERT ``rows`` into ``model``'s table in one executemany (column defaults applied)."""
+    if rows:
+        session.execute(model.__table__.insert(), rows)
 
 
 class Store:
@@ -106,7 +116,7 @@ class Store:
     # -- lookups -------------------------------------------------------------------------------
 
     def known_urls(self, topic: str) -> set[str]:
-        """Canonical and fetched URLs already stored for ``topic`` (incremental crawls)."""
+        """URLs already stored or skipped for ``topic``: incremental crawls do not fetch them."""
         with self.sessions() as session:
             rows = session.execute(
                 select(Article.url, Article.canonical_url).where(Article.topic == topic)
@@ -115,7 +125,17 @@ class Store:
             for url, canonical in rows:
                 known.add(url)
                 known.add(canonical)
+            known.update(
+                session.scalars(select(SkippedUrl.url).where(SkippedUrl.topic == topic))
+            )
             return known
+
+    def mark_skipped(self, topic: str, urls: Iterable[str], reason: str) -> None:
+        """Remember pages fetched but not stored (e.g. off topic) so they are not fetched again."""
+        with self.sessions.begin() as session:
+            for url in dict.fromkeys(urls):
+                insert_ignore(session, SkippedUrl.__table__,
+                              {"topic": topic, "url": url, "reason": reason, "seen_at": utcnow()})
 
     def find_by_url(self, topic: str, canonical_url: str) -> int | None:
         with self.sessions() as session:
@@ -209,33 +229,35 @@ class Store:
             assert article_id is not None
             if not inserted:
                 return SaveResult(article_id, created=False)
-            session.add_all(
-                ArticleClaim(
-                    article_id=article_id,
-                    claim_id=m.claim_id,
-                    sentence=m.sentence,
-                    sentence_index=m.sentence_index,
-                    score=m.score,
-                    tier=m.tier,
-                    conflict=m.conflict,
-                    claim_numbers=list(m.claim_numbers),
-                    article_numbers=list(m.article_numbers),
-                )
+            # One executemany per table (not one INSERT per ORM object: an article has
+            # ~50 band keys, and the store runs on the crawl's reactor thread).
+            _insert_many(session, ArticleClaim, [
+                {
+                    "article_id": article_id,
+                    "claim_id": m.claim_id,
+                    "sentence": m.sentence,
+                    "sentence_index": m.sentence_index,
+                    "score": m.score,
+                    "tier": m.tier,
+                    "conflict": m.conflict,
+                    "claim_numbers": list(m.claim_numbers),
+                    "article_numbers": list(m.article_numbers),
+                }
                 for m in record.matches
-            )
-            session.add_all(
-                ClaimCandidate(
-                    article_id=article_id,
-                    sentence=c.sentence,
-                    sentence_index=c.sentence_index,
-                    score=c.score,
-                )
+            ])
+            _insert_many(session, ClaimCandidate, [
+                {
+                    "article_id": article_id,
+                    "sentence": c.sentence,
+                    "sentence_index": c.sentence_index,
+                    "score": c.score,
+                }
                 for c in record.candidates
-            )
-            session.add_all(
-                ArticleBand(article_id=article_id, band_key=int(k))
+            ])
+            _insert_many(session, ArticleBand, [
+                {"article_id": article_id, "band_key": int(k)}
                 for k in dict.fromkeys(record.band_keys)
-            )
+            ])
             if record.duplicate_of_id is not None:
                 self._maybe_become_original(session, article_id, record)
         return SaveResult(article_id, created=True)

@@ -33,3 +33,40 @@ def demo_site_url() -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'claimwatch.sqlite'}"
+
+
+# -- PostgreSQL and Redis (tests/services.py): skipped with the reason when not reachable ------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A URL into this session's own PostgreSQL schema, migrated to head; dropped afterwards."""
+    from tests.services import POSTGRES_URL, postgres_error, postgres_schema, unavailable
+
+    error = postgres_error()
+    if error:
+        unavailable("PostgreSQL", POSTGRES_URL, error)
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on each backend: a temp SQLite file, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'claimwatch.sqlite'}"
+    from tests.services import empty_tables
+
+    url: str = request.getfixturevalue("postgres_url")
+    empty_tables(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    from tests.services import REDIS_URL, redis_error, unavailable
+
+    error = redis_error()
+    if error:
+        unavailable("Redis", REDIS_URL, error)
+    return REDIS_URL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,10 +17,12 @@ T0 = datetime(2022, 12, 15, 10, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def store(sqlite_url: str) -> Store:
-    engine = make_engine(sqlite_url)
+def store(db_url: str) -> Iterator[Store]:
+    """A store on each backend (SQLite, PostgreSQL: see the ``db_url`` fixture)."""
+    engine = make_engine(db_url)
     init_db(engine)
-    return Store(session_factory(engine))
+    yield Store(session_factory(engine))
+    engine.dispose()
 
 
 def record(n: int, **kw: object) -> ArticleRecord:

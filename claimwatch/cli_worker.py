@@ -1,0 +1,142 @@
+"""``claimwatch worker`` and ``claimwatch enqueue``: distributed crawling on Redis."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+# Not imported from claimwatch.cli: that module imports this one at its end, and runs as
+# __main__ under `python -m claimwatch.cli`.
+DB_OPTION_HELP = "Database URL (default: $CLAIMWATCH_DB, else a SQLite file in your data dir)."
+REDIS_OPTION_HELP = "Redis URL, e.g. redis://queue-host:6379/0 (default: $CLAIMWATCH_REDIS_URL)."
+PREFIX_OPTION_HELP = "Namespace of the deployment's keys in Redis ($CLAIMWATCH_REDIS_PREFIX)."
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def distributed_errors(func: F) -> F:
+    """User errors (bad topic, schema, Redis or database unreachable) become one line."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from redis.exceptions import RedisError
+        from sqlalchemy.exc import ArgumentError, OperationalError
+
+        from config.loader import ConfigError
+        from crawler.distributed import DistributedError
+        from storage.schema import SchemaError
+
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, DistributedError, SchemaError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        except RedisError as exc:
+            raise click.ClickException(f"Redis error: {exc}") from exc
+        except OperationalError as exc:
+            raise click.ClickException(f"database error: {exc.orig}") from exc
+        except ArgumentError as exc:
+            raise click.ClickException(f"bad database URL: {exc}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _parse_settings(overrides: tuple[str, ...]) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--set")
+        settings[name.strip()] = value
+    return settings
+
+
+@click.command()
+@click.option("--redis", "redis_url", envvar="CLAIMWATCH_REDIS_URL", required=True,
+              help=REDIS_OPTION_HELP)
+@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@click.option("--prefix", envvar="CLAIMWATCH_REDIS_PREFIX", default="claimwatch",
+              show_default=True, help=PREFIX_OPTION_HELP)
+@click.option("--max-jobs", type=click.IntRange(min=1),
+              help="Jobs worked on at once (default: CLAIMWATCH_WORKER_MAX_JOBS).")
+@click.option("--id", "worker_id", help="This worker's name (default: host:pid:random).")
+@click.option("--burst", is_flag=True, help="Exit once no job is left, instead of waiting.")
+@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
+              help="Override a Scrapy/claimwatch setting, e.g. --set CONCURRENT_REQUESTS=32.")
+@distributed_errors
+def worker(redis_url: str, db_url: str | None, prefix: str, max_jobs: int | None,
+           worker_id: str | None, burst: bool, overrides: tuple[str, ...]) -> None:
+    """Crawl the jobs queued in Redis, together with workers on other machines.
+
+    Workers share each crawl's request queue and duplicate filter in Redis and store
+    into one database (PostgreSQL when they run on several machines). Topic files must
+    be at the same paths as on the machine that queues the crawls. SIGTERM stops the
+    worker gracefully; the others take over what it had not started.
+
+    \b
+    Example:
+      claimwatch worker --redis redis://queue-host:6379/0 \\
+          --db postgresql+psycopg://claimwatch@db-host/claimwatch
+    """
+    from claimwatch.worker import WorkerOptions, run_worker
+    from storage.db import default_db_url
+
+    outcomes = run_worker(WorkerOptions(
+        redis_url=redis_url, db_url=db_url or default_db_url(), prefix=prefix,
+        settings=_parse_settings(overrides), worker_id=worker_id, max_jobs=max_jobs,
+        burst=burst,
+    ))
+    for outcome in outcomes:
+        counts = ", ".join(f"{k} {v}" for k, v in outcome.counts.items() if v) or "no work"
+        click.echo(f"{outcome.topic}/{outcome.source} job {outcome.job_id}: {outcome.status} "
+                   f"({counts}){': ' + outcome.error if outcome.error else ''}")
+
+
+@click.command()
+@click.argument("topic_file", type=click.Path(path_type=Path))
+@click.option("--source", "sources", multiple=True, metavar="NAME",
+              help="Queue only this source (repeatable).")
+@click.option("--redis", "redis_url", envvar="CLAIMWATCH_REDIS_URL", required=True,
+              help=REDIS_OPTION_HELP)
+@click.option("--prefix", envvar="CLAIMWATCH_REDIS_PREFIX", default="claimwatch",
+              show_default=True, help=PREFIX_OPTION_HELP)
+@click.option("--wait", type=float, metavar="SECONDS",
+              help="Wait up to SECONDS for the workers to finish the crawls.")
+@distributed_errors
+def enqueue(topic_file: Path, sources: tuple[str, ...], redis_url: str, prefix: str,
+            wait: float | None) -> None:
+    """Queue a crawl of a topic's sources for the workers, now.
+
+    A source whose previous crawl is still queued or running is not queued twice.
+
+    \b
+    Example:
+      claimwatch enqueue config/topics/twitter-child-safety.yaml --redis redis://queue-host:6379/0
+    """
+    from crawler.distributed import enqueue_topic, wait_for_jobs
+
+    results = enqueue_topic(redis_url, topic_file, sources or None, trigger="manual",
+                            prefix=prefix)
+    for result in results:
+        job = result.job
+        state = "queued" if result.created else "already queued or running"
+        click.echo(f"{job.topic}/{job.source}: {state} as job {job.id}")
+    if wait is None:
+        return
+    try:
+        done = wait_for_jobs(redis_url, [r.job.id for r in results], timeout=wait, prefix=prefix)
+    except TimeoutError as exc:
+        raise click.ClickException(str(exc)) from exc
+    failed = False
+    for result in results:
+        record = done[result.job.id]
+        errors = record.get("errors") or []
+        failed = failed or bool(errors)
+        click.echo(f"{result.job.topic}/{result.job.source}: finished"
+                   + (f" with errors: {'; '.join(errors)}" if errors else ""))
+    if failed:
+        sys.exit(1)

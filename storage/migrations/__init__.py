@@ -1,0 +1,1 @@
+"""Alembic migrations of the claimwatch schema (run them with ``claimwatch db upgrade``)."""

@@ -1,0 +1,1 @@
+"""Migration scripts, oldest first. New ones: ``claimwatch db revision -m "what changed"``."""
