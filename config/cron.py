@@ -1,4 +1,4 @@
-"""Standard 5-field cron expressions: validation and APScheduler 3 triggers.
+"""Source schedules: 5-field cron expressions or intervals, and APScheduler 3 triggers.
 
 Topic files use ordinary crontab syntax (``minute hour day-of-month month
 day-of-week``, Sunday is 0 or 7). APScheduler 3 reads that syntax slightly
@@ -6,6 +6,10 @@ differently: ``CronTrigger.from_crontab`` treats day-of-week 0 as *Monday*,
 rejects 7, and requires both day fields to match when crontab requires either.
 :func:`cron_trigger` builds a trigger with crontab's meaning, so always use it
 instead of ``CronTrigger.from_crontab``.
+
+A schedule may also be an interval, ``every <N><s|m|h|d>`` (``every 30m``):
+:func:`normalize_schedule` validates either form and :func:`schedule_trigger`
+builds the trigger for it.
 """
 
 from __future__ import annotations
@@ -13,12 +17,24 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
-__all__ = ["CronSpec", "cron_trigger", "normalize_cron", "parse_cron"]
+__all__ = [
+    "CronSpec",
+    "cron_trigger",
+    "is_interval",
+    "normalize_cron",
+    "normalize_schedule",
+    "parse_cron",
+    "parse_duration",
+    "parse_interval",
+    "schedule_trigger",
+]
 
 MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -214,3 +230,86 @@ def cron_trigger(
             jitter=jitter,
         )
     return CronTrigger(day=day, day_of_week=weekday, jitter=jitter, **common)
+
+
+# ---------------------------------------------------------------------------
+# Intervals ("every 30m") and durations ("90s", "2h")
+# ---------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^(\d+)\s*([smhd]?)$", re.IGNORECASE)
+_INTERVAL = re.compile(r"^every\b\s*(.*)$", re.IGNORECASE)
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """``90``/``90s``, ``30m``, ``2h`` or ``1d`` as a timedelta (a bare number is seconds).
+
+    Raises ``ValueError`` with a one-line reason.
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"expected a duration such as 30s, 10m or 2h, got {text!r}")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ValueError(f"a duration cannot be negative, got {text!r}")
+        return timedelta(seconds=text)
+    match = _DURATION.match(str(text).strip())
+    if not match:
+        raise ValueError(f"expected a duration such as 30s, 10m or 2h, got {text!r}")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+
+
+def is_interval(expression: str) -> bool:
+    """Whether ``expression`` is meant as an interval schedule (starts with ``every``)."""
+    return isinstance(expression, str) and _INTERVAL.match(expression.strip()) is not None
+
+
+def parse_interval(expression: str) -> timedelta:
+    """``every <N><s|m|h|d>`` as a timedelta. Raises ``ValueError`` with a one-line reason."""
+    match = _INTERVAL.match(expression.strip()) if isinstance(expression, str) else None
+    if not match:
+        raise ValueError(f"expected 'every <N><s|m|h|d>' such as 'every 30m', got {expression!r}")
+    amount = match.group(1).strip()
+    if not _DURATION.match(amount) or not amount[-1:].isalpha():
+        raise ValueError(
+            f"expected a number and a unit (s, m, h or d) after 'every', such as 'every 30m',"
+            f" got {amount!r}"
+        )
+    interval = parse_duration(amount)
+    if interval <= timedelta(0):
+        raise ValueError("the interval must be at least 1 second")
+    return interval
+
+
+def _interval_text(interval: timedelta) -> str:
+    seconds = int(interval.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"every {seconds // size}{unit}"
+    return f"every {seconds}s"
+
+
+def normalize_schedule(expression: str) -> str:
+    """Validate a cron expression or an ``every <N><unit>`` interval and normalize it.
+
+    Intervals are written in their largest whole unit (``every 60m`` becomes
+    ``every 1h``, ``every 90m`` stays). Raises ``ValueError``.
+    """
+    if is_interval(expression):
+        return _interval_text(parse_interval(expression))
+    return normalize_cron(expression)
+
+
+def schedule_trigger(
+    expression: str,
+    timezone: object = None,
+    jitter: int | None = None,
+) -> BaseTrigger:
+    """The APScheduler 3 trigger for a source schedule: an interval or crontab's meaning.
+
+    Raises ``ValueError`` for an invalid schedule.
+    """
+    if is_interval(expression):
+        interval = parse_interval(expression)
+        return IntervalTrigger(seconds=int(interval.total_seconds()), timezone=timezone,
+                               jitter=jitter)
+    return cron_trigger(expression, timezone=timezone, jitter=jitter)

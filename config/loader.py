@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .cron import normalize_cron
+from .cron import is_interval, normalize_schedule
 from .models import SOURCE_KINDS, Claim, Query, Source, Topic
 
 __all__ = ["ConfigError", "append_claim", "load_claims", "load_topic"]
@@ -495,14 +495,14 @@ def _load_sources(doc: _Yaml, data: dict[Any, Any], has_serve_dir: bool) -> tupl
             value = item["schedule"]
             if not isinstance(value, str):
                 raise doc.error(
-                    (*at, "schedule"), _type_problem('a cron expression such as "0 * * * *"', value)
+                    (*at, "schedule"),
+                    _type_problem('a cron expression such as "0 * * * *" or "every 30m"', value),
                 )
             try:
-                schedule = normalize_cron(value)
+                schedule = normalize_schedule(value)
             except ValueError as exc:
-                raise doc.error(
-                    (*at, "schedule"), f"invalid cron expression {value!r}: {exc}"
-                ) from None
+                what = "interval schedule" if is_interval(value) else "cron expression"
+                raise doc.error((*at, "schedule"), f"invalid {what} {value!r}: {exc}") from None
 
         options = {key: value for key, value in item.items() if key not in SOURCE_KEYS}
         for key in options:

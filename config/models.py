@@ -52,7 +52,7 @@ class Source:
     name: str
     kind: str  # one of SOURCE_KINDS
     url: str
-    schedule: str | None = None  # 5-field cron expression, or None for manual only
+    schedule: str | None = None  # cron expression or "every 30m"; None for manual only
     options: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
 
 

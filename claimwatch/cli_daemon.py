@@ -1,0 +1,125 @@
+"""``claimwatch daemon``: scheduled crawls, manual triggers and the JSON API.
+
+Registered on the main group in ``claimwatch/cli.py``. Thin: parses options and
+calls :func:`claimwatch.daemon.run_daemon`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+# (Not imported from claimwatch.cli, which imports this module to register it.)
+DB_OPTION_HELP = "Database URL (default: $CLAIMWATCH_DB, else a SQLite file in your data dir)."
+TOKEN_ENV = "CLAIMWATCH_WEB_TOKEN"
+
+
+def _duration(value: str, option: str) -> timedelta:
+    from config.cron import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+@click.command("daemon")
+@click.argument("topic_files", nargs=-1, required=True, metavar="TOPIC_FILE...",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@click.option("--listen", default="127.0.0.1:8750", show_default=True, metavar="HOST:PORT",
+              help="Address of the JSON API (port 0: any free port; 'none': no API).")
+@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
+              help="Override a setting for every crawl, e.g. --set DOWNLOAD_DELAY=2.")
+@click.option("--crawl-timeout", default="1h", show_default=True, metavar="DURATION",
+              help="Stop a crawl that runs longer (a source's `timeout:` option overrides it).")
+@click.option("--grace", default="30s", show_default=True, metavar="DURATION",
+              help="On SIGTERM/SIGINT, how long running crawls may take to finish.")
+@click.option("--misfire-grace", default="5m", show_default=True, metavar="DURATION",
+              help="A scheduled crawl missed by less than this (daemon down, busy) still runs,"
+                   " once.")
+@click.option("--max-parallel", default=4, show_default=True, type=click.IntRange(1, 256),
+              help="Scheduled crawls running at the same time.")
+@click.option("--kill-grace", default="10s", show_default=True, metavar="DURATION",
+              help="Time between SIGTERM and SIGKILL when a crawl is stopped.")
+@click.option("--token", envvar=TOKEN_ENV, metavar="TOKEN",
+              help=f"Access token for the API and review page (or ${TOKEN_ENV}); required to "
+                   "listen on a non-loopback address. API clients send Authorization: Bearer.")
+def daemon(topic_files: tuple[Path, ...], db_url: str | None, listen: str,
+           overrides: tuple[str, ...], crawl_timeout: str, grace: str, misfire_grace: str,
+           max_parallel: int, kill_grace: str, token: str | None) -> None:
+    """Crawl the topic files' sources on their schedules, until SIGTERM.
+
+    Each source's `schedule` is a cron expression ("*/30 * * * *") or an interval
+    ("every 30m"); each crawl runs in its own process and is recorded in the
+    database's crawl history. The JSON API triggers crawls and reports health:
+
+    \b
+      GET  /api/health      scheduler, running crawls, per-source gap alarms
+      GET  /api/runs        crawl history (?topic=&source=&status=&limit=)
+      POST /api/crawl       {"topic": "...", "source": "..."}: crawl now
+
+    Topic files are re-read when they change or on SIGHUP. SIGTERM or SIGINT
+    stops scheduling, lets running crawls finish for --grace, stops the rest and
+    exits 0. One daemon per database: a second one refuses to start.
+
+    \b
+    Example:
+      claimwatch daemon config/topics/twitter-child-safety.yaml --listen 127.0.0.1:8750
+      curl -s -X POST -H 'Content-Type: application/json' \\
+           -d '{"source": "nbc-tech"}' http://127.0.0.1:8750/api/crawl
+    """
+    from sqlalchemy.exc import OperationalError
+
+    from claimwatch.api import check_listen, parse_listen
+    from claimwatch.daemon import DaemonError, DaemonOptions, run_daemon
+    from storage.db import default_db_url
+
+    settings: dict[str, str] = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--set")
+        settings[name.strip()] = value
+    try:
+        address = parse_listen(listen)
+        if address is not None:
+            check_listen(address[0], token)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--listen") from None
+
+    # The daemon's own progress (runs started/finished, reloads) is worth logging by
+    # default; crawls log warnings unless -vv.
+    root = logging.getLogger()
+    if root.getEffectiveLevel() > logging.INFO:
+        logging.getLogger("claimwatch").setLevel(logging.INFO)
+        for handler in root.handlers:
+            handler.setLevel(min(handler.level, logging.INFO) if handler.level else 0)
+    verbose = 0 if root.getEffectiveLevel() > logging.INFO else \
+        1 if root.getEffectiveLevel() == logging.INFO else 2
+
+    options = DaemonOptions(
+        topic_files=topic_files,
+        db_url=db_url or default_db_url(),
+        listen=address,
+        settings=settings,
+        crawl_timeout=_duration(crawl_timeout, "--crawl-timeout"),
+        grace=_duration(grace, "--grace"),
+        misfire_grace=_duration(misfire_grace, "--misfire-grace"),
+        kill_grace=_duration(kill_grace, "--kill-grace"),
+        max_parallel=max_parallel,
+        crawl_verbose=max(verbose - 1, 0),
+        token=token,
+    )
+    try:
+        code = run_daemon(options)
+    except DaemonError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OperationalError as exc:
+        raise click.ClickException(f"database error: {exc.orig}") from exc
+    if code:
+        sys.exit(code)
