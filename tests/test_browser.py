@@ -1,0 +1,197 @@
+"""End to end in a real headless Chromium (Debian's ``chromium`` + ``chromedriver``).
+
+One real crawl of the offline demo topic fills a temp database; the review page is
+served on 127.0.0.1 in this process; Selenium drives Chromium to mark an article
+reviewed and checks that it leaves the list and the digest. A stored article full of
+``<script>``/``onerror=`` payloads is opened to check that nothing in it runs.
+Skipped, with the reason, when Chromium, chromedriver or Selenium is missing
+(``.ci/run`` installs them). Screenshots go to the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claimwatch.digest import build_digest, parse_since
+from claimwatch.web import make_app, make_server
+from config.loader import load_topic
+from storage.db import open_db
+from storage.models import Article, utcnow
+from storage.repository import ArticleRecord, MatchRecord, Store
+from tests.review_fixtures import XSS_IMG, XSS_SENTENCE, XSS_TITLE
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_TOPIC = REPO / "config" / "topics" / "demo.yaml"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
+           "chromium-driver; .ci/run does it)",
+)
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The demo topic crawled once, for real, in a subprocess (as a user would)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'demo.sqlite'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "claimwatch.cli", "crawl", str(DEMO_TOPIC), "--db", url,
+         "--set", "CLAIMWATCH_SITE_PORT=0"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    engine, sessions = open_db(url)
+    try:
+        Store(sessions).save(ArticleRecord(
+            topic="demo-twitter-child-safety", source="demo-wire",
+            url='javascript:window.__pwned="link"', canonical_url="https://evil.example/x",
+            title=XSS_TITLE, outlet='Evil" onmouseover="window.__pwned=2', fetched_at=utcnow(),
+            text=f"Intro.\n{XSS_SENTENCE}\n{XSS_IMG}<script>window.__pwned='body'</script>",
+            content_hash="hostile",
+            matches=[MatchRecord("tns-staff-25-of-1600", XSS_SENTENCE, 1, 88.0, "linked")],
+        ))
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="module")
+def site(demo_db: str) -> Iterator[tuple[str, Any]]:
+    engine, sessions = open_db(demo_db)
+    app = make_app(sessions, [load_topic(DEMO_TOPIC)])
+    server = make_server("127.0.0.1", 0, app)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", sessions
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--window-size=1280,1400",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver path: Selenium Manager (which downloads drivers) is never run.
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
+                              options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def pick_article(sessions: Any) -> dict[str, Any]:
+    """An original with no copies and a title no other article shares a word run with."""
+    with sessions() as session:
+        digest = build_digest(session, since=parse_since("3650d"))
+    articles = digest["articles"]
+    copied = {a["duplicate_of"]["id"] for a in articles if a["duplicate_of"]}
+    for a in articles:
+        title = a["title"] or ""
+        if (a["duplicate_of"] is None and a["id"] not in copied and title and "<" not in title
+                and sum(title in (b["title"] or "") for b in articles) == 1):
+            return a
+    raise AssertionError("the demo digest has no stand-alone article")
+
+
+def test_mark_reviewed_in_chromium_leaves_the_digest(site: tuple[str, Any], browser: Any,
+                                                     tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, sessions = site
+    target = pick_article(sessions)
+    aid, title = target["id"], target["title"]
+
+    browser.get(base + "/digest?since=3650d")
+    assert title in browser.find_element(By.TAG_NAME, "body").text
+
+    browser.get(base + "/")
+    card = browser.find_element(By.ID, f"article-{aid}")
+    assert title in card.text
+    browser.save_screenshot(str(tmp_path / "review-list-before.png"))
+    card.find_element(By.CSS_SELECTOR, "button[data-action='reviewed']").click()
+    flash = WebDriverWait(browser, 15).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "p.flash"))
+    )
+    assert f"#{aid}" in flash.text and "marked reviewed" in flash.text
+    assert browser.find_elements(By.ID, f"article-{aid}") == []
+    screenshot = tmp_path / "review-list.png"
+    browser.save_screenshot(str(screenshot))
+    print(f"screenshot: {screenshot}")
+
+    with sessions() as session:
+        assert session.get(Article, aid).review_status == "reviewed"
+    browser.get(base + "/digest?since=3650d")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert title not in body
+    assert "Source health" in body or "New reports" in body  # the digest itself still renders
+
+    # The article is still there under "reviewed", and its page reads well.
+    browser.get(base + "/?status=reviewed")
+    assert browser.find_elements(By.ID, f"article-{aid}")
+    browser.get(base + f"/article/{aid}")
+    assert browser.find_element(By.CSS_SELECTOR, "#status").text == "reviewed"
+    assert browser.find_elements(By.CSS_SELECTOR, "mark.hl-claim, mark.hl-suggested")
+    browser.save_screenshot(str(tmp_path / "review-article.png"))
+
+
+def test_hostile_article_runs_nothing_in_chromium(site: tuple[str, Any], browser: Any,
+                                                  tmp_path: Path) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    base, sessions = site
+    with sessions() as session:
+        from sqlalchemy import select
+
+        hostile = session.scalar(select(Article.id).where(Article.content_hash == "hostile"))
+    browser.get_log("browser")  # drop earlier entries
+    for url in (base + "/?status=all", base + f"/article/{hostile}", base + "/claims",
+                base + "/digest?since=3650d"):
+        browser.get(url)
+        bait = browser.find_elements(By.XPATH, "//*[contains(text(), 'onmouseover')]")
+        for element in bait[:3]:  # the outlet's onmouseover= payload, shown as text
+            ActionChains(browser).move_to_element(element).perform()
+        assert browser.execute_script("return window.__pwned") is None, url
+        with pytest.raises(NoAlertPresentException):
+            browser.switch_to.alert.text  # noqa: B018 - raises when no alert is open
+    browser.get(base + f"/article/{hostile}")
+    assert browser.find_element(By.ID, "title").text == XSS_TITLE  # shown as text
+    assert XSS_IMG in browser.find_element(By.ID, "text").text
+    assert browser.find_elements(By.CSS_SELECTOR, "main img, main svg, main script") == []
+    links = [a.get_attribute("href") or "" for a in browser.find_elements(By.TAG_NAME, "a")]
+    assert not any(link.startswith("javascript:") for link in links)
+    # Nothing even tried to run: a blocked inline script would log a CSP violation.
+    problems = [e["message"] for e in browser.get_log("browser")
+                if "Content Security Policy" in e["message"] or "pwned" in e["message"]]
+    assert problems == []
+    browser.save_screenshot(str(tmp_path / "hostile-article.png"))
