@@ -57,7 +57,7 @@ __all__ = [
 DEFAULT_LINKED_MIN = 72.0
 DEFAULT_SUGGESTED_MIN = 30.0
 # find_candidates: how claim-like (0..1) a sentence must look.
-DEFAULT_CANDIDATE_MIN = 0.5
+DEFAULT_CANDIDATE_MIN = 0.7
 # A sentence whose figures contradict a claim's is a *conflict* only when the rest of
 # it says the claim almost word for word (figures masked); below this score it is a
 # different statement with other figures, so no match at all (and maybe a new claim).
@@ -371,12 +371,9 @@ def _bm25_feature(index: ClaimIndex, rows: np.ndarray, bm25: np.ndarray) -> np.n
     return np.log1p(bm25 / index.unknown_idf)
 
 
-def _fuzzy(scorer: Any, query: str, choices: list[str], out: np.ndarray, lo: int, hi: int) -> None:
-    if hi - lo >= 4:
-        out[lo:hi] = process.cdist([query], choices, scorer=scorer, workers=1)[0]
-    else:
-        for i, choice in enumerate(choices):
-            out[lo + i] = scorer(query, choice)
+def _fuzzy(scorer: Any, queries: list[str], choices: list[str]) -> np.ndarray:
+    """``scorer(queries[i], choices[i])`` for every pair, in one rapidfuzz call."""
+    return process.cpdist(queries, choices, scorer=scorer, dtype=np.float64, workers=1)
 
 
 def _feature_matrix(
@@ -392,8 +389,8 @@ def _feature_matrix(
 
     The fuzzy scores use pre-normalised strings (content words with figures
     masked, and the masked normalised text), so no rapidfuzz processor is needed;
-    each query's candidates go through one ``cdist`` call per scorer (on one
-    thread: a handful of candidates is cheaper than starting workers).
+    all pairs go through one ``cpdist`` call per scorer (on one thread: a few
+    dozen pairs are cheaper than starting workers).
     """
     n = len(rows)
     feats = np.zeros((n, len(FEATURES)), dtype=np.float64)
@@ -404,23 +401,15 @@ def _feature_matrix(
     feats[:, 0] = np.divide(shared, mass, out=np.zeros(n), where=mass > 0)
     feats[:, 1] = np.divide(shared, q_mass, out=np.zeros(n), where=q_mass > 0)
     feats[:, 2] = _bm25_feature(index, rows, bm25)
-    set_r = np.zeros(n)
-    sort_r = np.zeros(n)
-    ratio_r = np.zeros(n)
     rows_l = rows.tolist()
     q_l = q.tolist()
-    bounds = np.flatnonzero(np.diff(q)) + 1
-    for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), n], strict=True):
-        query = queries[q_l[lo]]
-        words = _fuzzy_words(query)
-        choices_w = [index.row_words[r] for r in rows_l[lo:hi]]
-        choices_m = [index.row_masked[r] for r in rows_l[lo:hi]]
-        _fuzzy(fuzz.token_set_ratio, words, choices_w, set_r, lo, hi)
-        _fuzzy(fuzz.token_sort_ratio, words, choices_w, sort_r, lo, hi)
-        _fuzzy(fuzz.ratio, query.masked, choices_m, ratio_r, lo, hi)
-    feats[:, 3] = set_r / 100.0
-    feats[:, 4] = sort_r / 100.0
-    feats[:, 5] = ratio_r / 100.0
+    query_words = {qi: _fuzzy_words(queries[qi]) for qi in dict.fromkeys(q_l)}
+    words = [query_words[qi] for qi in q_l]
+    choices_w = [index.row_words[r] for r in rows_l]
+    feats[:, 3] = _fuzzy(fuzz.token_set_ratio, words, choices_w) / 100.0
+    feats[:, 4] = _fuzzy(fuzz.token_sort_ratio, words, choices_w) / 100.0
+    feats[:, 5] = _fuzzy(fuzz.ratio, [queries[qi].masked for qi in q_l],
+                         [index.row_masked[r] for r in rows_l]) / 100.0
     last = -1
     q_figures: frozenset[str] = frozenset()
     q_words: frozenset[str] = frozenset()
@@ -508,6 +497,8 @@ def _other_figures(
     index: ClaimIndex, row: int, feats: TextFeatures, score: float, conflict_min: float
 ) -> bool:
     """Figures contradict the claim and the wording is not close enough for a conflict."""
+    if not feats.numbers:
+        return False  # no figures, nothing to contradict (numbers_conflict says so, slower)
     return score < conflict_min and numbers_conflict(_claim_numbers(index, row), feats.numbers)
 
 
@@ -610,9 +601,14 @@ def _score_queries(
     if len(q) == 0:
         return out
     if min_probability > 0.0:
-        words_len = np.array([len(_fuzzy_words(f)) for f in queries], dtype=np.float64)
-        masked_len = np.array([len(f.masked) for f in queries], dtype=np.float64)
-        figures = np.array([_salient_figures(f) for f in queries], dtype=bool)
+        words_len = np.zeros(len(queries))
+        masked_len = np.zeros(len(queries))
+        figures = np.zeros(len(queries), dtype=bool)
+        for qi in dict.fromkeys(q.tolist()):  # only queries with candidates
+            f = queries[qi]
+            words_len[qi] = len(_fuzzy_words(f))
+            masked_len[qi] = len(f.masked)
+            figures[qi] = _salient_figures(f)
         per_pair = (np.asarray(masses)[q], words_len[q], masked_len[q], figures[q])
         bound = _logit_bound(index, per_pair, rows, shared, bm25)
         keep = np.flatnonzero(bound >= math.log(min_probability / (1.0 - min_probability)))
@@ -790,10 +786,13 @@ def find_candidates(
     sentence repeating it is not new either), with the same exception.
     """
     known_figures: dict[int, set[str]] = {}
+    conflicting = {m.sentence_index for m in matches if m.conflict}  # flagged as conflicts
     for m in matches:
         known_figures.setdefault(m.sentence_index, set()).update(m.claim_numbers)
     found: list[tuple[int, TextFeatures, float]] = []
     for si, sentence in enumerate(sentences):
+        if si in conflicting:
+            continue
         feats = analyse(sentence)
         if si in known_figures and not _new_figures(feats, known_figures[si]):
             continue

@@ -1,0 +1,538 @@
+"""Article analysis off the reactor thread: extraction and matching in worker processes.
+
+Scrapy runs every item pipeline on its reactor thread. trafilatura alone takes
+about 10-25 ms of CPU per page and claim matching a few more, so a crawl that
+analyses its pages in the reactor is capped at what one core extracts (under
+100 pages/s) and its downloads stall while it does. Here the pure, CPU-bound part
+of the pipeline runs in a pool of worker processes, so every core works and the
+reactor stays free for the network and the database:
+
+- :class:`Analyser` is that part, for one article: extract (trafilatura), topic
+  filter, sentence split, claim matching, new-claim candidates, content hash and
+  near-duplicate band keys (:meth:`Analyser.analyse`: :class:`ArticleJob` ->
+  :class:`Analysis`). Pure and picklable in and out; it knows nothing of Scrapy.
+  Its claims index and compiled query are built once per process: once in each
+  worker (the pool initializer), and in the crawl's own process only if it
+  analyses articles itself.
+- :class:`WorkerPool` is a ``ProcessPoolExecutor`` (``spawn``: the workers inherit
+  no reactor, threads or sockets) with back-pressure: at most ``max_pending``
+  articles are queued to or running in the workers; the other items wait in the
+  pipeline, and Scrapy stops downloading once the responses waiting there pass
+  ``SCRAPER_SLOT_MAX_ACTIVE_SIZE`` (5 MB), so memory stays bounded however fast
+  pages arrive. A worker that dies (a crash in a C library on a hostile page)
+  breaks the pool: it is restarted and the article tried once more; an article
+  that kills a worker twice is dropped and counted ``claimwatch/extract/worker_crashed``.
+- :class:`ArticleAnalysis` is what the pipeline stage uses (``analysis_for``): it
+  sends articles to the pool, or analyses them in the crawl's process while the
+  pool is not worth starting or not started yet. A crawl analyses its first
+  ``CLAIMWATCH_WORKERS_MIN_ITEMS`` articles itself, then starts the pool and keeps
+  analysing itself until the workers are up (a scheduled crawl of a dozen new
+  articles costs no worker start-up); with 0, every article goes to a worker
+  (the first ones wait for the workers to start). The crawlers of one process
+  (the sources of one topic) share one pool.
+
+What needs the database (dedup lookups against stored articles, the store)
+stays in the reactor process, in :mod:`pipeline.pipelines`. Settings:
+``CLAIMWATCH_WORKERS`` (None: one per CPU; 0: no workers),
+``CLAIMWATCH_WORKERS_MIN_ITEMS``, ``CLAIMWATCH_WORKERS_MAX_PENDING``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from config.models import Claim, Query
+from pipeline.claims import (
+    DEFAULT_CANDIDATE_MIN,
+    DEFAULT_LINKED_MIN,
+    DEFAULT_SUGGESTED_MIN,
+    Candidate,
+    ClaimIndex,
+    ClaimMatch,
+    find_candidates,
+    match_claims,
+)
+from pipeline.dedup import all_band_keys, content_hash
+from pipeline.extract import MIN_TEXT_CHARS, Extracted, ExtractionError, extract_article
+from pipeline.query import compile_query
+from pipeline.text import split_sentences
+
+logger = logging.getLogger(__name__)
+
+# A pool that broke this many times in one crawl is given up: the crawl goes on in its
+# own process (with a logged error), rather than spend its time restarting workers.
+MAX_RESTARTS = 10
+# Seconds to wait for the workers' start-up (imports + claims index) before giving up
+# on them; the crawl analyses in its own process meanwhile.
+START_TIMEOUT = 300.0
+
+
+# --------------------------------------------------------------------------- the pure part
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Everything an :class:`Analyser` is built from (picklable, hashable)."""
+
+    claims: tuple[Claim, ...] = ()
+    query: Query = field(default_factory=Query)
+    favor_precision: bool = True
+    min_chars: int = MIN_TEXT_CHARS
+    linked_min: float | None = None
+    suggested_min: float | None = None
+    candidate_min: float | None = None
+
+
+@dataclass(frozen=True)
+class ArticleJob:
+    """One fetched page to analyse."""
+
+    url: str
+    body: bytes | str
+    encoding: str | None = None
+    listed_title: str | None = None  # the feed's or sitemap's title, when the page has none
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What :meth:`Analyser.analyse` found in one page.
+
+    ``error`` is an :class:`~pipeline.extract.ExtractionError` reason (``empty``,
+    ``too_short``...) when no article was extracted; ``on_topic`` is False when
+    the topic query rejects it (then no claims, hash or band keys are computed).
+    """
+
+    extracted: Extracted | None = None
+    error: str | None = None
+    error_detail: str = ""
+    on_topic: bool = False
+    matches: tuple[ClaimMatch, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
+    content_hash: str | None = None
+    band_keys: tuple[int, ...] = ()
+    # (logger name, level, message) of what a worker process logged for this page
+    logs: tuple[tuple[str, int, str], ...] = ()
+    cpu_seconds: float = 0.0
+
+    def replay_logs(self) -> None:
+        """Log, in this process, what the worker logged while analysing the page."""
+        for name, level, message in self.logs:
+            target = logging.getLogger(name)
+            if target.isEnabledFor(level):
+                target.log(level, "%s", message)
+
+
+class Analyser:
+    """The CPU-bound part of the pipeline for one topic, built once per process."""
+
+    def __init__(self, config: AnalysisConfig) -> None:
+        self.config = config
+        self.index = ClaimIndex.build(config.claims)
+        self.query = compile_query(config.query)
+        self.linked_min = DEFAULT_LINKED_MIN if config.linked_min is None else config.linked_min
+        self.suggested_min = (DEFAULT_SUGGESTED_MIN if config.suggested_min is None
+                              else config.suggested_min)
+        self.candidate_min = (DEFAULT_CANDIDATE_MIN if config.candidate_min is None
+                              else config.candidate_min)
+
+    def analyse(self, job: ArticleJob) -> Analysis:
+        started = time.process_time()
+        try:
+            extracted = extract_article(
+                job.body,
+                job.url,
+                encoding=job.encoding,
+                favor_precision=self.config.favor_precision,
+                min_chars=self.config.min_chars,
+            )
+        except ExtractionError as exc:
+            return Analysis(error=exc.reason, error_detail=str(exc),
+                            cpu_seconds=time.process_time() - started)
+        title = extracted.title or job.listed_title
+        if not self.query.matches(title, extracted.text):
+            return Analysis(extracted=extracted, on_topic=False,
+                            cpu_seconds=time.process_time() - started)
+        sentences = split_sentences(extracted.text)
+        matches = (match_claims(sentences, self.index, linked_min=self.linked_min,
+                                suggested_min=self.suggested_min)
+                   if len(self.index) else [])
+        candidates = find_candidates(sentences, matches, index=self.index,
+                                     min_score=self.candidate_min)
+        return Analysis(
+            extracted=extracted,
+            on_topic=True,
+            matches=tuple(matches),
+            candidates=tuple(candidates),
+            content_hash=content_hash(extracted.text),
+            band_keys=tuple(all_band_keys(extracted.text)),
+            cpu_seconds=time.process_time() - started,
+        )
+
+
+# --------------------------------------------------------------------------- in a worker
+
+_WORKER: Analyser | None = None
+
+
+class _Capture(logging.Handler):
+    """Keeps what a worker logs for the page at hand, to be replayed by the crawl."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[tuple[str, int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.records.append((record.name, record.levelno, record.getMessage()))
+        except Exception:  # noqa: BLE001 - a bad log call must not lose the page
+            self.handleError(record)
+
+
+_CAPTURE = _Capture()
+
+
+def _init_worker(config: AnalysisConfig, log_level: int) -> None:
+    """Pool initializer: build this worker's analyser (claims index, query) once."""
+    global _WORKER
+    # Ctrl-C reaches the whole process group: the crawl handles it and stops the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        _die_with_parent()
+    root = logging.getLogger()
+    root.handlers[:] = [_CAPTURE]
+    root.setLevel(log_level)
+    _WORKER = Analyser(config)
+
+
+def _die_with_parent() -> None:
+    """SIGKILL this worker when the crawl process dies (kill -9, OOM): no orphans."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - exotic libc
+        pass
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def _analyse_in_worker(job: ArticleJob) -> Analysis:
+    assert _WORKER is not None, "worker not initialised"
+    _CAPTURE.records = []
+    result = _WORKER.analyse(job)
+    if _CAPTURE.records:
+        result = replace(result, logs=tuple(_CAPTURE.records))
+        _CAPTURE.records = []
+    return result
+
+
+# --------------------------------------------------------------------------- the pool
+
+
+class WorkerCrashed(RuntimeError):
+    """The article killed a worker process twice."""
+
+
+class WorkerPool:
+    """Worker processes, each with its own :class:`Analyser`; bounded in-flight work."""
+
+    def __init__(self, config: AnalysisConfig, workers: int, max_pending: int,
+                 log_level: int = logging.WARNING) -> None:
+        if workers < 1:
+            raise ValueError("a worker pool needs at least one worker")
+        self.config = config
+        self.workers = workers
+        self.max_pending = max(1, max_pending)
+        self.log_level = log_level
+        self.restarts = 0
+        self.failed: str | None = None  # why the pool was given up
+        self._executor: ProcessPoolExecutor | None = None
+        self._warmups: list[Future[int]] = []
+        self._started_at = 0.0
+        self._slots: asyncio.Semaphore | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._executor is not None
+
+    def start(self) -> None:
+        if self._executor is not None or self.failed:
+            return
+        self._started_at = time.monotonic()
+        self._executor = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.config, self.log_level),
+        )
+        # one per worker: each worker runs the initializer before its first task
+        self._warmups = [self._executor.submit(_ready) for _ in range(self.workers)]
+        logger.info("starting %s worker processes for article analysis", self.workers)
+
+    @property
+    def ready(self) -> bool:
+        """At least one worker is up (the others join as they come)."""
+        if self._executor is None or self.failed:
+            return False
+        done = [f for f in self._warmups if f.done()]
+        if any(f.exception() is None for f in done):
+            return True
+        if len(done) == len(self._warmups):
+            error = next((f.exception() for f in done), None)
+            self._give_up(f"the worker processes did not start: {error}")
+        elif time.monotonic() - self._started_at > START_TIMEOUT:
+            self._give_up(f"the worker processes did not start within {START_TIMEOUT:.0f} s")
+        return False
+
+    async def wait_ready(self) -> None:
+        """Until :attr:`ready` (or the pool is given up)."""
+        while self._executor is not None and not self.ready and not self.failed:
+            await asyncio.sleep(0.05)
+
+    async def analyse(self, job: ArticleJob) -> Analysis:
+        """Analyse ``job`` in a worker; at most ``max_pending`` jobs are in the pool at once."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_pending)
+        async with self._slots:
+            for attempt in (1, 2):
+                executor = self._executor
+                if executor is None:
+                    raise WorkerCrashed(self.failed or "the worker pool is closed")
+                try:
+                    return await asyncio.wrap_future(executor.submit(_analyse_in_worker, job))
+                except BrokenProcessPool as exc:
+                    logger.warning("a worker process died while analysing %s (attempt %s): %s",
+                                   job.url, attempt, exc)
+                    self._restart(executor)
+            raise WorkerCrashed(f"{job.url} killed a worker process twice")
+
+    def _restart(self, broken: ProcessPoolExecutor) -> None:
+        if self._executor is not broken:
+            return  # another job restarted it already
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._executor = None
+        self.restarts += 1
+        if self.restarts > MAX_RESTARTS:
+            self._give_up(f"the worker processes died {self.restarts} times")
+            return
+        self.start()
+
+    def _give_up(self, why: str) -> None:
+        if self.failed:
+            return
+        self.failed = why
+        logger.error("%s; analysing articles in the crawl's own process from now on", why)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            # not cancel_futures: a job awaiting its future gets its result or the pool's
+            # error (then it is analysed in the crawl's process), never a cancellation
+            executor.shutdown(wait=False)
+
+    def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- per crawl
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class _Shared:
+    """What the crawlers of one process share for one configuration."""
+
+    def __init__(self, config: AnalysisConfig, workers: int, max_pending: int) -> None:
+        self.config = config
+        self.users = 0
+        self.pool = WorkerPool(config, workers, max_pending, _log_level()) if workers else None
+        self._local: Analyser | None = None
+
+    @property
+    def local(self) -> Analyser:
+        if self._local is None:
+            self._local = Analyser(self.config)
+        return self._local
+
+    def drop_local(self) -> None:
+        """Free this process's analyser (its claims index) once the workers do the work."""
+        self._local = None
+
+
+_SHARED: dict[tuple[AnalysisConfig, int, int], _Shared] = {}
+
+
+def _log_level() -> int:
+    """The lowest level this process's logging would show (what workers should capture).
+
+    Not simply the root logger's level: Scrapy leaves it at NOTSET and filters in its
+    handler, and a worker capturing every DEBUG record of trafilatura runs far slower.
+    """
+    root = logging.getLogger()
+    handlers = [h.level for h in root.handlers] or [logging.WARNING]  # else: lastResort
+    return max(root.getEffectiveLevel(), min(handlers))
+
+
+class ArticleAnalysis:
+    """A crawler's access to article analysis: in worker processes or in this one."""
+
+    def __init__(self, crawler: Any, config: AnalysisConfig) -> None:
+        settings = crawler.settings
+        self.stats = crawler.stats
+        workers = settings.get("CLAIMWATCH_WORKERS")
+        self.workers = default_workers() if workers in (None, "") else int(workers)
+        if self.workers < 0:
+            raise ValueError(f"CLAIMWATCH_WORKERS must be 0 or more, got {workers!r}")
+        if self.workers and not _asyncio_reactor():
+            logger.warning("worker processes need Scrapy's asyncio reactor (TWISTED_REACTOR = "
+                           "'twisted.internet.asyncioreactor.AsyncioSelectorReactor'); "
+                           "analysing articles in the crawl's own process")
+            self.workers = 0
+        self.min_items = settings.getint("CLAIMWATCH_WORKERS_MIN_ITEMS", 20)
+        pending = settings.get("CLAIMWATCH_WORKERS_MAX_PENDING")
+        self.max_pending = 2 * self.workers if pending in (None, "") else int(pending)
+        self.key = (config, self.workers, self.max_pending)
+        self.seen = 0
+        self.closed = False
+        self._issued = 0  # pages handed to analyse(), in order
+        self._turn = 0  # the page whose analysis is handed back next
+        self._finished: set[int] = set()
+        self._waiting: dict[int, asyncio.Future[None]] = {}
+        shared = _SHARED.get(self.key)
+        if shared is None:
+            shared = _SHARED[self.key] = _Shared(config, self.workers, self.max_pending)
+        shared.users += 1
+        self.shared = shared
+
+    def count(self, key: str, n: int = 1) -> None:
+        if self.stats is not None:
+            self.stats.inc_value(f"claimwatch/{key}", n)
+
+    async def analyse(self, job: ArticleJob) -> Analysis:
+        """The page's :class:`Analysis`, from a worker when the pool is up.
+
+        Analyses run in parallel but are handed back in the order the pages came in:
+        what the stages after this one do with the database (which copy is stored
+        first and becomes the original) is what a crawl without workers would do.
+        """
+        seq = self._issued
+        self._issued += 1
+        try:
+            result = await self._analyse(job)
+            if self._turn != seq:
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiting[seq] = waiter
+                await waiter
+            return result
+        finally:
+            # The stages after this one are synchronous: they finish with this item
+            # before the next one, woken here, resumes.
+            self._finished.add(seq)
+            while self._turn in self._finished:
+                self._finished.remove(self._turn)
+                self._turn += 1
+            next_up = self._waiting.pop(self._turn) if self._turn in self._waiting else None
+            if next_up is not None and not next_up.done():
+                next_up.set_result(None)
+
+    async def _analyse(self, job: ArticleJob) -> Analysis:
+        self.seen += 1
+        pool = self.shared.pool
+        if pool is not None and not pool.failed:
+            if not pool.started and self.seen > self.min_items:
+                pool.start()
+            if pool.started and self.min_items == 0:
+                await pool.wait_ready()  # 0: every article in a worker, none in this process
+            if pool.ready:
+                self.shared.drop_local()
+                restarts = pool.restarts
+                try:
+                    result = await pool.analyse(job)
+                except WorkerCrashed as exc:
+                    self._count_restarts(pool.restarts - restarts)
+                    if pool.failed:
+                        logger.debug("%s", exc)
+                    else:
+                        return Analysis(error="worker_crashed", error_detail=str(exc))
+                else:
+                    self._count_restarts(pool.restarts - restarts)
+                    self.count("workers/pool")
+                    result.replay_logs()
+                    return result
+        self.count("workers/inline")
+        return self.shared.local.analyse(job)
+
+    def _count_restarts(self, n: int) -> None:
+        if n > 0:
+            self.count("workers/restarts", n)
+
+    def close(self) -> None:
+        """Release this crawler's share; the last one stops the workers."""
+        if self.closed:
+            return
+        self.closed = True
+        self.shared.users -= 1
+        if self.shared.users <= 0:
+            _SHARED.pop(self.key, None)
+            if self.shared.pool is not None:
+                self.shared.pool.close()
+
+
+def _asyncio_reactor() -> bool:
+    """Can the pipeline await asyncio futures (Scrapy's asyncio reactor, or a running loop)?"""
+    from scrapy.utils.asyncio import is_asyncio_available
+
+    try:
+        return is_asyncio_available()
+    except RuntimeError:  # no reactor installed: not in a crawl
+        return False
+
+
+def config_for(crawler: Any) -> AnalysisConfig:
+    """The crawl's :class:`AnalysisConfig`: its topic's claims and query, and the settings."""
+    from crawler.context import topic_for
+
+    settings = crawler.settings
+    topic = topic_for(crawler)
+
+    def optional_float(name: str) -> float | None:
+        value = settings.get(name)
+        return None if value in (None, "") else float(value)
+
+    return AnalysisConfig(
+        claims=tuple(topic.claims),
+        query=topic.query,
+        favor_precision=settings.getbool("CLAIMWATCH_EXTRACT_FAVOR_PRECISION", True),
+        min_chars=settings.getint("CLAIMWATCH_EXTRACT_MIN_CHARS", MIN_TEXT_CHARS),
+        linked_min=optional_float("CLAIMWATCH_CLAIM_LINKED_MIN"),
+        suggested_min=optional_float("CLAIMWATCH_CLAIM_SUGGESTED_MIN"),
+        candidate_min=optional_float("CLAIMWATCH_CANDIDATE_MIN"),
+    )
+
+
+def analysis_for(crawler: Any) -> ArticleAnalysis:
+    """The crawler's :class:`ArticleAnalysis`, made once (close it in ``close_spider``)."""
+    analysis = getattr(crawler, "_claimwatch_analysis", None)
+    if analysis is None or analysis.closed:
+        analysis = ArticleAnalysis(crawler, config_for(crawler))
+        crawler._claimwatch_analysis = analysis
+    return analysis
