@@ -13,8 +13,9 @@ from pathlib import Path
 
 import click
 
+from claimwatch.cli_common import DB_OPTION_HELP, parse_settings, user_message
+
 # (Not imported from claimwatch.cli, which imports this module to register it.)
-DB_OPTION_HELP = "Database URL (default: $CLAIMWATCH_DB, else a SQLite file in your data dir)."
 TOKEN_ENV = "CLAIMWATCH_WEB_TOKEN"
 
 
@@ -73,18 +74,11 @@ def daemon(topic_files: tuple[Path, ...], db_url: str | None, listen: str,
       curl -s -X POST -H 'Content-Type: application/json' \\
            -d '{"source": "nbc-tech"}' http://127.0.0.1:8750/api/crawl
     """
-    from sqlalchemy.exc import OperationalError
-
     from claimwatch.api import check_listen, parse_listen
     from claimwatch.daemon import DaemonError, DaemonOptions, run_daemon
     from storage.db import default_db_url
 
-    settings: dict[str, str] = {}
-    for item in overrides:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--set")
-        settings[name.strip()] = value
+    settings = parse_settings(overrides)
     try:
         address = parse_listen(listen)
         if address is not None:
@@ -119,7 +113,10 @@ def daemon(topic_files: tuple[Path, ...], db_url: str | None, listen: str,
         code = run_daemon(options)
     except DaemonError as exc:
         raise click.ClickException(str(exc)) from exc
-    except OperationalError as exc:
-        raise click.ClickException(f"database error: {exc.orig}") from exc
+    except Exception as exc:
+        message = user_message(exc)
+        if message is None:
+            raise
+        raise click.ClickException(message) from exc
     if code:
         sys.exit(code)

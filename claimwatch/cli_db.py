@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from claimwatch.cli_common import DB_OPTION_HELP, user_errors
+
 # Not imported from claimwatch.cli: that module imports this one at its end, and runs as
 # __main__ under `python -m claimwatch.cli`.
-DB_OPTION_HELP = "Database URL (default: $CLAIMWATCH_DB, else a SQLite file in your data dir)."
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def schema_errors(func: F) -> F:
-    """Schema and connection problems are user errors: one line, exit status 1."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import ArgumentError, OperationalError
-
-        from storage.schema import SchemaError
-
-        try:
-            return func(*args, **kwargs)
-        except SchemaError as exc:
-            raise click.ClickException(str(exc)) from exc
-        except OperationalError as exc:
-            raise click.ClickException(f"database error: {exc.orig}") from exc
-        except ArgumentError as exc:
-            raise click.ClickException(f"bad database URL: {exc}") from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 @contextmanager
@@ -63,7 +41,7 @@ def db() -> None:
 @click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
 @click.option("--revision", default="head", show_default=True, hidden=True,
               help="Upgrade to this revision instead of the newest.")
-@schema_errors
+@user_errors
 def upgrade(db_url: str | None, revision: str) -> None:
     """Create the schema, or migrate it to this claimwatch's version. Safe to run twice.
 
@@ -83,7 +61,7 @@ def upgrade(db_url: str | None, revision: str) -> None:
 
 @db.command()
 @click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
-@schema_errors
+@user_errors
 def current(db_url: str | None) -> None:
     """Print the database's schema revision and the one this claimwatch needs.
 
@@ -101,7 +79,7 @@ def current(db_url: str | None) -> None:
 
 @db.command()
 @click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
-@schema_errors
+@user_errors
 def check(db_url: str | None) -> None:
     """Exit 0 if the schema is current, else 1 with the command that fixes it.
 
@@ -119,7 +97,7 @@ def check(db_url: str | None) -> None:
 @db.command(hidden=True)
 @click.argument("revision")
 @click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
-@schema_errors
+@user_errors
 def stamp(revision: str, db_url: str | None) -> None:
     """Record REVISION as the schema's revision without changing anything (repairs only).
 
@@ -136,7 +114,7 @@ def stamp(revision: str, db_url: str | None) -> None:
 
 @db.command(hidden=True)
 @click.option("-m", "--message", required=True, help="What changed, e.g. 'add crawl leases'.")
-@schema_errors
+@user_errors
 def revision(message: str) -> None:
     """For developers: write a migration for the models' changes since the newest one.
 

@@ -12,44 +12,20 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
+
+from claimwatch.cli_common import DB_OPTION_HELP, user_errors
 
 logger = logging.getLogger(__name__)
 
 OUTBOX_ENV = "CLAIMWATCH_OUTBOX"
 TOKEN_ENV = "CLAIMWATCH_WEB_TOKEN"
-DB_OPTION_HELP = "Database URL (default: $CLAIMWATCH_DB, else a SQLite file in your data dir)."
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_errors(func: F) -> F:
-    """The library's user errors become one line and exit status 1 (no traceback).
-
-    (Not imported from claimwatch.cli, which imports this module to register it.)
-    """
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import OperationalError
-
-        from claimwatch.review import ReviewError
-        from config.loader import ConfigError
-
-        try:
-            return func(*args, **kwargs)
-        except (ConfigError, ReviewError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        except OperationalError as exc:
-            raise click.ClickException(f"database error: {exc.orig}") from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 @contextmanager

@@ -3,56 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
+from claimwatch.cli_common import DB_OPTION_HELP, parse_settings, user_errors
+
 # Not imported from claimwatch.cli: that module imports this one at its end, and runs as
 # __main__ under `python -m claimwatch.cli`.
-DB_OPTION_HELP = "Database URL (default: $CLAIMWATCH_DB, else a SQLite file in your data dir)."
 REDIS_OPTION_HELP = "Redis URL, e.g. redis://queue-host:6379/0 (default: $CLAIMWATCH_REDIS_URL)."
 PREFIX_OPTION_HELP = "Namespace of the deployment's keys in Redis ($CLAIMWATCH_REDIS_PREFIX)."
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def distributed_errors(func: F) -> F:
-    """User errors (bad topic, schema, Redis or database unreachable) become one line."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from redis.exceptions import RedisError
-        from sqlalchemy.exc import ArgumentError, OperationalError
-
-        from config.loader import ConfigError
-        from crawler.distributed import DistributedError
-        from storage.schema import SchemaError
-
-        try:
-            return func(*args, **kwargs)
-        except (ConfigError, DistributedError, SchemaError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        except RedisError as exc:
-            raise click.ClickException(f"Redis error: {exc}") from exc
-        except OperationalError as exc:
-            raise click.ClickException(f"database error: {exc.orig}") from exc
-        except ArgumentError as exc:
-            raise click.ClickException(f"bad database URL: {exc}") from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _parse_settings(overrides: tuple[str, ...]) -> dict[str, str]:
-    settings: dict[str, str] = {}
-    for item in overrides:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--set")
-        settings[name.strip()] = value
-    return settings
 
 
 @click.command()
@@ -67,7 +28,7 @@ def _parse_settings(overrides: tuple[str, ...]) -> dict[str, str]:
 @click.option("--burst", is_flag=True, help="Exit once no job is left, instead of waiting.")
 @click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
               help="Override a Scrapy/claimwatch setting, e.g. --set CONCURRENT_REQUESTS=32.")
-@distributed_errors
+@user_errors
 def worker(redis_url: str, db_url: str | None, prefix: str, max_jobs: int | None,
            worker_id: str | None, burst: bool, overrides: tuple[str, ...]) -> None:
     """Crawl the jobs queued in Redis, together with workers on other machines.
@@ -87,7 +48,7 @@ def worker(redis_url: str, db_url: str | None, prefix: str, max_jobs: int | None
 
     outcomes = run_worker(WorkerOptions(
         redis_url=redis_url, db_url=db_url or default_db_url(), prefix=prefix,
-        settings=_parse_settings(overrides), worker_id=worker_id, max_jobs=max_jobs,
+        settings=parse_settings(overrides), worker_id=worker_id, max_jobs=max_jobs,
         burst=burst,
     ))
     for outcome in outcomes:
@@ -106,7 +67,7 @@ def worker(redis_url: str, db_url: str | None, prefix: str, max_jobs: int | None
               show_default=True, help=PREFIX_OPTION_HELP)
 @click.option("--wait", type=float, metavar="SECONDS",
               help="Wait up to SECONDS for the workers to finish the crawls.")
-@distributed_errors
+@user_errors
 def enqueue(topic_file: Path, sources: tuple[str, ...], redis_url: str, prefix: str,
             wait: float | None) -> None:
     """Queue a crawl of a topic's sources for the workers, now.

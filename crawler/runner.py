@@ -12,25 +12,29 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 from sqlalchemy import update
 
+from claimwatch import leases
+from claimwatch.leases import Holder, LeaseKeeper
 from config.loader import load_topic
 from config.models import Topic
 from crawler.localsite import serve_directory
-from storage.db import default_db_url, make_engine, session_factory, init_db
+from storage.db import default_db_url, init_db, make_engine, session_factory
 from storage.models import CrawlRun, utcnow
 from storage.repository import Store
 
 logger = logging.getLogger(__name__)
 
-# Summary columns and the stats keys they add up.
+# Summary columns and the stats keys they add up (a key ending in "/" adds up every key
+# under it: claimwatch/refused/loopback, claimwatch/refused/robots, ...).
 SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
     "fetched": ("claimwatch/fetched",),
+    "not_modified": ("claimwatch/not_modified",),
     "new": ("claimwatch/stored/new",),
     "duplicates": ("claimwatch/stored/duplicates",),
     "matched": ("claimwatch/claims/articles_matched",),
@@ -38,11 +42,22 @@ SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
     "candidates": ("claimwatch/claims/candidates",),
     "off_topic": ("claimwatch/filter/off_topic",),
     "seen": ("claimwatch/skipped/seen", "claimwatch/dedup/seen"),
+    "refused": ("claimwatch/refused/",),
 }
+# A source whose own feed, sitemap or listing page failed has failed (coverage is missing).
+SOURCE_ERRORS = ("claimwatch/errors/feed", "claimwatch/errors/sitemap",
+                 "claimwatch/errors/listing")
+# Items a source listed (feed entries, sitemap URLs, listing article links).
+SOURCE_ITEMS = ("claimwatch/feed/entries", "claimwatch/sitemap/entries",
+                "claimwatch/listing/articles")
 
 
 class CrawlError(RuntimeError):
     """The crawl could not start (bad topic, unknown source, unsupported kind)."""
+
+
+class SourcesBusy(CrawlError):
+    """Every source asked for is being crawled already (its lease is held elsewhere)."""
 
 
 @dataclass
@@ -81,24 +96,50 @@ def count_errors(stats: Mapping[str, Any]) -> int:
     errors = sum(v for k, v in stats.items() if k.startswith("claimwatch/errors/"))
     errors += sum(v for k, v in stats.items()
                   if k.startswith("claimwatch/extract/") and not k.endswith("/ok"))
-    errors += int(stats.get("log_count/ERROR", 0))
+    # Unexpected exceptions in callbacks (Scrapy's stat) and item pipelines
+    # (claimwatch/errors/item, crawler/logformatter.py). Not log_count/ERROR: Scrapy's
+    # LogCounterHandler sits on the root logger, so in a multi-source run every crawler
+    # counts every other crawler's ERROR lines, and a page that failed after retries
+    # would count twice (Scrapy's "Gave up retrying" plus the spider's own count).
+    errors += int(stats.get("spider_exceptions/count", 0))
     return int(errors)
 
 
 def summarise_stats(stats: Mapping[str, Any]) -> dict[str, int]:
-    counts = {name: int(sum(stats.get(k, 0) for k in keys)) for name, keys in SUMMARY_KEYS.items()}
+    def total(key: str) -> int:
+        if key.endswith("/"):
+            return sum(int(v) for k, v in stats.items() if k.startswith(key))
+        return int(stats.get(key, 0))
+
+    counts = {name: sum(total(k) for k in keys) for name, keys in SUMMARY_KEYS.items()}
     counts["errors"] = count_errors(stats)
     return counts
 
 
 @contextmanager
-def _local_site(topic: Topic) -> Iterator[str | None]:
+def _local_site(topic: Topic, port: int) -> Iterator[str | None]:
+    """Serve the topic's ``serve_dir`` on a fixed port, so stored URLs stay the same
+    from one crawl to the next (incremental crawls key on them)."""
     if topic.serve_dir is None:
         yield None
         return
-    with serve_directory(topic.serve_dir) as url:
-        logger.info("serving %s at %s", topic.serve_dir, url)
+    try:
+        site = serve_directory(topic.serve_dir, port=port)
+        url = site.__enter__()
+    except OSError as exc:
+        if port == 0:
+            raise
+        logger.warning(
+            "port %s is busy (%s): serving %s on a random port; its URLs will differ from "
+            "earlier crawls', so they are fetched again", port, exc, topic.serve_dir,
+        )
+        site = serve_directory(topic.serve_dir, port=0)
+        url = site.__enter__()
+    logger.info("serving %s at %s", topic.serve_dir, url)
+    try:
         yield url
+    finally:
+        site.__exit__(None, None, None)
 
 
 def run_crawl(
@@ -108,8 +149,17 @@ def run_crawl(
     db_url: str | None = None,
     settings: Mapping[str, Any] | None = None,
     trigger: str = "manual",
+    run_ids: Mapping[str, int] | None = None,
+    lease: bool = True,
 ) -> CrawlSummary:
-    """Crawl the topic's sources (all, or those named) once, in this process."""
+    """Crawl the topic's sources (all, or those named) once, in this process.
+
+    Each source's lease (``claimwatch/leases.py``) is taken first, so a source the
+    daemon or another ``claimwatch crawl`` is crawling is not crawled twice: it is
+    reported with status ``busy`` (:class:`SourcesBusy` when every source is busy).
+    The daemon takes the lease and writes the ``crawl_runs`` row itself, then passes
+    ``run_ids`` (source name -> run id) and ``lease=False``.
+    """
     from crawler.spiders import SPIDERS_BY_KIND
 
     topic = load_topic(topic_path)
@@ -118,7 +168,9 @@ def run_crawl(
         unknown = [name for name in sources if name not in {s.name for s in topic.sources}]
         if unknown:
             known = ", ".join(s.name for s in topic.sources)
-            raise CrawlError(f"topic {topic.name!r} has no source {unknown[0]!r} (sources: {known})")
+            raise CrawlError(
+                f"topic {topic.name!r} has no source {unknown[0]!r} (sources: {known})"
+            )
         chosen = [s for s in topic.sources if s.name in sources]
 
     db_url = db_url or default_db_url()
@@ -134,16 +186,31 @@ def run_crawl(
         **(settings or {}),
     }
     summaries: list[SourceSummary] = []
+    keeper = _lease_keeper(sessions, base_settings(overrides)) if lease else None
     with ExitStack() as stack:
-        site = stack.enter_context(_local_site(topic))
+        port = int(base_settings(overrides).getint("CLAIMWATCH_SITE_PORT", 8765))
+        site = stack.enter_context(_local_site(topic, port))
         if site is not None:
             overrides.setdefault("CLAIMWATCH_SITE_URL", site)
             overrides.setdefault("CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES", True)
             overrides.setdefault("AUTOTHROTTLE_START_DELAY", 0.0)
-        process = CrawlerProcess(base_settings(overrides), install_root_handler=False)
+        scrapy_settings = base_settings(overrides)
+        # The caller (the CLI) configures logging; Scrapy only gets its level.
+        scrapy_settings.set("LOG_INSTALL_ROOT_HANDLER", not logging.getLogger().handlers,
+                            priority="cmdline")
+        process = CrawlerProcess(scrapy_settings)
+        logging.getLogger("scrapy").setLevel(scrapy_settings.get("LOG_LEVEL"))
         crawlers = []
         for source in chosen:
-            run_id = _start_run(sessions, topic.name, source.name, trigger)
+            run_id = (run_ids or {}).get(source.name)
+            if run_id is None:
+                busy = _take_lease(sessions, keeper, topic.name, source.name)
+                if busy:
+                    summaries.append(SourceSummary(source=source.name, kind=source.kind,
+                                                   run_id=None, status="busy", error=busy))
+                    continue
+                run_id = _start_run(sessions, topic.name, source.name, trigger,
+                                    keeper.holder.id if keeper else None)
             summary = SourceSummary(source=source.name, kind=source.kind, run_id=run_id)
             summaries.append(summary)
             spider_cls = SPIDERS_BY_KIND.get(source.kind)
@@ -152,31 +219,76 @@ def run_crawl(
                 continue
             crawler = process.create_crawler(spider_cls)
             crawlers.append((summary, crawler))
-            process.crawl(crawler, source=source.name)
+            started = process.crawl(crawler, source=source.name)
+            started.addErrback(_crawl_failed, summary)
+        if summaries and all(s.status == "busy" for s in summaries):
+            _release_leases(sessions, keeper)
+            raise SourcesBusy(summaries[0].error or "every source is being crawled already")
         if crawlers:
             process.start()
     for summary, crawler in crawlers:
-        stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
+        try:
+            stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
+        except RuntimeError:  # the spider never started (NotConfigured: a bad option, ...)
+            stats = {}
         summary.stats = stats
         summary.counts = summarise_stats(stats)
         reason = stats.get("finish_reason")
-        if reason != "finished":
+        if reason == "shutdown":  # SIGTERM/SIGINT: stopped, not the source's fault
+            summary.status = "interrupted"
+            summary.error = summary.error or "crawl stopped by a signal before it finished"
+        elif reason != "finished":
             summary.status = "failed"
             summary.error = summary.error or f"crawl ended: {reason or 'did not start'}"
-        elif stats.get("claimwatch/errors/feed"):
+        elif any(stats.get(key) for key in SOURCE_ERRORS):
             summary.status = "failed"
-            summary.error = "the source's feed could not be fetched or parsed"
+            summary.error = f"the source's {summary.kind} could not be fetched or parsed"
     for summary in summaries:
+        if summary.run_id is None:
+            continue  # busy: someone else is crawling it
         _finish_run(sessions, summary)
         _record_source_state(store, topic.name, summary)
+    _release_leases(sessions, keeper)
     engine.dispose()
     return CrawlSummary(topic=topic.name, sources=summaries)
 
 
-def _start_run(sessions: Any, topic: str, source: str, trigger: str) -> int:
+def _crawl_failed(failure: Any, summary: SourceSummary) -> None:
+    """A source whose spider could not start (NotConfigured says how to fix it) fails
+    alone: the other sources of the run go on."""
+    summary.error = failure.getErrorMessage() or failure.type.__name__
+    logger.error("source %s could not start: %s", summary.source, summary.error)
+
+
+def _lease_keeper(sessions: Any, settings: Settings) -> LeaseKeeper:
+    ttl = timedelta(seconds=settings.getfloat("CLAIMWATCH_LEASE_TTL", 60))
+    return LeaseKeeper(sessions, Holder.new("crawl"), ttl).start()
+
+
+def _take_lease(sessions: Any, keeper: LeaseKeeper | None, topic: str, source: str) -> str | None:
+    """Take the source's lease; returns why not when someone else is crawling it."""
+    if keeper is None:
+        return None
+    try:
+        leases.acquire(sessions, topic, source, keeper.holder, keeper.ttl)
+    except leases.LeaseBusy as exc:
+        logger.warning("%s", exc)
+        return str(exc)
+    keeper.add(topic, source)
+    return None
+
+
+def _release_leases(sessions: Any, keeper: LeaseKeeper | None) -> None:
+    if keeper is not None:
+        keeper.stop()
+        leases.release_all(sessions, keeper.holder)
+
+
+def _start_run(sessions: Any, topic: str, source: str, trigger: str,
+               holder: str | None = None) -> int:
     with sessions.begin() as session:
         run = CrawlRun(topic=topic, source=source, trigger=trigger, started=utcnow(),
-                       status="running", counts={}, pid=os.getpid())
+                       status="running", counts={}, pid=os.getpid(), holder=holder)
         session.add(run)
         session.flush()
         return int(run.id)
@@ -197,10 +309,12 @@ def _record_source_state(store: Store, topic: str, summary: SourceSummary) -> No
     state = store.source_state(topic, summary.source)
     failures = state.consecutive_failures if state else 0
     values: dict[str, Any] = {"last_attempt": now}
-    if summary.status == "ok":
+    if summary.status == "interrupted":
+        pass  # stopped by a signal: neither a success nor the source's failure
+    elif summary.status == "ok":
         values.update(last_success=now, consecutive_failures=0, last_error=None,
                       items_seen=(state.items_seen if state else 0)
-                      + summary.stats.get("claimwatch/feed/entries", 0))
+                      + sum(int(summary.stats.get(k, 0)) for k in SOURCE_ITEMS))
         if summary.counts.get("new"):
             values["last_new_article"] = now
     else:

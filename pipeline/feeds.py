@@ -8,7 +8,7 @@ is not a feed at all raises :class:`FeedError` with the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
@@ -50,8 +50,8 @@ def parse_date(value: str | None) -> datetime | None:
         except ValueError:
             return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _local(tag: object) -> str:
@@ -97,7 +97,9 @@ def _atom_link(entry: lxml.etree._Element, feed_url: str) -> str | None:
         if not href:
             continue
         rel = (child.get("rel") or "alternate").strip()
-        if rel == "alternate" and (child.get("type") or "text/html").startswith(("text/html", "application/xhtml")):
+        mime = child.get("type") or "text/html"
+        html_type = mime.startswith(("text/html", "application/xhtml"))
+        if rel == "alternate" and html_type:
             return urljoin(_base(child, feed_url), href)
         if best is None and rel == "alternate":
             best = urljoin(_base(child, feed_url), href)

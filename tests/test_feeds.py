@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -65,7 +65,7 @@ def test_atom_relative_links_resolve_against_xml_base() -> None:
         "https://site.example/other/two.html",
         None,
     ]
-    assert entries[1].published == datetime(2022, 12, 16, 7, 0, tzinfo=timezone.utc)
+    assert entries[1].published == datetime(2022, 12, 16, 7, 0, tzinfo=UTC)
 
 
 def test_rss_relative_link_and_missing_date_and_permalink_guid() -> None:
@@ -77,7 +77,7 @@ def test_rss_relative_link_and_missing_date_and_permalink_guid() -> None:
     entries = parse_feed(body, "https://site.example/rss.xml")
     assert [e.link for e in entries] == ["https://site.example/a.html", "https://site.example/b.html", None]
     assert entries[0].published is None
-    assert entries[1].published == datetime(2022, 12, 15, 10, 0, tzinfo=timezone.utc)
+    assert entries[1].published == datetime(2022, 12, 15, 10, 0, tzinfo=UTC)
 
 
 def test_rdf_feed(shared_data: Path) -> None:
@@ -99,8 +99,8 @@ def test_truncated_feed_keeps_complete_items() -> None:
 
 
 def test_parse_date_forms() -> None:
-    assert parse_date("Thu, 15 Dec 2022 10:00:00 +0000") == datetime(2022, 12, 15, 10, tzinfo=timezone.utc)
-    assert parse_date("2022-12-15T10:00:00Z") == datetime(2022, 12, 15, 10, tzinfo=timezone.utc)
-    assert parse_date("2022-12-15") == datetime(2022, 12, 15, tzinfo=timezone.utc)
+    assert parse_date("Thu, 15 Dec 2022 10:00:00 +0000") == datetime(2022, 12, 15, 10, tzinfo=UTC)
+    assert parse_date("2022-12-15T10:00:00Z") == datetime(2022, 12, 15, 10, tzinfo=UTC)
+    assert parse_date("2022-12-15") == datetime(2022, 12, 15, tzinfo=UTC)
     assert parse_date("not a date") is None
     assert parse_date(None) is None

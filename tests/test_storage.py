@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from config.models import Claim
-from storage.db import make_engine, init_db, session_factory
+from storage.db import init_db, make_engine, session_factory
 from storage.models import Article, ArticleBand, ArticleClaim, ClaimCandidate, KnownClaim
 from storage.repository import ArticleRecord, CandidateRecord, MatchRecord, Store
 
-T0 = datetime(2022, 12, 15, 10, tzinfo=timezone.utc)
+T0 = datetime(2022, 12, 15, 10, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_save_twice_stores_once(store: Store) -> None:
 def test_failed_save_leaves_nothing_half_written(store: Store) -> None:
     bad = record(2, matches=[MatchRecord("c1", "x", 0, 1.0, "linked"),
                              MatchRecord("c1", "y", 1, 2.0, "linked")])  # violates uniqueness
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         store.save(bad)
     assert count(store, Article) == 0 and count(store, ArticleClaim) == 0
     assert store.save(record(2)).created

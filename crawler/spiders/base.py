@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import scrapy
@@ -107,7 +107,7 @@ class TopicSpider(scrapy.Spider):
             "requested_url": response.request.url if response.request else response.url,
             "body": response.body,
             "encoding": getattr(response, "encoding", None),
-            "fetched_at": datetime.now(timezone.utc),
+            "fetched_at": datetime.now(UTC),
             "listed_title": response.meta.get("listed_title"),
             "listed_published": response.meta.get("listed_published"),
         }
