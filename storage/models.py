@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -23,7 +23,7 @@ from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -36,15 +36,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -79,7 +79,8 @@ class Article(Base):
     )
     duplicate_kind: Mapped[str | None] = mapped_column(String(20))  # exact|copy|rewrite|declared
     duplicate_similarity: Mapped[float | None] = mapped_column(Float)
-    review_status: Mapped[str] = mapped_column(String(20), default="open")  # open|reviewed|dismissed
+    # open | reviewed | dismissed
+    review_status: Mapped[str] = mapped_column(String(20), default="open")
     review_note: Mapped[str | None] = mapped_column(Text)
 
     claims: Mapped[list[ArticleClaim]] = relationship(
