@@ -17,6 +17,7 @@ from claimwatch.cli_common import DB_OPTION_HELP, parse_settings, user_message
 
 # (Not imported from claimwatch.cli, which imports this module to register it.)
 TOKEN_ENV = "CLAIMWATCH_WEB_TOKEN"
+EMAIL_SCHEDULE_ENV = "CLAIMWATCH_EMAIL_SCHEDULE"
 
 
 def _duration(value: str, option: str) -> timedelta:
@@ -50,9 +51,20 @@ def _duration(value: str, option: str) -> timedelta:
 @click.option("--token", envvar=TOKEN_ENV, metavar="TOKEN",
               help=f"Access token for the API and review page (or ${TOKEN_ENV}); required to "
                    "listen on a non-loopback address. API clients send Authorization: Bearer.")
+@click.option("--email-schedule", envvar=EMAIL_SCHEDULE_ENV, metavar="CRON_OR_INTERVAL",
+              help=f"Email each topic's digest on this schedule (or ${EMAIL_SCHEDULE_ENV}), "
+                   "e.g. '0 7 * * *' or 'every 1d', over SMTP as set by CLAIMWATCH_SMTP_HOST, "
+                   "_PORT, _STARTTLS, _USER, _PASSWORD, _FROM, _TO.")
+@click.option("--email-since", default="since-last", show_default=True,
+              metavar="since-last|DURATION",
+              help="The window of each emailed digest: since the last digest emailed, or a "
+                   "duration such as 24h.")
+@click.option("--email-empty", is_flag=True,
+              help="Also email a digest with nothing in it (by default it is skipped).")
 def daemon(topic_files: tuple[Path, ...], db_url: str | None, listen: str,
            overrides: tuple[str, ...], crawl_timeout: str, grace: str, misfire_grace: str,
-           max_parallel: int, kill_grace: str, token: str | None) -> None:
+           max_parallel: int, kill_grace: str, token: str | None, email_schedule: str | None,
+           email_since: str, email_empty: bool) -> None:
     """Crawl the topic files' sources on their schedules, until SIGTERM.
 
     Each source's `schedule` is a cron expression ("*/30 * * * *") or an interval
@@ -68,17 +80,35 @@ def daemon(topic_files: tuple[Path, ...], db_url: str | None, listen: str,
     stops scheduling, lets running crawls finish for --grace, stops the rest and
     exits 0. One daemon per database: a second one refuses to start.
 
+    With --email-schedule it emails each topic's digest (HTML with a text part); a
+    digest that cannot be sent waits in the outbox ($CLAIMWATCH_OUTBOX) and goes
+    out on the next run. /api/health reports the deliveries.
+
     \b
     Example:
       claimwatch daemon config/topics/twitter-child-safety.yaml --listen 127.0.0.1:8750
       curl -s -X POST -H 'Content-Type: application/json' \\
            -d '{"source": "nbc-tech"}' http://127.0.0.1:8750/api/crawl
+      CLAIMWATCH_SMTP_HOST=smtp.example.org CLAIMWATCH_SMTP_FROM=cw@example.org \\
+      CLAIMWATCH_SMTP_TO=desk@example.org claimwatch daemon topic.yaml \\
+           --email-schedule '0 7 * * *'
     """
     from claimwatch.api import check_listen, parse_listen
-    from claimwatch.daemon import DaemonError, DaemonOptions, run_daemon
+    from claimwatch.daemon import DaemonError, DaemonOptions, parse_email_since, run_daemon
+    from config.cron import normalize_schedule
     from storage.db import default_db_url
 
     settings = parse_settings(overrides)
+    email_schedule = (email_schedule or "").strip() or None
+    if email_schedule:
+        try:
+            email_schedule = normalize_schedule(email_schedule)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--email-schedule") from None
+    try:
+        email_since = parse_email_since(email_since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--email-since") from None
     try:
         address = parse_listen(listen)
         if address is not None:
@@ -108,6 +138,9 @@ def daemon(topic_files: tuple[Path, ...], db_url: str | None, listen: str,
         max_parallel=max_parallel,
         crawl_verbose=max(verbose - 1, 0),
         token=token,
+        email_schedule=email_schedule,
+        email_since=email_since,
+        email_empty=email_empty,
     )
     try:
         code = run_daemon(options)

@@ -23,7 +23,7 @@ from claimwatch.cli_common import DB_OPTION_HELP, user_errors
 
 logger = logging.getLogger(__name__)
 
-OUTBOX_ENV = "CLAIMWATCH_OUTBOX"
+OUTBOX_ENV = "CLAIMWATCH_OUTBOX"  # as claimwatch.mailer.OUTBOX_ENV
 TOKEN_ENV = "CLAIMWATCH_WEB_TOKEN"
 
 
@@ -344,36 +344,41 @@ def serve(topic_files: tuple[Path, ...], listen: str, token: str | None,
 
 def outbox_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where unsent digests wait: ``$CLAIMWATCH_OUTBOX``, else ``outbox/`` in the data dir."""
-    env = os.environ if environ is None else environ
-    if env.get(OUTBOX_ENV):
-        return Path(env[OUTBOX_ENV]).expanduser()
-    from platformdirs import user_data_dir
+    from claimwatch.mailer import outbox_dir as _outbox_dir
 
-    return Path(user_data_dir("claimwatch", appauthor=False)) / "outbox"
+    return _outbox_dir(environ)
 
 
 def email_digest(digest: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str:
     """Send the digest (HTML with a text part) over SMTP, after any digest an earlier run
     could not send. A digest that cannot be sent now is kept in the outbox for the next
     run. Returns a line for the user; raises ClickException (exit 1) on failure."""
-    from claimwatch.mailer import MailConfigError, MailSendError, Outbox, SmtpSettings, send_digest
+    from claimwatch.mailer import (
+        MailConfigError,
+        MailSendError,
+        Outbox,
+        SmtpSettings,
+        deliver_digest,
+    )
 
     try:
         settings = SmtpSettings.from_env(environ)
     except MailConfigError as exc:
         raise click.ClickException(f"cannot email the digest: {exc}") from exc
     outbox = Outbox(outbox_dir(environ))
-    sent, waiting = outbox.flush(settings)
     try:
-        send_digest(digest, settings, outbox=outbox)
-    except MailSendError as exc:
+        result = deliver_digest(digest, settings, outbox)
+    except MailSendError as exc:  # neither sent nor kept
+        raise click.ClickException(f"digest not sent: {exc}") from exc
+    waiting = result.waiting
+    if not result.sent:
         raise click.ClickException(
-            f"digest not sent: {exc}; it is kept in {outbox.directory} and sent on the next "
-            "run" + (f" with {waiting} earlier one(s)" if waiting else "")
-        ) from exc
+            f"digest not sent: {result.error}; it is kept in {outbox.directory} and sent on "
+            "the next run" + (f" with {waiting} earlier one(s)" if waiting else "")
+        )
     line = f"digest sent to {', '.join(settings.recipients)}"
-    if sent:
-        line += f", after {sent} earlier digest(s) from the outbox"
+    if result.flushed:
+        line += f", after {len(result.flushed)} earlier digest(s) from the outbox"
     if waiting:
         line += f"; {waiting} earlier digest(s) still wait in {outbox.directory}"
     return line

@@ -15,6 +15,11 @@
   daemon per database (``daemon_locks``, with a heartbeat): a second one refuses to start.
 - Topic files are re-read on SIGHUP or when they change. SIGTERM/SIGINT stop scheduling,
   give running crawls ``--grace`` to finish, then stop them; the daemon exits 0.
+- With ``--email-schedule``, one more job in the same job store, the module-level
+  :func:`scheduled_digest` (plain arguments: database URL, topic names, window), emails
+  each topic's digest (:func:`email_digests`): it first flushes the outbox, where a
+  digest that could not be sent waits for the next run; every digest is recorded in
+  ``digest_deliveries``, which also gives the next ``since-last`` window.
 
 Only :class:`Daemon` is stateful; :func:`run_daemon` is what the CLI calls.
 """
@@ -35,7 +40,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from claimwatch import leases
 from claimwatch.api import ApiServer, App, HTTPError, build_api, iso
@@ -45,7 +50,7 @@ from config.cron import is_interval, parse_duration, parse_interval, schedule_tr
 from config.loader import ConfigError, load_topic
 from config.models import Source, Topic
 from storage.db import describe, make_engine, session_factory
-from storage.models import CrawlRun, SourceState, utcnow
+from storage.models import CrawlRun, DigestDelivery, SourceState, utcnow
 from storage.repository import Store
 from storage.schema import SchemaError, ensure_schema
 
@@ -53,6 +58,10 @@ logger = logging.getLogger(__name__)
 
 JOB_FUNC = "claimwatch.daemon:scheduled_crawl"
 JOBS_TABLE = "apscheduler_jobs"
+EMAIL_JOB_ID = "email-digest"  # no "/": never a topic/source job's id
+EMAIL_JOB_FUNC = "claimwatch.daemon:scheduled_digest"
+SINCE_LAST = "since-last"
+FIRST_DIGEST_WINDOW = timedelta(hours=24)  # a since-last digest with no earlier one
 
 # The running daemon, for scheduled_crawl (APScheduler jobs are plain function references).
 _ACTIVE: Daemon | None = None
@@ -71,6 +80,201 @@ def scheduled_crawl(topic_path: str, source: str) -> None:
     daemon.run_scheduled(topic_path, source)
 
 
+# --------------------------------------------------------------------------- digest emails
+
+
+def parse_email_since(value: str) -> str:
+    """``since-last`` or a duration (``24h``, ``90m``, ``7d``, ``2w``), normalized.
+
+    Raises ``ValueError`` with a one-line reason.
+    """
+    import re
+
+    text = value.strip().lower()
+    if text in (SINCE_LAST, "last"):
+        return SINCE_LAST
+    match = re.fullmatch(r"(\d+)\s*([mhdw])", text)
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"expected {SINCE_LAST} or a duration such as 24h, 90m or 7d, "
+                         f"got {value!r}")
+    return f"{int(match.group(1))}{match.group(2)}"
+
+
+def scheduled_digest(db_url: str, topics: Sequence[str], since: str = SINCE_LAST,
+                     send_empty: bool = False, lookback_seconds: float = 3600) -> None:
+    """The APScheduler job of ``--email-schedule``: email each topic's digest. Never raises.
+
+    SMTP settings (``CLAIMWATCH_SMTP_*``) and the outbox (``CLAIMWATCH_OUTBOX``) come
+    from the environment, so no password is pickled into the job store.
+    """
+    from claimwatch.mailer import MailConfigError, Outbox, SmtpSettings, outbox_dir
+
+    try:
+        settings = SmtpSettings.from_env()
+    except MailConfigError as exc:
+        logger.error("scheduled digest not emailed: %s", exc)
+        return
+    try:
+        engine = make_engine(db_url)
+    except Exception:  # noqa: BLE001 - a job must never take the scheduler down
+        logger.exception("scheduled digest not emailed: cannot open the database")
+        return
+    try:
+        email_digests(session_factory(engine), list(topics), settings, Outbox(outbox_dir()),
+                      since=since, send_empty=send_empty,
+                      lookback=timedelta(seconds=lookback_seconds))
+    except Exception:  # noqa: BLE001
+        logger.exception("scheduled digest email failed; it is tried again on the next run")
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class DigestOutcome:
+    """One topic's digest in one run of :func:`email_digests`."""
+
+    topic: str
+    status: str  # sent | queued | failed | empty (not mailed)
+    articles: int
+    since: datetime
+    error: str | None = None
+    message_id: str | None = None
+
+
+def digest_window(session: Any, topic: str, since: str, *, lookback: timedelta,
+                  now: datetime) -> tuple[datetime, datetime, set[int]]:
+    """``(start, query_from, already_mailed)`` of the next digest of ``topic``.
+
+    ``since-last``: it starts where the topic's last digest that was sent or kept ended
+    (24 hours back for the first). Articles are stored some time after they are
+    fetched (``fetched_at``), up to a crawl's length, so articles fetched ``lookback``
+    before the start are looked at too, less those an earlier digest already had.
+    A duration (``24h``): that long before ``now``, whatever was mailed before.
+    """
+    from claimwatch.digest import parse_since
+
+    if since != SINCE_LAST:
+        start = parse_since(since, now)
+        return start, start, set()
+    kept = ("sent", "queued", "gone")
+    last = session.scalar(select(func.max(DigestDelivery.until))
+                          .where(DigestDelivery.topic == topic, DigestDelivery.status.in_(kept)))
+    if last is None:
+        start = now - FIRST_DIGEST_WINDOW
+        return start, start, set()
+    query_from = last - lookback
+    mailed: set[int] = set()
+    for ids in session.scalars(select(DigestDelivery.article_ids).where(
+            DigestDelivery.topic == topic, DigestDelivery.status.in_(kept),
+            DigestDelivery.until >= query_from)):
+        mailed.update(int(i) for i in ids or ())
+    return last, query_from, mailed
+
+
+def _reconcile_outbox(sessions: Any, outbox: Any, result: Any, now: datetime) -> None:
+    """Bring ``queued`` rows up to date after the outbox was flushed."""
+    flushed = [m for m in result.flushed if m]
+    pending: set[str] = set()
+    for path in outbox.pending():
+        try:
+            pending.add(str(outbox.load(path)["Message-ID"] or ""))
+        except (OSError, ValueError):
+            continue
+    with sessions.begin() as session:
+        queued = list(session.scalars(select(DigestDelivery)
+                                      .where(DigestDelivery.status == "queued")))
+        for row in queued:
+            if row.message_id in flushed:
+                row.status, row.sent_at, row.attempts = "sent", now, row.attempts + 1
+                logger.info("digest of %s from %s sent from the outbox (attempt %d)",
+                            row.topic, iso(row.created), row.attempts)
+            elif row.message_id not in pending:
+                row.status = "gone"
+                logger.warning("digest of %s from %s left the outbox without this daemon "
+                               "sending it (sent by `claimwatch digest --email`, or removed)",
+                               row.topic, iso(row.created))
+            elif result.flush_error:
+                row.attempts += 1
+                row.error, row.error_at = result.flush_error, now
+
+
+def email_digests(sessions: Any, topics: Sequence[str], settings: Any, outbox: Any, *,
+                  since: str = SINCE_LAST, send_empty: bool = False,
+                  lookback: timedelta = timedelta(hours=1), now: datetime | None = None,
+                  smtp_factory: Any = None) -> list[DigestOutcome]:
+    """Flush the outbox, then email each topic's digest and record it in
+    ``digest_deliveries``. An empty digest is not mailed unless ``send_empty``.
+
+    A digest that cannot be sent waits in the outbox (``queued``) and goes out with the
+    next run's flush; the error is logged and recorded. ``settings`` and ``outbox`` are
+    :class:`claimwatch.mailer.SmtpSettings` and :class:`claimwatch.mailer.Outbox`.
+    """
+    from claimwatch.mailer import deliver_digest
+
+    now = now or utcnow()
+    flush = deliver_digest(None, settings, outbox, smtp_factory=smtp_factory)
+    if flush.flushed:
+        logger.info("sent %d digest(s) that waited in the outbox %s", len(flush.flushed),
+                    outbox.directory)
+    if flush.waiting:
+        logger.warning("%d digest(s) still wait in the outbox %s: %s", flush.waiting,
+                       outbox.directory, flush.flush_error or "another process is sending them")
+    _reconcile_outbox(sessions, outbox, flush, now)
+    outcomes = []
+    for topic in topics:
+        try:
+            outcome = _email_topic(sessions, topic, settings, outbox, since=since,
+                                   send_empty=send_empty, lookback=lookback, now=now,
+                                   smtp_factory=smtp_factory)
+        except Exception as exc:  # noqa: BLE001 - the other topics still get theirs
+            logger.exception("digest of %s not emailed", topic)
+            outcome = DigestOutcome(topic, "failed", 0, now, f"{type(exc).__name__}: {exc}")
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _email_topic(sessions: Any, topic: str, settings: Any, outbox: Any, *, since: str,
+                 send_empty: bool, lookback: timedelta, now: datetime,
+                 smtp_factory: Any) -> DigestOutcome:
+    from claimwatch.digest import build_digest
+    from claimwatch.mailer import MailSendError, deliver_digest
+
+    with sessions() as session:
+        start, query_from, mailed = digest_window(session, topic, since, lookback=lookback,
+                                                  now=now)
+        digest = build_digest(session, topic=topic, since=query_from, now=now)
+    digest["since"] = iso(start)
+    digest["articles"] = [a for a in digest["articles"] if a["id"] not in mailed]
+    ids = [int(a["id"]) for a in digest["articles"]]
+    if not ids and not send_empty:
+        logger.info("digest of %s since %s is empty: not emailed", topic, iso(start))
+        return DigestOutcome(topic, "empty", 0, start)
+    error: str | None = None
+    try:
+        result = deliver_digest(digest, settings, outbox, flush=False,
+                                smtp_factory=smtp_factory)
+    except MailSendError as exc:  # neither sent nor kept: lost; the next window covers it
+        status, error = "failed", str(exc)
+        message_id = str(exc.email["Message-ID"]) if exc.email is not None else None
+    else:
+        status = "sent" if result.sent else "queued"
+        error, message_id = result.error, result.message_id
+    with sessions.begin() as session:
+        session.add(DigestDelivery(
+            topic=topic, since=start, until=now, article_ids=ids, status=status,
+            message_id=message_id, created=now, sent_at=now if status == "sent" else None,
+            attempts=1, error=error, error_at=now if error else None))
+    if status == "sent":
+        logger.info("digest of %s (%d article(s) since %s) sent to %s", topic, len(ids),
+                    iso(start), ", ".join(settings.recipients))
+    elif status == "queued":
+        logger.warning("digest of %s not sent, kept in the outbox %s for the next run: %s",
+                       topic, outbox.directory, error)
+    else:
+        logger.error("digest of %s not sent and not kept: %s", topic, error)
+    return DigestOutcome(topic, status, len(ids), start, error, message_id)
+
+
 @dataclass
 class DaemonOptions:
     topic_files: Sequence[Path]
@@ -87,6 +291,9 @@ class DaemonOptions:
     crawl_verbose: int = 0  # -v flags for the crawl subprocesses
     token: str | None = None  # API/review page access token (needed off loopback)
     python: str = sys.executable
+    email_schedule: str | None = None  # cron or "every 1d": email the digest (SMTP from env)
+    email_since: str = SINCE_LAST  # or a duration such as 24h
+    email_empty: bool = False  # also mail a digest with nothing in it
 
 
 @dataclass
@@ -354,16 +561,62 @@ class Daemon:
                                                                 [path, source.name])
         return jobs
 
+    def email_job_args(self) -> list[Any] | None:
+        """Arguments of :func:`scheduled_digest` (None without ``--email-schedule``)."""
+        if not self.options.email_schedule:
+            return None
+        names = sorted({item.topic.name for item in self.topics.values()})
+        # How long after its fetch an article may be stored: a crawl's longest run.
+        longest = max([self.options.crawl_timeout] + [
+            source_timeout(source, self.options.crawl_timeout)
+            for item in self.topics.values() for source in item.topic.sources])
+        lookback = longest + self.options.kill_grace + timedelta(minutes=1)
+        return [self.options.db_url, names, self.options.email_since, self.options.email_empty,
+                lookback.total_seconds()]
+
+    def check_email(self) -> None:
+        """With ``--email-schedule``: a valid schedule and SMTP settings, or DaemonError."""
+        if not self.options.email_schedule:
+            return
+        from claimwatch.mailer import MailConfigError, SmtpSettings
+
+        try:
+            schedule_trigger(self.options.email_schedule)
+        except ValueError as exc:
+            raise DaemonError(f"--email-schedule {self.options.email_schedule!r}: {exc}"
+                              ) from exc
+        try:
+            parse_email_since(self.options.email_since)
+        except ValueError as exc:
+            raise DaemonError(f"--email-since: {exc}") from exc
+        try:
+            SmtpSettings.from_env()
+        except MailConfigError as exc:
+            raise DaemonError(f"--email-schedule needs the SMTP settings: {exc}") from exc
+
     def sync_jobs(self) -> None:
         """Make the job store match the topic files. Unchanged jobs keep their next run."""
         if self.scheduler is None:
             return
         with self._lock:
             desired = self.desired_jobs()
+            email = self.email_job_args()
             existing = {job.id: job for job in self.scheduler.get_jobs()}
-            for job_id in existing.keys() - desired.keys():
+            keep = desired.keys() | ({EMAIL_JOB_ID} if email is not None else set())
+            for job_id in existing.keys() - keep:
                 self.scheduler.remove_job(job_id)
                 logger.info("unscheduled %s", job_id)
+            if email is not None and self.options.email_schedule:
+                trigger = schedule_trigger(self.options.email_schedule)
+                job = existing.get(EMAIL_JOB_ID)
+                if not (job is not None and str(job.trigger) == str(trigger)
+                        and list(job.args) == email and job.func_ref == EMAIL_JOB_FUNC):
+                    self.scheduler.add_job(scheduled_digest, trigger, args=email,
+                                           id=EMAIL_JOB_ID, name="digest email",
+                                           replace_existing=True)
+                    logger.info("scheduled the digest email of %s: %s (%s)",
+                                ", ".join(email[1]), self.options.email_schedule,
+                                self.options.email_since)
             for job_id, (schedule, args) in desired.items():
                 trigger = schedule_trigger(schedule)
                 job = existing.get(job_id)
@@ -608,6 +861,7 @@ class Daemon:
             errors = dict(self.config_errors)
             skipped = dict(self.skipped)
         jobs: list[dict[str, Any]] = []
+        email_job: dict[str, Any] | None = None
         late: list[str] = []
         running_scheduler = False
         if self.scheduler is not None:
@@ -616,9 +870,13 @@ class Daemon:
             running_scheduler = self.scheduler.state == STATE_RUNNING
             for job in self.scheduler.get_jobs():
                 next_run = job.next_run_time
-                jobs.append({"id": job.id, "topic": job.id.split("/", 1)[0],
-                             "source": job.args[1], "trigger": str(job.trigger),
-                             "next_run": iso(next_run), "skipped": skipped.get(job.id, 0)})
+                if job.id == EMAIL_JOB_ID:
+                    email_job = {"trigger": str(job.trigger), "next_run": iso(next_run),
+                                 "skipped": skipped.get(job.id, 0)}
+                else:
+                    jobs.append({"id": job.id, "topic": job.id.split("/", 1)[0],
+                                 "source": job.args[1], "trigger": str(job.trigger),
+                                 "next_run": iso(next_run), "skipped": skipped.get(job.id, 0)})
                 if next_run is not None and running_scheduler and \
                         now - next_run > self.options.misfire_grace + timedelta(seconds=30):
                     late.append(job.id)
@@ -654,9 +912,11 @@ class Daemon:
                     if alarm:
                         alarms.append({"topic": item.topic.name, "source": source.name,
                                        **alarm.as_dict()})
+            email = self._email_health(session, topics, email_job)
         if self._stopping:
             status = "stopping"
-        elif alarms or late or errors or not running_scheduler:
+        elif (alarms or late or errors or not running_scheduler
+              or (email is not None and not email["ok"])):
             status = "alarm"
         else:
             status = "ok"
@@ -672,6 +932,32 @@ class Daemon:
             "config_errors": [{"file": path, "error": error} for path, error in errors.items()],
             "sources": sources,
             "alarms": alarms,
+            "email": email,
+        }
+
+    def _email_health(self, session: Any, topics: list[LoadedTopic],
+                      job: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The ``email`` part of :meth:`health` (None without ``--email-schedule``).
+
+        ``ok`` is false while digests wait in the outbox or the newest one was lost.
+        """
+        if not self.options.email_schedule:
+            return None
+        from claimwatch.health import digest_deliveries
+        from claimwatch.mailer import Outbox, outbox_dir
+
+        outbox = Outbox(outbox_dir())
+        waiting = len(outbox.pending())
+        names = sorted({item.topic.name for item in topics})
+        report = digest_deliveries(session, names)
+        newest = report["last_digest"]
+        return {
+            "ok": not waiting and not (newest and newest["status"] == "failed"),
+            "schedule": self.options.email_schedule, "since": self.options.email_since,
+            "send_empty": self.options.email_empty, "topics": names,
+            "next_run": job["next_run"] if job else None,
+            "trigger": job["trigger"] if job else None,
+            "outbox": str(outbox.directory), "waiting": waiting, **report,
         }
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -679,6 +965,7 @@ class Daemon:
     def start(self) -> None:
         """Load topics, take the database's daemon lock, start the API and the scheduler."""
         global _ACTIVE
+        self.check_email()
         self.load_topics()
         try:
             leases.acquire_daemon_lock(self.sessions, self.holder, db=self.db, ttl=self.ttl)

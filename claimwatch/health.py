@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage.models import CrawlRun, SourceState, utcnow
+from storage.models import CrawlRun, DigestDelivery, SourceState, utcnow
 
 HISTORY_RUNS = 50  # recent runs per source that the gap alarms look at
 
@@ -168,3 +168,38 @@ def alarm_for_state(session: Session, state: SourceState, *, now: datetime | Non
         now=now or utcnow(),
         policy=policy or AlarmPolicy.from_settings(),
     )
+
+
+def digest_deliveries(session: Session, topics: Sequence[str] | None = None) -> dict[str, Any]:
+    """What the scheduled digest emails (``digest_deliveries``) did: when one last went
+    out, the last error, how many wait in the outbox or were lost, the newest's status."""
+
+    def where(query: Any) -> Any:
+        return query.where(DigestDelivery.topic.in_(list(topics))) if topics is not None \
+            else query
+
+    def iso(value: datetime | None) -> str | None:
+        return value.astimezone(UTC).isoformat() if value else None
+
+    last_sent = session.scalar(where(select(func.max(DigestDelivery.sent_at))))
+    newest = session.scalars(where(select(DigestDelivery))
+                             .order_by(DigestDelivery.created.desc(), DigestDelivery.id.desc())
+                             .limit(1)).first()
+    error = session.scalars(where(select(DigestDelivery))
+                            .where(DigestDelivery.error.is_not(None))
+                            .order_by(DigestDelivery.error_at.desc(), DigestDelivery.id.desc())
+                            .limit(1)).first()
+    counts = {status: int(n) for status, n in session.execute(
+        where(select(DigestDelivery.status, func.count())).group_by(DigestDelivery.status))}
+    return {
+        "last_sent": iso(last_sent),
+        "last_digest": None if newest is None else {
+            "topic": newest.topic, "status": newest.status, "created": iso(newest.created),
+            "articles": len(newest.article_ids or []), "since": iso(newest.since)},
+        "last_error": None if error is None else {
+            "topic": error.topic, "at": iso(error.error_at), "error": error.error,
+            "status": error.status},
+        "queued": counts.get("queued", 0),
+        "failed": counts.get("failed", 0),
+        "sent": counts.get("sent", 0),
+    }

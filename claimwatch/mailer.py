@@ -3,13 +3,10 @@
 Typical use by the daemon or the CLI::
 
     settings = SmtpSettings.from_env()          # MailConfigError names a missing variable
-    outbox = Outbox(data_dir / "outbox")
-    outbox.flush(settings)                      # retry what failed last time
-    try:
-        send_digest(digest, settings)
-    except MailSendError as exc:
-        logger.warning("digest not sent, kept in the outbox: %s", exc)
-        outbox.put(exc.email)
+    outbox = Outbox(outbox_dir())               # $CLAIMWATCH_OUTBOX or the data directory
+    result = deliver_digest(digest, settings, outbox)
+    # the outbox was flushed first (result.flushed); a digest that could not be sent now
+    # waits there (result.queued, result.error) and goes out on the next delivery
 
 Nothing here reads configuration at import time; the SMTP client class is injectable
 (``smtp_factory``) for tests.
@@ -51,9 +48,13 @@ __all__ = [
     "send_message",
     "send_digest",
     "Outbox",
+    "outbox_dir",
+    "DeliveryResult",
+    "deliver_digest",
 ]
 
 ENV_PREFIX = "CLAIMWATCH_SMTP_"
+OUTBOX_ENV = "CLAIMWATCH_OUTBOX"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -361,6 +362,7 @@ class Outbox:
 
     def __init__(self, directory: str | os.PathLike[str]):
         self.directory = Path(directory)
+        self.last_error: str | None = None  # why the last flush left messages unsent
 
     def __repr__(self) -> str:
         return f"Outbox({str(self.directory)!r})"
@@ -407,13 +409,20 @@ class Outbox:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def flush(
-        self, settings: SmtpSettings, smtp_factory: SmtpFactory | None = None
+        self,
+        settings: SmtpSettings,
+        smtp_factory: SmtpFactory | None = None,
+        *,
+        sent_ids: list[str] | None = None,
     ) -> tuple[int, int]:
         """Send every pending message over one SMTP session; returns ``(sent, failed)``.
 
         A message the server refuses stays in the outbox and the others are still
-        tried; if the connection cannot be made or drops, the rest count as failed.
+        tried; if the connection cannot be made or drops, the rest count as failed
+        (``last_error`` says why). The Message-ID of each message sent is appended to
+        ``sent_ids`` when given.
         """
+        self.last_error = None
         paths = self.pending()
         if not paths:
             return 0, 0
@@ -435,14 +444,18 @@ class Outbox:
                             _send_on(smtp, msg, settings)
                         except MailSendError as exc:
                             logger.warning("outbox: %s not sent: %s", path.name, exc.reason)
+                            self.last_error = str(exc)
                             if not _still_connected(smtp):
                                 break
                             continue
                         path.unlink(missing_ok=True)
                         sent += 1
+                        if sent_ids is not None:
+                            sent_ids.append(str(msg["Message-ID"] or ""))
                         logger.info("outbox: sent %s (%d of %d)", path.name, i + 1, len(paths))
             except MailSendError as exc:
                 logger.warning("outbox: %d message(s) not sent: %s", len(paths) - sent, exc)
+                self.last_error = str(exc)
             return sent, len(paths) - sent
 
 
@@ -451,3 +464,77 @@ def _still_connected(smtp: smtplib.SMTP) -> bool:
         return smtp.noop()[0] == 250
     except (OSError, smtplib.SMTPException):
         return False
+
+
+def outbox_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where unsent digests wait: ``$CLAIMWATCH_OUTBOX``, else ``outbox/`` in the data dir."""
+    env = os.environ if environ is None else environ
+    if env.get(OUTBOX_ENV):
+        return Path(env[OUTBOX_ENV]).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("claimwatch", appauthor=False)) / "outbox"
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+@dataclass(kw_only=True)
+class DeliveryResult:
+    """What :func:`deliver_digest` did.
+
+    ``sent``: the digest went out now. Otherwise ``error`` says why and ``queued`` is
+    its file in the outbox (it goes out with the next delivery). ``flushed`` holds the
+    Message-IDs of earlier digests sent from the outbox first; ``waiting`` counts the
+    earlier ones still there (not this one); ``flush_error`` says why they stayed.
+    """
+
+    recipients: list[str]
+    outbox: Path
+    message_id: str | None = None
+    sent: bool = False
+    error: str | None = None
+    reason: str | None = None
+    queued: Path | None = None
+    flushed: list[str] = field(default_factory=list)
+    waiting: int = 0
+    flush_error: str | None = None
+
+
+def deliver_digest(
+    digest: Mapping[str, Any] | None,
+    settings: SmtpSettings,
+    outbox: Outbox,
+    *,
+    flush: bool = True,
+    smtp_factory: SmtpFactory | None = None,
+) -> DeliveryResult:
+    """Send what waits in ``outbox`` (unless ``flush=False``), then the digest.
+
+    A digest that cannot be sent is kept in the outbox and reported in the result (it
+    is not an exception: it is not lost). ``digest=None`` only flushes the outbox.
+    Raises :class:`MailSendError` only when the digest can be neither sent nor kept.
+    """
+    result = DeliveryResult(recipients=list(settings.recipients), outbox=outbox.directory)
+    if flush:
+        _, result.waiting = outbox.flush(settings, smtp_factory, sent_ids=result.flushed)
+        result.flush_error = outbox.last_error
+    if digest is None:
+        return result
+    msg = build_message(digest, settings)
+    result.message_id = str(msg["Message-ID"])
+    try:
+        send_message(msg, settings, smtp_factory=smtp_factory)
+    except MailSendError as exc:
+        try:
+            path = outbox.put(msg)
+        except OSError as put_error:
+            raise MailSendError(
+                f"{exc}; and it could not be kept in the outbox {outbox.directory}: {put_error}",
+                reason=exc.reason, email=msg,
+            ) from put_error
+        logger.info("digest not sent (%s); kept in %s", exc.reason, path)
+        result.error, result.reason, result.queued = str(exc), exc.reason, path
+        return result
+    result.sent = True
+    return result

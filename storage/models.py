@@ -254,3 +254,30 @@ class SkippedUrl(Base):
     url: Mapped[str] = mapped_column(String(2000))
     reason: Mapped[str] = mapped_column(String(40))
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DigestDelivery(Base):
+    """One digest email of the daemon's ``--email-schedule``: its window and its fate.
+
+    ``status``: ``sent``; ``queued`` (not sent, kept in the outbox: ``sent`` once a later
+    run flushes it); ``failed`` (neither sent nor kept); ``gone`` (it left the outbox
+    without the daemon sending it: ``claimwatch digest --email`` sent it, or someone
+    removed it). The next ``since-last`` digest of a topic starts where its last digest
+    that was not ``failed`` ended.
+    """
+
+    __tablename__ = "digest_deliveries"
+    __table_args__ = (Index("ix_digest_deliveries_topic_until", "topic", "until"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    since: Mapped[datetime] = mapped_column(UTCDateTime())  # the window it covers
+    until: Mapped[datetime] = mapped_column(UTCDateTime())
+    article_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20))  # sent|queued|failed|gone
+    message_id: Mapped[str | None] = mapped_column(String(300), index=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text)  # the last failure (kept once sent)
+    error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
