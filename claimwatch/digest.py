@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from storage.models import Article, KnownClaim, SourceState, utcnow
+from storage.models import Article, ClaimCandidate, KnownClaim, SourceState, utcnow
 
 FLAGS = ("new_report", "duplicate", "conflict", "new_claim_candidate")
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
@@ -44,11 +44,25 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
 
 
+def _folded(text: str) -> str:
+    return " ".join(text.split())
+
+
+def open_candidates(article: Article) -> list[ClaimCandidate]:
+    """Open candidates, less those a copy shares with its original (offered there already)."""
+    candidates = [c for c in article.candidates if c.status == "open"]
+    original = article.duplicate_of
+    if original is None or not candidates:
+        return candidates
+    original_text = _folded(original.text)
+    return [c for c in candidates if _folded(c.sentence) not in original_text]
+
+
 def article_flags(article: Article) -> list[str]:
     flags = ["duplicate" if article.duplicate_of_id else "new_report"]
     if any(c.conflict and c.review != "rejected" for c in article.claims):
         flags.append("conflict")
-    if any(c.status == "open" for c in article.candidates):
+    if open_candidates(article):
         flags.append("new_claim_candidate")
     return flags
 
@@ -84,7 +98,7 @@ def article_entry(article: Article) -> dict[str, Any]:
         ],
         "candidates": [
             {"id": c.id, "sentence": c.sentence, "score": round(c.score, 3)}
-            for c in article.candidates if c.status == "open"
+            for c in open_candidates(article)
         ],
         "review": {"status": article.review_status, "note": article.review_note},
     }

@@ -132,27 +132,21 @@ class DedupPipeline(_Stage):
         text = extracted.text
         item["content_hash"] = item["analysis"].content_hash
         item["band_keys"] = list(item["analysis"].band_keys)
-        found = self._find_original(item, canonical, text)
-        item["duplicate"] = found[:3] if found else None
-        if found is not None:
-            self.count(f"dedup/{found[1]}")
-            # A copy's claim-like sentences were offered with its original already.
-            original = " ".join(found[3].split())
-            kept = [c for c in item.get("candidates", [])
-                    if " ".join(c.sentence.split()) not in original]
-            offered = len(item.get("candidates", [])) - len(kept)
-            self.count("dedup/candidates_already_offered", offered)
-            item["candidates"] = kept
+        # A copy keeps its candidates: which article of a family is the original is
+        # only known once the earliest one is stored, so the digest folds them.
+        item["duplicate"] = self._find_original(item, canonical, text)
+        if item["duplicate"] is not None:
+            self.count(f"dedup/{item['duplicate'][1]}")
         return item
 
     def _find_original(
         self, item: dict[str, Any], canonical: str, text: str
-    ) -> tuple[int, str, float, str] | None:
-        """(root article id, kind, similarity, the matched text) or None for an original."""
+    ) -> tuple[int, str, float] | None:
+        """(root article id, kind, similarity) or None for an original."""
         exact = self.store.find_by_hash(self.topic, item["content_hash"])
         if exact is not None:
             [same] = self.store.texts([exact])
-            return same.root_id, "exact", 1.0, same.text
+            return same.root_id, "exact", 1.0
         declared = cross_site_canonical(item["url"], item["extracted"].declared_canonical)
         referenced = [declared] if declared else []
         if find_original_reference(text):
@@ -163,7 +157,7 @@ class DedupPipeline(_Stage):
                 [original] = self.store.texts([referenced_id])
                 # The page names its original; the similarity says how much it kept.
                 similarity = classify(original.text, text).similarity
-                return original.root_id, "declared", float(similarity), original.text
+                return original.root_id, "declared", float(similarity)
         candidates = self.store.band_candidates(
             self.topic, item["band_keys"], limit=self.max_candidates
         )
@@ -172,7 +166,7 @@ class DedupPipeline(_Stage):
         if found is None:
             return None
         original, verdict = found
-        return original.root_id, str(verdict.kind), float(verdict.similarity), original.text
+        return original.root_id, str(verdict.kind), float(verdict.similarity)
 
 
 class StorePipeline(_Stage):
