@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from typing import Any, Generic, TypeVar, overload
 
 __all__ = [
     "Number",
@@ -37,6 +39,8 @@ __all__ = [
     "split_sentences",
     "stem",
 ]
+
+_T = TypeVar("_T")
 
 # --------------------------------------------------------------------------- normalise
 
@@ -69,6 +73,18 @@ _TRANSLATE = str.maketrans(
         "\u200b": "",
     }
 )
+# str.translate with a dict maps a non-ASCII text character by character in Python
+# objects; one str.replace per character actually present is ~8x faster (no
+# replacement is itself a key, so the order does not matter).
+_REPLACEMENTS = tuple((chr(key), value) for key, value in _TRANSLATE.items())
+
+
+def _unify(text: str) -> str:
+    """``text.translate(_TRANSLATE)``, faster."""
+    for char, replacement in _REPLACEMENTS:
+        if char in text:
+            text = text.replace(char, replacement)
+    return text
 
 
 def normalise(text: str) -> str:
@@ -78,12 +94,12 @@ def normalise(text: str) -> str:
     'cafe "quoted" - it\\'s done'
     """
     if not text.isascii():
-        text = text.translate(_TRANSLATE)
+        text = _unify(text)
         if not text.isascii():
             text = unicodedata.normalize("NFKD", text)
             if not text.isascii():
                 text = "".join(ch for ch in text if not unicodedata.combining(ch))
-            text = text.translate(_TRANSLATE)  # NFKD may have produced new ones
+            text = _unify(text)  # NFKD may have produced new ones
     return " ".join(text.casefold().split())
 
 
@@ -277,7 +293,7 @@ _NUMBER_RE = re.compile(
 # pronoun ("no one", "one of the", "the one").
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Number:
     """One figure in a text: its normalised value string and its kind."""
 
@@ -287,7 +303,9 @@ class Number:
     end: int = 0
 
 
-def _format_decimal(value: Decimal) -> str:
+def _format_decimal(value: Decimal | int) -> str:
+    if isinstance(value, int):
+        return str(value)
     if value == value.to_integral_value():
         return str(int(value))
     text = format(value.normalize(), "f")
@@ -318,11 +336,11 @@ _MONTH_BEFORE = re.compile(rf"\b(?:{_MONTHS})\.?\s$")
 _MONTH_AFTER = re.compile(rf"\s(?:of\s)?(?:{_MONTHS.replace('may|', '').replace('march|', '')})\b")
 
 
-def _is_day_of_month(norm: str, m: re.Match[str], value: Decimal) -> bool:
+def _is_day_of_month(norm: str, m: re.Match[str], value: Decimal | int) -> bool:
     """``Jan. 6``, ``January 6th``, ``6 January``: a day, not a figure."""
     if m.group("cur") or m.group("scale") or m.group("short") or m.group("pct"):
         return False
-    if not (1 <= value <= 31 and value == value.to_integral_value()):
+    if not (1 <= value <= 31 and (isinstance(value, int) or value == value.to_integral_value())):
         return False
     start = m.start("num")
     if _MONTH_BEFORE.search(norm, max(0, start - 12), start):
@@ -333,21 +351,101 @@ def _is_day_of_month(norm: str, m: re.Match[str], value: Decimal) -> bool:
 _HAS_DIGIT = re.compile(r"\d")
 _NUMBER_WORDS = frozenset(_SMALL) | frozenset(_TENS) | {"dozen"}
 _PUNCT_SPACE = str.maketrans({ch: " " for ch in "-,.;:!?'\"()[]/"})
+# Where a figure's digits or words can begin; a match of _NUMBER_RE starts there or
+# at most two characters before (a currency sign and a space).
+_NUMBER_START = re.compile(rf"(?=\d|\.\d|\b(?:{_WORD_NUM}|a\sdozen|dozen))")
+# the digits and decimal points among them (a leading character class lets the
+# regex engine skip to candidates)
+_DIGIT_START = re.compile(r"[\d.](?:(?<=\d)|(?=\d))")
+_START_WORDS = frozenset(_SMALL) - {"zero"} | frozenset(_TENS)
 
 
-def _numbers_in_normalised(norm: str) -> list[Number]:
-    if not _HAS_DIGIT.search(norm) and _NUMBER_WORDS.isdisjoint(
-        norm.translate(_PUNCT_SPACE).split()
+def _number_starts(norm: str, tokens: list[str] | None) -> list[int]:
+    """Where _NUMBER_START matches, or more places; in order.
+
+    With ``tokens`` (``_WORD_RE.findall(norm)``), number words are looked for
+    only if some token (or part of one split on ``'``) is one: a figure in words
+    starts with a whole word, and a whole word is a token or such a part.
+    """
+    if tokens is None:
+        return [m.start() for m in _NUMBER_START.finditer(norm)]
+    starts = [m.start() for m in _DIGIT_START.finditer(norm)]
+    parts = set(tokens)
+    if "'" in norm:
+        parts.update(p for t in tokens if "'" in t for p in t.split("'"))
+    words = _START_WORDS.intersection(parts)
+    dozen = "dozen" in parts or "dozens" in parts
+    if words or dozen:
+        for word in words:
+            at = norm.find(word)
+            while at >= 0:
+                starts.append(at)
+                at = norm.find(word, at + 1)
+        if dozen:
+            at = norm.find("dozen")
+            while at >= 0:
+                starts.append(at)
+                if at >= 2:
+                    starts.append(at - 2)  # "a dozen"
+                at = norm.find("dozen", at + 1)
+        starts.sort()
+    return starts
+
+
+def _number_matches(norm: str, tokens: list[str] | None = None) -> Iterator[re.Match[str]]:
+    """``_NUMBER_RE.finditer(norm)``, trying the pattern only where a figure can start.
+
+    finditer tries the (long, lookbehind-laden) pattern at every position; every
+    match starts at most two characters before a digit, a decimal point or a
+    number word, so trying those few positions in order finds the same matches.
+    """
+    pos = 0  # where the previous match ended
+    tried = 0  # positions below this were tried
+    match = _NUMBER_RE.match
+    for at in _number_starts(norm, tokens):
+        for p in range(max(pos, tried, at - 2), at + 1):
+            m = match(norm, p)
+            if m is not None:
+                yield m
+                pos = m.end()
+                break
+        tried = max(tried, at + 1)
+
+
+def _may_have_numbers(norm: str, tokens: list[str] | None, digits: bool | None = None) -> bool:
+    """A digit, or a number word standing alone between spaces and punctuation.
+
+    ``tokens`` (``_WORD_RE.findall(norm)``), when given, rule most texts out at
+    once: such a number word is a token, or a part of one split on ``'``.
+    ``digits``: whether ``norm`` has a digit, if known.
+    """
+    if digits is None:
+        digits = _HAS_DIGIT.search(norm) is not None
+    if digits:
+        return True
+    if tokens is not None and _NUMBER_WORDS.isdisjoint(tokens) and (
+        "'" not in norm
+        or not any(not _NUMBER_WORDS.isdisjoint(t.split("'")) for t in tokens if "'" in t)
     ):
+        return False
+    return not _NUMBER_WORDS.isdisjoint(norm.translate(_PUNCT_SPACE).split())
+
+
+def _numbers_in_normalised(
+    norm: str, tokens: list[str] | None = None, digits: bool | None = None
+) -> list[Number]:
+    if not _may_have_numbers(norm, tokens, digits):
         return []
     found: list[Number] = []
-    for m in _NUMBER_RE.finditer(norm):
+    for m in _number_matches(norm, tokens):
         pct = m.group("pct") is not None
+        value: Decimal | int  # exact either way; whole numbers as int (faster)
         if m.group("num") is not None:
             raw = m.group("num")
             try:
-                value = Decimal(raw.replace(",", ""))
-            except InvalidOperation:  # pragma: no cover - the regex only admits digits
+                value = (Decimal(raw.replace(",", "")) if "." in raw
+                         else int(raw.replace(",", "")))
+            except (InvalidOperation, ValueError):  # pragma: no cover - the regex admits digits
                 continue
             scale_word = m.group("scale") or m.group("short")
             if m.group("short") and not (m.group("cur") or pct):
@@ -378,7 +476,7 @@ def _numbers_in_normalised(norm: str) -> list[Number]:
                     continue
             if words == "one" and not wscale:
                 continue
-            value = Decimal(word_value)
+            value = word_value
             if wscale:
                 value *= _SCALES[wscale]
             kind = "percent" if pct else "count"
@@ -386,7 +484,7 @@ def _numbers_in_normalised(norm: str) -> list[Number]:
             dozen = m.group("dozen")
             if dozen != "a dozen":
                 continue  # "dozens of" is not a figure
-            value = Decimal(12)
+            value = 12
             kind = "count"
         if kind == "count" and m.group("num") is not None and _is_day_of_month(norm, m, value):
             kind = "date"
@@ -513,7 +611,9 @@ def stem(word: str) -> str:
     return w
 
 
-_CAPITAL_RE = re.compile(r"(?<![\w@#'\u2019])[A-Z][A-Za-z'\u2019-]*")
+# A capital not preceded by a word character, @, # or an apostrophe (the lookbehind
+# comes after the first character so that the regex engine can skip to capitals).
+_CAPITAL_RE = re.compile(r"[A-Z](?<![\w@#'\u2019][A-Z])[A-Za-z'\u2019-]*")
 _SENTENCE_END = re.compile(
     r"(?:^|[.!?:;\u2022(\[\u2014]|[.!?]['\"\u2019\u201d)]+|\s[\"\u201c\u2018'-])$"
 )
@@ -542,6 +642,13 @@ _PLAIN_OPENERS = _OPENERS | frozenset(
     critics officials experts sources analysts researchers reports report people
     users employees workers staff advertisers investors company companies""".split()
 )
+_NO_NAMES: frozenset[str] = frozenset()
+
+
+@lru_cache(maxsize=50_000)
+def _capital(word: str) -> tuple[bool, bool, tuple[str, ...]]:
+    """A capitalised word: (an acronym?, a plain sentence opener?, its name stems)."""
+    return len(word) > 1 and word.isupper(), word.casefold() in _PLAIN_OPENERS, _name_stems(word)
 
 
 def _names(text: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -553,35 +660,102 @@ def _names(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """
     capitals = [(m.start(), m.group(0)) for m in _CAPITAL_RE.finditer(text)]
     if not capitals or len(capitals) > 0.6 * len(text.split()):
-        return frozenset(), frozenset()
+        return _NO_NAMES, _NO_NAMES
     inner: set[str] = set()
     opening: set[str] = set()
+    sentence_end = _SENTENCE_END.search
     for pos, word in capitals:
-        before = text[max(0, pos - 8) : pos].rstrip()
-        at_start = not text[:pos].strip() if not before else bool(_SENTENCE_END.search(before))
-        acronym = len(word) > 1 and word.isupper()
-        if at_start and not acronym:
-            if word.casefold() not in _PLAIN_OPENERS:
-                opening.update(_name_stems(word))
-        else:
-            inner.update(_name_stems(word))
+        acronym, plain, stems = _capital(word)
+        if acronym:
+            inner.update(stems)
+            continue
+        before = text[pos - 8 if pos > 8 else 0 : pos].rstrip()
+        at_start = sentence_end(before) is not None if before else not text[:pos].strip()
+        if not at_start:
+            inner.update(stems)
+        elif not plain:
+            opening.update(stems)
     return frozenset(inner), frozenset(opening - inner)
+
+
+class _lazy(Generic[_T]):
+    """A value computed from its instance on first use, then stored on it.
+
+    ``functools.cached_property`` without its lock (Python 3.11 takes an RLock on
+    every first access); computing twice in a race is harmless here, the values
+    are pure functions of the instance.
+    """
+
+    def __init__(self, func: Callable[[Any], _T]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> _lazy[_T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type) -> _T: ...
+
+    def __get__(self, instance: object | None, owner: type) -> _T | _lazy[_T]:
+        if instance is None:
+            return self
+        value = self.func(instance)
+        instance.__dict__[self.name] = value
+        return value
 
 
 @dataclass(frozen=True)
 class TextFeatures:
-    """Everything claim matching needs from one text, computed in one pass."""
+    """Everything claim matching needs from one text, computed in one pass.
+
+    The names (:attr:`names`, :attr:`opening_names`) and :attr:`fuzzy_words` are
+    derived on first use: matching needs them only for the few sentences that
+    come close to a claim.
+    """
 
     norm: str  # normalised text (URLs dropped, tags split)
     masked: str  # normalised text with figures replaced by "#"
     words: tuple[str, ...]  # content words (stemmed), numbers as normalised figures
     numbers: tuple[Number, ...]
-    names: frozenset[str] = frozenset()  # stems of capitalised words inside sentences
-    opening_names: frozenset[str] = frozenset()  # ... and of capitalised sentence openers
+    cleaned: str = ""  # the text with URLs dropped and tags split, before normalising
+    digits: bool = True  # whether norm has a digit (False: no word is a figure)
 
     @property
     def number_strings(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(n.value for n in self.numbers if n.kind != "date"))
+
+    @_lazy
+    def _name_sets(self) -> tuple[frozenset[str], frozenset[str]]:
+        return _names(self.cleaned)
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Stems of the capitalised words inside sentences (names, places, acronyms)."""
+        return self._name_sets[0]
+
+    @property
+    def opening_names(self) -> frozenset[str]:
+        """... and of capitalised sentence openers that are not plain words."""
+        return self._name_sets[1]
+
+    @_lazy
+    def fuzzy_words(self) -> str:
+        """The content words with every figure as ``#``: what the fuzzy scorers compare."""
+        return " ".join(["#" if w[:1].isdigit() else w for w in self.words])
+
+    @_lazy
+    def fuzzy_length(self) -> int:
+        """``len(self.fuzzy_words)``, without building it when no word is a figure."""
+        words = self.words
+        if not words:
+            return 0
+        if self.numbers or self.digits:
+            return len(self.fuzzy_words)  # some words may be figures, shown as "#"
+        return sum(map(len, words)) + len(words) - 1
 
 
 # Spelling variants folded together after stemming (month abbreviations).
@@ -600,23 +774,43 @@ CANONICAL: dict[str, str] = {
 }
 
 
-def _words_from(norm_masked: str, numbers: tuple[Number, ...]) -> tuple[str, ...]:
+def _word_of(token: str) -> str:
+    """The content word of a token: stemmed, canonical; ``""`` for a stopword."""
+    if token in STOPWORDS:
+        return ""
+    if "'" in token:
+        token = token.split("'", 1)[0]
+        if token in STOPWORDS or not token:
+            return ""
+    word = stem(token)
+    return CANONICAL.get(word, word)
+
+
+# token -> _word_of(token): one dict lookup per token instead of a stopword test, a
+# stemmer cache lookup and a canonical lookup. Bounded: cleared when full.
+_WORD_OF: dict[str, str] = {}
+_WORD_OF_MAX = 100_000
+
+
+def _words_from_tokens(tokens: list[str], numbers: tuple[Number, ...]) -> tuple[str, ...]:
+    """Content words of the tokens of a masked text; each ``#`` takes the next figure."""
     out: list[str] = []
     figures = iter(numbers)
-    for token in _WORD_RE.findall(norm_masked):
-        if token == "#":
-            number = next(figures, None)
-            if number is not None and number.kind != "date":
-                out.append(number.value)
-            continue
-        if token in STOPWORDS:
-            continue
-        if "'" in token:
-            token = token.split("'", 1)[0]
-            if token in STOPWORDS or not token:
+    cache = _WORD_OF
+    for token in tokens:
+        word = cache.get(token)
+        if word is None:
+            if token == "#":
+                number = next(figures, None)
+                if number is not None and number.kind != "date":
+                    out.append(number.value)
                 continue
-        word = stem(token)
-        out.append(CANONICAL.get(word, word))
+            word = _word_of(token)
+            if len(cache) >= _WORD_OF_MAX:
+                cache.clear()
+            cache[token] = word
+        if word:
+            out.append(word)
     return tuple(out)
 
 
@@ -629,10 +823,19 @@ def analyse(text: str) -> TextFeatures:
     """
     cleaned = _clean_markup(text)
     norm = normalise(cleaned)
-    numbers = tuple(_numbers_in_normalised(norm))
-    masked = _mask(norm, numbers)
-    names, opening = _names(cleaned)
-    return TextFeatures(norm, masked, _words_from(masked, numbers), numbers, names, opening)
+    tokens = _WORD_RE.findall(norm)
+    digits = _HAS_DIGIT.search(norm) is not None
+    numbers = tuple(_numbers_in_normalised(norm, tokens, digits))
+    if numbers:
+        masked = _mask(norm, numbers)
+        tokens = _WORD_RE.findall(masked)
+    else:
+        masked = norm
+    words = _words_from_tokens(tokens, numbers)
+    features = TextFeatures(norm, masked, words, numbers, cleaned, digits)
+    if not (numbers or digits):  # no word is a figure: its length is known at once
+        features.__dict__["fuzzy_length"] = sum(map(len, words)) + len(words) - 1 if words else 0
+    return features
 
 
 def content_words(text: str) -> list[str]:
