@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
-import ipaddress
 import json
 import logging
 import re
@@ -55,6 +54,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from claimwatch.api import is_loopback  # one definition for the API and the page
 from claimwatch.digest import FLAGS, DigestError, article_entry, build_digest, parse_since
 from claimwatch.render import FLAG_LABELS, FORMATS, render
 from claimwatch.review import (
@@ -122,18 +122,6 @@ class CrawlRefused(Exception):
 
 
 # --------------------------------------------------------------------------- binding
-
-
-def is_loopback(host: str) -> bool:
-    name = host.strip().strip("[]").lower()
-    if name in ("localhost", "localhost.localdomain", "ip6-localhost") or name.endswith(
-        ".localhost"
-    ):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_listen(value: str) -> tuple[str, int]:
