@@ -151,6 +151,11 @@ from claimwatch.cli_review import COMMANDS as _review_commands  # noqa: E402
 for _command in _review_commands:
     main.add_command(_command)
 
+from claimwatch.cli_search import COMMANDS as _search_commands  # noqa: E402
+
+for _command in _search_commands:
+    main.add_command(_command)
+
 from claimwatch.cli_daemon import daemon as _daemon_command  # noqa: E402
 
 main.add_command(_daemon_command)

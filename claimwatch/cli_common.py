@@ -23,8 +23,9 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from config.loader import ConfigError
     from crawler.runner import CrawlError
     from storage.schema import SchemaError
+    from storage.search import SearchError
 
-    return (ConfigError, CrawlError, DigestError, ReviewError, SchemaError)
+    return (ConfigError, CrawlError, DigestError, ReviewError, SchemaError, SearchError)
 
 
 def user_errors(func: F) -> F:

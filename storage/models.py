@@ -281,3 +281,9 @@ class DigestDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     error: Mapped[str | None] = mapped_column(Text)  # the last failure (kept once sent)
     error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# The full-text search index over articles is the database's own (storage/fts.py).
+from storage.fts import attach as _attach_search_index  # noqa: E402
+
+_attach_search_index(Article.__table__)

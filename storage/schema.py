@@ -46,6 +46,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.pool import StaticPool
 
+from storage.fts import is_search_object
 from storage.models import Base, UTCDateTime
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,9 @@ def _include_object(obj: Any, name: str | None, type_: str, reflected: bool,
     # Tables that are not claimwatch's (APScheduler's job store shares the database) are
     # neither compared nor dropped.
     if type_ == "table" and reflected and compare_to is None:
+        return False
+    # The full-text index (storage/fts.py) is the database's own, not the models'.
+    if reflected and compare_to is None and is_search_object(name):
         return False
     return True
 
@@ -376,7 +380,8 @@ def _revision_columns() -> dict[str, dict[str, frozenset[str]]]:
                 insp = inspect(conn)
                 result[rev] = {
                     name: frozenset(c["name"] for c in insp.get_columns(name))
-                    for name in insp.get_table_names() if name != VERSION_TABLE
+                    for name in insp.get_table_names()
+                    if name != VERSION_TABLE and not is_search_object(name)
                 }
     finally:
         engine.dispose()
@@ -386,7 +391,7 @@ def _revision_columns() -> dict[str, dict[str, frozenset[str]]]:
 def _actual_columns(conn: Connection) -> dict[str, frozenset[str]]:
     insp = inspect(conn)
     return {name: frozenset(c["name"] for c in insp.get_columns(name))
-            for name in _claimwatch_tables(conn)}
+            for name in _claimwatch_tables(conn) if not is_search_object(name)}
 
 
 def _schema_ahead_of(conn: Connection, revision: str) -> str | None:

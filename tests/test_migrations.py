@@ -297,8 +297,14 @@ def test_regenerating_the_newest_migration_reproduces_the_models(
         assert schema.new_revision("nothing changed") == []  # head already == models
         if len(known_revisions()) > 1:
             newest = next(copy.glob(f"versions/{head_revision()}_*.py"))
+            models_unchanged = "\nMODELS_UNCHANGED = True" in newest.read_text()
             newest.unlink()
             schema.script_directory.cache_clear()
+            if models_unchanged:
+                # A migration of objects the models do not describe (the full-text index):
+                # without it, the models still equal the migrations.
+                assert schema.new_revision("nothing changed") == []
+                return
             [written] = schema.new_revision("regenerated", rev_id="9999")
             assert written.parent == copy / "versions"
             engine = make_engine(f"sqlite:///{tmp_path / 'regen.sqlite'}")

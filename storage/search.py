@@ -1,0 +1,288 @@
+"""Full-text search over stored articles (title, text, outlet), with filters.
+
+The query language is the one people type into a search box (PostgreSQL's
+``websearch_to_tsquery``): words are all required, ``"a phrase"`` must appear as
+written, ``OR`` between words accepts either, ``-word`` excludes, ``word*`` matches
+a prefix (SQLite). Words are stemmed on both backends ("reports" finds "reported").
+
+On SQLite the words are translated into an FTS5 expression in which every word is
+quoted, so no input can inject FTS5 syntax; on PostgreSQL the text goes to
+``websearch_to_tsquery`` as a bound parameter. Results are ranked (bm25 on SQLite,
+``ts_rank_cd`` on PostgreSQL), newest first among equals, and paged by offset: a
+page of results ranks only the rows that match, through the index
+(storage/fts.py), never a scan of the articles.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, func, literal_column, select, table, text
+from sqlalchemy.orm import Session
+
+from storage.fts import FTS_TABLE, PG_DOCUMENT
+from storage.models import Article, ArticleClaim, ClaimCandidate
+
+MAX_QUERY_CHARS = 500
+MAX_TERMS = 32
+MAX_OFFSET = 10_000
+MAX_LIMIT = 500
+#: Snippet markers: control characters no stored text contains; renderers replace them
+#: (after escaping) with their own highlight, e.g. ``<mark>``.
+MARK_START, MARK_END = "\x02", "\x03"
+FLAGS = ("new_report", "duplicate", "conflict", "new_claim_candidate")
+REVIEW_STATUSES = ("open", "reviewed", "dismissed")
+
+_TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+_WORD = re.compile(r"[\w]+(?:['’.][\w]+)*\*?", re.UNICODE)
+
+
+class SearchError(ValueError):
+    """A search the user must change: the message names the field and what is wrong."""
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    topic: str | None = None
+    flag: str | None = None
+    claim: str | None = None
+    outlet: str | None = None
+    language: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    review: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.flag is not None and self.flag not in FLAGS:
+            raise SearchError(f"flag: {self.flag!r} is not one of {', '.join(FLAGS)}")
+        if self.review is not None and self.review not in REVIEW_STATUSES:
+            raise SearchError(
+                f"review: {self.review!r} is not one of {', '.join(REVIEW_STATUSES)}")
+        if self.since and self.until and self.since > self.until:
+            raise SearchError("since: the start of the date range is after its end")
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: int
+    topic: str
+    title: str | None
+    url: str
+    outlet: str | None
+    language: str | None
+    published: datetime | None
+    fetched_at: datetime
+    review_status: str
+    duplicate_of_id: int | None
+    snippet: str  # with MARK_START / MARK_END around matched words
+
+    @property
+    def when(self) -> datetime:
+        return self.published or self.fetched_at
+
+
+@dataclass
+class SearchPage:
+    query: str
+    hits: list[SearchHit] = field(default_factory=list)
+    offset: int = 0
+    next_offset: int | None = None  # None: this is the last page
+
+
+@dataclass(frozen=True)
+class _Term:
+    text: str  # a word, a word with * (prefix) or several words (phrase)
+    phrase: bool = False
+    negated: bool = False
+
+
+def parse_query(query: str) -> list[_Term | str]:
+    """Words, phrases, ``-exclusions`` and ``OR`` (as the string "OR"), validated."""
+    query = (query or "").strip()
+    if not query:
+        raise SearchError("query: type at least one word to search for")
+    if len(query) > MAX_QUERY_CHARS:
+        raise SearchError(f"query: longer than {MAX_QUERY_CHARS} characters")
+    parts: list[_Term | str] = []
+    for match in _TOKEN.finditer(query):
+        negated_phrase, phrase, bare = match.groups()
+        if phrase is not None:
+            words = _WORD.findall(phrase.replace("*", " "))
+            if words:
+                parts.append(_Term(" ".join(words), phrase=True, negated=bool(negated_phrase)))
+            continue
+        if bare == "OR":
+            if parts and parts[-1] != "OR":
+                parts.append("OR")
+            continue
+        negated = bare.startswith("-") and len(bare) > 1
+        for word in _WORD.findall(bare[1:] if negated else bare):
+            parts.append(_Term(word, negated=negated))
+    while parts and parts[-1] == "OR":
+        parts.pop()
+    terms = [p for p in parts if isinstance(p, _Term)]
+    if not any(not t.negated for t in terms):
+        raise SearchError("query: needs at least one word that is not excluded with '-'")
+    if len(terms) > MAX_TERMS:
+        raise SearchError(f"query: more than {MAX_TERMS} words")
+    return parts
+
+
+def fts5_expression(query: str) -> str:
+    """The SQLite FTS5 MATCH expression for ``query`` (every word quoted: no injection)."""
+    positive: list[str] = []
+    negative: list[str] = []
+    pending_or = False
+    for part in parse_query(query):
+        if part == "OR":
+            pending_or = bool(positive)
+            continue
+        assert isinstance(part, _Term)
+        word = part.text
+        prefix = word.endswith("*") and not part.phrase
+        quoted = '"' + word.rstrip("*").replace('"', '""') + '"' + ("*" if prefix else "")
+        if part.negated:
+            negative.append(quoted)
+        elif pending_or:
+            positive[-1] = f"{positive[-1]} OR {quoted}"
+            pending_or = False
+        else:
+            positive.append(quoted)
+    expression = " AND ".join(f"({p})" if " OR " in p else p for p in positive)
+    for word in negative:
+        expression = f"({expression}) NOT {word}"
+    return expression
+
+
+def _filtered(statement: Any, filters: SearchFilters) -> Any:
+    if filters.topic:
+        statement = statement.where(Article.topic == filters.topic)
+    if filters.outlet:
+        statement = statement.where(func.lower(Article.outlet) == filters.outlet.lower())
+    if filters.language:
+        statement = statement.where(func.lower(Article.language) == filters.language.lower())
+    if filters.review:
+        statement = statement.where(Article.review_status == filters.review)
+    when = func.coalesce(Article.published, Article.fetched_at)
+    if filters.since:
+        statement = statement.where(when >= filters.since)
+    if filters.until:
+        statement = statement.where(when <= filters.until)
+    if filters.claim:
+        statement = statement.where(exists().where(
+            ArticleClaim.article_id == Article.id, ArticleClaim.claim_id == filters.claim,
+            ArticleClaim.review != "rejected"))
+    if filters.flag == "duplicate":
+        statement = statement.where(Article.duplicate_of_id.is_not(None))
+    elif filters.flag == "new_report":
+        statement = statement.where(Article.duplicate_of_id.is_(None))
+    elif filters.flag == "conflict":
+        statement = statement.where(exists().where(
+            ArticleClaim.article_id == Article.id, ArticleClaim.conflict.is_(True),
+            ArticleClaim.review != "rejected"))
+    elif filters.flag == "new_claim_candidate":
+        statement = statement.where(exists().where(
+            ClaimCandidate.article_id == Article.id, ClaimCandidate.status == "open"))
+    return statement
+
+
+_COLUMNS = (Article.id, Article.topic, Article.title, Article.url, Article.outlet,
+            Article.language, Article.published, Article.fetched_at, Article.review_status,
+            Article.duplicate_of_id)
+
+
+def search_articles(session: Session, query: str, filters: SearchFilters | None = None, *,
+                    limit: int = 50, offset: int = 0) -> SearchPage:
+    """One page of the articles matching ``query`` and ``filters``, best match first."""
+    filters = filters or SearchFilters()
+    if not 1 <= limit <= MAX_LIMIT:
+        raise SearchError(f"limit: must be between 1 and {MAX_LIMIT}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise SearchError(f"offset: must be between 0 and {MAX_OFFSET} (narrow the search)")
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        rows = _sqlite_page(session, query, filters, limit + 1, offset)
+    elif dialect == "postgresql":
+        rows = _postgres_page(session, query, filters, limit + 1, offset)
+    else:  # pragma: no cover - only the two supported stores
+        raise SearchError(f"search is not available on {dialect}")
+    hits = [SearchHit(*row[:10], snippet=_tidy(row[10] or "")) for row in rows[:limit]]
+    more = len(rows) > limit and offset + limit <= MAX_OFFSET
+    return SearchPage(query=query, hits=hits, offset=offset,
+                      next_offset=offset + limit if more else None)
+
+
+def _tidy(snippet: str) -> str:
+    return " ".join(snippet.split())
+
+
+def _sqlite_page(session: Session, query: str, filters: SearchFilters, limit: int,
+                 offset: int) -> list[Any]:
+    fts = table(FTS_TABLE, literal_column("rowid"))
+    ranked = _filtered(
+        select(Article.id.label("id"), literal_column(f"{FTS_TABLE}.rank").label("rank"))
+        .select_from(fts)
+        .join(Article.__table__, Article.id == literal_column(f"{FTS_TABLE}.rowid"))
+        .where(text(f"{FTS_TABLE} MATCH :fts_query").bindparams(fts_query=fts5_expression(query)))
+        , filters,
+    ).order_by(literal_column("rank"), Article.id.desc()).limit(limit).offset(offset)
+    page = ranked.subquery("page")
+    snippet = literal_column(
+        f"snippet({FTS_TABLE}, -1, char(2), char(3), '…', 24)").label("snippet")
+    statement = (
+        select(*_COLUMNS, snippet)
+        .select_from(page)
+        .join(Article.__table__, Article.id == page.c.id)
+        .join(fts, literal_column(f"{FTS_TABLE}.rowid") == page.c.id)
+        .where(text(f"{FTS_TABLE} MATCH :fts_query2")
+               .bindparams(fts_query2=fts5_expression(query)))
+        .order_by(page.c.rank, Article.id.desc())
+    )
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return list(session.execute(statement))
+    except OperationalError as exc:  # an FTS5 expression it cannot run
+        if "fts5" in str(exc.orig).lower() or "syntax" in str(exc.orig).lower():
+            raise SearchError(f"query: cannot search for {query!r} ({exc.orig})") from exc
+        raise
+
+
+def _postgres_page(session: Session, query: str, filters: SearchFilters, limit: int,
+                   offset: int) -> list[Any]:
+    parse_query(query)  # the same validation as SQLite
+    document = literal_column(PG_DOCUMENT)
+    tsquery = func.websearch_to_tsquery(literal_column("'english'::regconfig"), query)
+    rank = func.ts_rank_cd(document, tsquery).label("rank")
+    ranked = _filtered(
+        select(Article.id.label("id"), rank).where(document.op("@@")(tsquery)), filters
+    ).order_by(literal_column("rank").desc(), Article.id.desc()).limit(limit).offset(offset)
+    page = ranked.subquery("page")
+    headline = func.ts_headline(
+        literal_column("'english'::regconfig"),
+        func.coalesce(Article.title, "") + " — " + Article.text,
+        func.websearch_to_tsquery(literal_column("'english'::regconfig"), query),
+        "StartSel=\x02, StopSel=\x03, MaxWords=30, MinWords=12, MaxFragments=2, "
+        "FragmentDelimiter=\" … \"",
+    ).label("snippet")
+    statement = (
+        select(*_COLUMNS, headline)
+        .select_from(page)
+        .join(Article.__table__, Article.id == page.c.id)
+        .order_by(page.c.rank.desc(), Article.id.desc())
+    )
+    return list(session.execute(statement))
+
+
+def highlight(snippet: str, escape: Any, start: str = "<mark>", end: str = "</mark>") -> str:
+    """``snippet`` escaped by ``escape`` (e.g. html.escape) with its marks as ``start``/``end``."""
+    return escape(snippet).replace(MARK_START, start).replace(MARK_END, end)
+
+
+def plain(snippet: str, start: str = "[", end: str = "]") -> str:
+    return snippet.replace(MARK_START, start).replace(MARK_END, end)
+
+
