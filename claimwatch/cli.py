@@ -51,9 +51,11 @@ def main(verbose: int) -> None:
               help="Override a Scrapy/claimwatch setting, e.g. --set DOWNLOAD_DELAY=2.")
 @click.option("--trigger", type=click.Choice(["manual", "schedule"]), default="manual",
               hidden=True)
+@click.option("--notify/--no-notify", default=True, show_default=True,
+              help="Send the topic's alerts (its `notify` channels) after the crawl.")
 @user_errors
 def crawl(topic_file: Path, sources: tuple[str, ...], db_url: str | None,
-          overrides: tuple[str, ...], trigger: str) -> None:
+          overrides: tuple[str, ...], trigger: str, notify: bool) -> None:
     """Crawl a topic's sources once, now, and print a summary.
 
     \b
@@ -68,6 +70,11 @@ def crawl(topic_file: Path, sources: tuple[str, ...], db_url: str | None,
     summary = run_crawl(topic_file, sources=sources or None, db_url=db_url, settings=settings,
                         trigger=trigger)
     click.echo(format_summary(summary))
+    if notify:
+        from claimwatch.cli_search import notify_channels
+
+        for line in notify_channels(topic_file, db_url):
+            click.echo(line)
     if not summary.ok:
         sys.exit(1)
 

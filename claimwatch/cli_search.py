@@ -150,4 +150,48 @@ def export(topic: str | None, since: str | None, status: str | None, fmt: str,
         engine.dispose()
 
 
-COMMANDS = (search, export)
+def notify_channels(topic_file: Path, db_url: str | None, *, test: bool = False) -> list[str]:
+    """Run (or test) one topic's notification channels; one line per channel."""
+    from claimwatch.notify import notify_topic, send_test
+    from config.loader import load_topic
+    from storage.db import open_db
+
+    topic = load_topic(topic_file)
+    if not topic.notify:
+        return [f"topic {topic.name}: no notify channels in {topic_file}"] if test else []
+    if test:
+        return [f"{topic.name}: {r.line()}" for r in send_test(topic)]
+    engine, sessions = open_db(db_url)
+    try:
+        return [f"{topic.name}: {r.line()}" for r in notify_topic(sessions, topic)]
+    finally:
+        engine.dispose()
+
+
+@click.command()
+@click.argument("topic_files", metavar="TOPIC_FILE...", nargs=-1, required=True,
+                type=click.Path(path_type=Path))
+@click.option("--test", is_flag=True, help="Send a test message to every channel, nothing else.")
+@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@user_errors
+def notify(topic_files: tuple[Path, ...], test: bool, db_url: str | None) -> None:
+    """Send the topics' alerts now (conflicts, disputes, new reports, source alarms).
+
+    Channels are Apprise URLs in the topic file's `notify` list; a crawl sends
+    them on its own. Review links use $CLAIMWATCH_BASE_URL when it is set.
+
+    \b
+    Example:
+      claimwatch notify --test config/topics/twitter-child-safety.yaml
+      CLAIMWATCH_BASE_URL=https://desk.example.org claimwatch notify topic.yaml
+    """
+    failed = False
+    for topic_file in topic_files:
+        for line in notify_channels(topic_file, db_url, test=test):
+            click.echo(line)
+            failed = failed or "FAILED" in line
+    if failed:
+        sys.exit(1)
+
+
+COMMANDS = (search, export, notify)

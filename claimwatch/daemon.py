@@ -850,6 +850,19 @@ class Daemon:
         logger.log(level, "crawl run %s finished: %s/%s %s in %.1fs, new=%s fetched=%s%s",
                    run.run_id, run.topic, run.source, status, took, counts.get("new", 0),
                    counts.get("fetched", 0), f" ({error})" if error and status != "ok" else "")
+        self._notify(run.topic)
+
+    def _notify(self, topic_name: str) -> None:
+        """Alerts of the topic's channels (claimwatch/notify.py) after each crawl: never raises."""
+        from claimwatch.notify import notify_after_crawl
+
+        with self._lock:
+            loaded = next((item for item in self.topics.values()
+                           if item.topic.name == topic_name), None)
+        if loaded is not None and loaded.topic.notify:
+            for report in notify_after_crawl(self.sessions, loaded.topic):
+                if report.error:
+                    logger.warning("notify %s: %s", topic_name, report.line())
 
     # -- health ----------------------------------------------------------------------------------
 

@@ -25,13 +25,14 @@ from urllib.parse import urlsplit
 import yaml
 
 from .cron import is_interval, normalize_schedule
-from .models import SOURCE_KINDS, Claim, Query, Source, Topic
+from .models import NOTIFY_EVENTS, SOURCE_KINDS, Claim, NotifyTarget, Query, Source, Topic
 
 __all__ = ["ConfigError", "append_claim", "load_claims", "load_topic"]
 
 logger = logging.getLogger(__name__)
 
-TOPIC_KEYS = ("name", "query", "claims", "sources", "serve_dir")
+TOPIC_KEYS = ("name", "query", "claims", "sources", "serve_dir", "notify")
+NOTIFY_KEYS = ("url", "events", "claims")
 QUERY_KEYS = ("any", "all", "none", "and_any")
 SOURCE_KEYS = ("name", "kind", "url", "schedule")  # any other key goes to Source.options
 CLAIM_FIELDS = ("id", "text", "source", "first_reported", "aliases")
@@ -380,6 +381,8 @@ def load_topic(path: str | os.PathLike[str]) -> Topic:
             raise doc.error(("claims",), f"claims file not found: {claims_path}")
         claims = _load_claims_shown(claims_path, _display_join(shown, value.strip()))
 
+    notify = _load_notify(doc, data.get("notify"), claims)
+
     topic = Topic(
         name=name,
         path=file_path,
@@ -388,11 +391,75 @@ def load_topic(path: str | os.PathLike[str]) -> Topic:
         claims=claims,
         sources=sources,
         serve_dir=serve_dir,
+        notify=notify,
     )
     logger.debug(
         "loaded topic %s from %s: %d sources, %d claims", name, shown, len(sources), len(claims)
     )
     return topic
+
+
+_NOTIFY_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S")
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(doc: _Yaml, at: KeyPath, value: str) -> str:
+    """``${NAME}`` from the environment, so secrets stay out of the topic file."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise doc.error(at, f"environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV_VAR.sub(one, value)
+
+
+def _load_notify(doc: _Yaml, value: object, claims: tuple[Claim, ...]) -> tuple[NotifyTarget, ...]:
+    """``notify``: a list of Apprise URLs, or of {url, events, claims} mappings."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise doc.error(("notify",), _type_problem(
+            "a list of notification URLs or {url, events, claims} mappings", value))
+    claim_ids = {c.id for c in claims}
+    targets = []
+    for i, item in enumerate(value):
+        at: KeyPath = ("notify", i)
+        if isinstance(item, str):
+            item = {"url": item}
+        if not isinstance(item, dict):
+            raise doc.error(at, _type_problem("a URL or a mapping with url", item))
+        for key in item:
+            if key not in NOTIFY_KEYS:
+                raise doc.error((*at, str(key)), f"unknown key '{key}' (expected "
+                                f"{_one_of(NOTIFY_KEYS)}){_suggest(key, NOTIFY_KEYS)}")
+        url = _required_str(doc, item, at, "url", "a notification URL")
+        if not _NOTIFY_URL.match(url.strip()):
+            raise doc.error((*at, "url"), "not a notification URL (expected scheme://..., "
+                            "e.g. slack://..., json://host/path, mailto://...)")
+        events = item.get("events", list(NOTIFY_EVENTS))
+        if isinstance(events, str):
+            events = [events]
+        if not isinstance(events, list) or not events:
+            raise doc.error((*at, "events"), _type_problem("a list of events", events))
+        for event in events:
+            if event not in NOTIFY_EVENTS:
+                raise doc.error((*at, "events"), f"unknown event {event!r} (expected "
+                                f"{_one_of(NOTIFY_EVENTS)}){_suggest(event, NOTIFY_EVENTS)}")
+        watched = item.get("claims", [])
+        if isinstance(watched, str):
+            watched = [watched]
+        if not isinstance(watched, list):
+            raise doc.error((*at, "claims"), _type_problem("a list of claim ids", watched))
+        for claim_id in watched:
+            if str(claim_id) not in claim_ids:
+                raise doc.error((*at, "claims"), f"no claim {claim_id!r} in the claims table"
+                                f"{_suggest(str(claim_id), claim_ids)}")
+        targets.append(NotifyTarget(
+            url=_expand_env(doc, (*at, "url"), url.strip()), events=tuple(dict.fromkeys(events)),
+            claims=tuple(str(c) for c in watched), shown=url.strip()))
+    return tuple(targets)
 
 
 def _required_str(doc: _Yaml, mapping: dict[Any, Any], at: KeyPath, key: str, what: str) -> str:

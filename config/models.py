@@ -56,6 +56,22 @@ class Source:
     options: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
 
 
+#: What a notification target can be told about (claimwatch/notify.py).
+NOTIFY_EVENTS = ("conflict", "dispute", "new_report", "source_alarm")
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """Where a topic's alerts go: an Apprise URL (Slack, Matrix, Telegram, Discord,
+    mailto, json://...), the events it wants, and the claims it watches for new reports
+    (empty: every claim). The URL may hold a secret: show it only through ``shown``."""
+
+    url: str = field(repr=False)
+    events: tuple[str, ...] = NOTIFY_EVENTS
+    claims: tuple[str, ...] = ()
+    shown: str = ""  # the URL as written in the topic file (``${VAR}`` unexpanded)
+
+
 @dataclass(frozen=True)
 class Topic:
     name: str
@@ -67,6 +83,7 @@ class Topic:
     # Directory served over a local HTTP server for the crawl (the offline demo
     # and tests); source URLs may then use the ``${SITE}`` placeholder.
     serve_dir: Path | None = None
+    notify: tuple[NotifyTarget, ...] = ()
 
     def source(self, name: str) -> Source:
         for source in self.sources:

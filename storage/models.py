@@ -283,6 +283,27 @@ class DigestDelivery(Base):
     error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+
+class NotifyState(Base):
+    """How far one notification channel of a topic has been told (claimwatch/notify.py).
+
+    ``channel`` is a hash of the channel's URL (which may hold a secret). Articles up
+    to ``last_article_id`` have been notified; ``alarms`` maps each source to the alarm
+    kind last announced, so an alarm is announced once, when it starts or changes.
+    """
+
+    __tablename__ = "notify_states"
+    __table_args__ = (UniqueConstraint("topic", "channel", name="uq_notify_states_topic_channel"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(64))
+    last_article_id: Mapped[int] = mapped_column(Integer, default=0)
+    alarms: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    last_sent: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
 # The full-text search index over articles is the database's own (storage/fts.py).
 from storage.fts import attach as _attach_search_index  # noqa: E402
 

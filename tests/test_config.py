@@ -423,7 +423,7 @@ def test_unknown_top_level_key(topic_dir: Path) -> None:
     error = topic_error(topic_dir, topic_text().replace("sources:", "source:"))
     assert error.where == "source"
     assert error.problem.startswith(
-        "unknown key 'source' (expected name, query, claims, sources or serve_dir)"
+        "unknown key 'source' (expected name, query, claims, sources, serve_dir or notify)"
     )
     assert error.problem.endswith("did you mean 'sources'?")
 
