@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from claimwatch.digest import article_entry
 from storage.models import Article
+from storage.search import SearchFilters, apply_filters
 
 PAGE = 200
 FORMATS = ("csv", "jsonl")
@@ -49,6 +50,8 @@ class ExportQuery:
     since: datetime | None = None
     status: str | None = None  # open|reviewed|dismissed; None: all
     ids: tuple[int, ...] | None = None  # exactly these articles (a page's filtered list)
+    flag: str | None = None  # new_report|duplicate|conflict|new_claim_candidate
+    claim: str | None = None  # articles linked to this claim (rejected links left out)
 
 
 def spreadsheet_safe(value: Any) -> Any:
@@ -78,6 +81,9 @@ def iter_articles(session: Session, query: ExportQuery) -> Iterator[Article]:
             statement = statement.where(Article.review_status == query.status)
         if query.ids is not None:
             statement = statement.where(Article.id.in_(query.ids))
+        if query.flag or query.claim:
+            statement = apply_filters(statement, SearchFilters(flag=query.flag,
+                                                               claim=query.claim))
         page = list(session.scalars(statement))
         if not page:
             return

@@ -48,7 +48,7 @@ from datetime import UTC, datetime
 from http.cookies import CookieError, SimpleCookie
 from socketserver import ThreadingMixIn
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from sqlalchemy import func, select
@@ -66,6 +66,7 @@ from claimwatch.review import (
     recent_runs,
     review_match,
 )
+from claimwatch.web_desk import DESK_CSS, DeskViews
 from config.models import Topic
 from storage.models import Article, KnownClaim, SourceState
 
@@ -354,7 +355,7 @@ class Response:
 Route = tuple[str, re.Pattern[str], Callable[..., Response]]
 
 
-class ReviewApp:
+class ReviewApp(DeskViews):
     """The review page as a WSGI callable. Build it with :func:`make_app`."""
 
     def __init__(
@@ -391,6 +392,12 @@ class ReviewApp:
             ("GET", re.compile(r"/runs\.json"), self.json_runs),
             ("GET", re.compile(r"/session\.json"), self.json_session),
             ("GET", re.compile(r"/static/review\.css"), self.static_css),
+            ("GET", re.compile(r"/search"), self.page_search),
+            ("GET", re.compile(r"/search\.json"), self.json_search),
+            ("GET", re.compile(r"/export"), self.export_download),
+            ("GET", re.compile(r"/claim/([^/]+)\.json"), self.json_claim),
+            ("GET", re.compile(r"/claim/([^/]+)"), self.page_claim),
+            ("GET", re.compile(r"/topic/([^/]+)"), self.page_topic),
             ("POST", re.compile(r"/article/(\d+)/review"), self.post_review),
             ("POST", re.compile(r"/article/(\d+)/match"), self.post_match),
             ("POST", re.compile(r"/candidate/(\d+)/promote"), self.post_promote),
@@ -415,6 +422,13 @@ class ReviewApp:
     @staticmethod
     def _send(req: Request, response: Response, set_cookies: list[str],
               start_response: Callable[..., Any]) -> list[bytes]:
+        if not isinstance(response.body, str | bytes):  # a stream (an export download)
+            headers = [("Content-Type", response.content_type), ("Cache-Control", "no-store"),
+                       ("Content-Security-Policy", response.csp), *SECURITY_HEADERS,
+                       *response.headers, *[("Set-Cookie", c) for c in set_cookies]]
+            start_response(f"{response.status} {_REASONS.get(response.status, 'Error')}",
+                           headers)
+            return [b""] if req.method == "HEAD" else response.body  # type: ignore[return-value]
         body = response.body.encode("utf-8") if isinstance(response.body, str) else response.body
         headers = [("Content-Type", response.content_type),
                    ("Content-Length", str(len(body))),
@@ -547,7 +561,8 @@ class ReviewApp:
     # -- layout --------------------------------------------------------------------------------
 
     def _layout(self, req: Request, title: str, body: str, active: str = "") -> Response:
-        nav = [("articles", "/", "Articles"), ("claims", "/claims", "Claims"),
+        nav = [("articles", "/", "Articles"), ("search", "/search", "Search"),
+               ("claims", "/claims", "Claims"),
                ("sources", "/sources", "Sources &amp; runs"), ("digest", "/digest", "Digest")]
         links = "".join(
             f'<a href="{h(req.url(path))}"{" class=active" if key == active else ""}>{label}</a>'
@@ -671,6 +686,9 @@ class ReviewApp:
         if len(articles) > len(shown):
             summary += f"; showing the newest {len(shown)}, narrow the filters to see the rest"
         parts.append(f'<p class="count" id="count">{h(summary)}</p>')
+        parts.append(self.download_links(
+            req, topic=filters["topic"], status=filters["status"], flag=filters["flag"],
+            claim=filters["claim"], since=filters["since"]))
         if not shown:
             parts.append('<p class="empty">Nothing to review with these filters.</p>')
         parts.append('<div class="items">')
@@ -1019,10 +1037,12 @@ class ReviewApp:
                 f'<a href="{h(req.url("/", topic=r.topic, status="all", claim=r.claim_id))}">'
                 f"{r.articles}</a>" if r.articles else "0"
             )
+            claim_url = req.url("/claim/" + quote(r.claim_id, safe=""), topic=r.topic)
             text = h(r.text) if r.text is not None else (
                 '<span class="muted">not in the claims table any more</span>')
             body_rows.append(
-                f'<tr id="claim-{h(r.claim_id)}"><td><code>{h(r.claim_id)}</code></td>'
+                f'<tr id="claim-{h(r.claim_id)}"><td><a href="{h(claim_url)}">'
+                f"<code>{h(r.claim_id)}</code></a></td>"
                 f"<td>{text}</td><td class=num>{articles}</td><td class=num>{r.outlets}</td>"
                 f"<td class=num>{r.conflicts}</td><td>{h(fmt_dt(r.first_seen))}</td>"
                 f"<td>{h(fmt_dt(r.last_seen))}</td></tr>"
@@ -1132,7 +1152,7 @@ class ReviewApp:
         return Response.json({"csrf": self.csrf_token(req)})
 
     def static_css(self, req: Request) -> Response:
-        response = Response(CSS, 200, "text/css; charset=utf-8")
+        response = Response(CSS + DESK_CSS, 200, "text/css; charset=utf-8")
         return response
 
     # -- actions -------------------------------------------------------------------------------

@@ -157,7 +157,8 @@ def fts5_expression(query: str) -> str:
     return expression
 
 
-def _filtered(statement: Any, filters: SearchFilters) -> Any:
+def apply_filters(statement: Any, filters: SearchFilters) -> Any:
+    """``statement`` (over articles) narrowed by ``filters``: shared with the export."""
     if filters.topic:
         statement = statement.where(Article.topic == filters.topic)
     if filters.outlet:
@@ -222,7 +223,7 @@ def _tidy(snippet: str) -> str:
 def _sqlite_page(session: Session, query: str, filters: SearchFilters, limit: int,
                  offset: int) -> list[Any]:
     fts = table(FTS_TABLE, literal_column("rowid"))
-    ranked = _filtered(
+    ranked = apply_filters(
         select(Article.id.label("id"), literal_column(f"{FTS_TABLE}.rank").label("rank"))
         .select_from(fts)
         .join(Article.__table__, Article.id == literal_column(f"{FTS_TABLE}.rowid"))
@@ -257,7 +258,7 @@ def _postgres_page(session: Session, query: str, filters: SearchFilters, limit: 
     document = literal_column(PG_DOCUMENT)
     tsquery = func.websearch_to_tsquery(literal_column("'english'::regconfig"), query)
     rank = func.ts_rank_cd(document, tsquery).label("rank")
-    ranked = _filtered(
+    ranked = apply_filters(
         select(Article.id.label("id"), rank).where(document.op("@@")(tsquery)), filters
     ).order_by(literal_column("rank").desc(), Article.id.desc()).limit(limit).offset(offset)
     page = ranked.subquery("page")
@@ -278,8 +279,17 @@ def _postgres_page(session: Session, query: str, filters: SearchFilters, limit: 
 
 
 def highlight(snippet: str, escape: Any, start: str = "<mark>", end: str = "</mark>") -> str:
-    """``snippet`` escaped by ``escape`` (e.g. html.escape) with its marks as ``start``/``end``."""
-    return escape(snippet).replace(MARK_START, start).replace(MARK_END, end)
+    """``snippet`` escaped by ``escape`` (e.g. html.escape) with its marks as ``start``/``end``
+    (the marks are put in after escaping, between escaped pieces)."""
+    pieces = []
+    for piece in re.split(f"([{MARK_START}{MARK_END}])", snippet):
+        if piece == MARK_START:
+            pieces.append(start)
+        elif piece == MARK_END:
+            pieces.append(end)
+        elif piece:
+            pieces.append(escape(piece))
+    return "".join(pieces)
 
 
 def plain(snippet: str, start: str = "[", end: str = "]") -> str:

@@ -1,0 +1,156 @@
+"""The desk pages of the review app: search, export downloads, a claim's timeline, a topic's
+articles per day. In process through the WSGI app, with the hostile article of the world."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from typing import Any
+
+from claimwatch.web import make_app
+from tests.review_fixtures import TOPIC, World
+from tests.test_web import Client, assert_inert, client, parse, sessions, trigger, world  # noqa: F401
+
+
+def assert_inert_with_charts(html: str) -> None:
+    """As assert_inert, but the page's own SVG charts are allowed (only ours: no on*)."""
+    tags = parse(html)
+    names = {t for t, _ in tags.tags}
+    assert not names & {"script", "img", "iframe", "object", "embed", "b", "foreignobject"}
+    for tag, attrs in tags.tags:
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (tag, attrs)
+            if name in ("href", "src", "action", "xlink:href"):
+                assert not (value or "").strip().lower().startswith("javascript:"), (tag, attrs)
+
+
+def test_search_page_finds_highlights_and_escapes(client: Client, world: World) -> None:
+    reply = client.get("/search?q=safety+team")
+    assert reply.status == 200
+    hits = [int(i) for i in re.findall(r'<article class="hit" id="hit-(\d+)"', reply.text)]
+    assert set(hits) == {world.ids["original"], world.ids["copy"]}
+    assert "<mark>safety</mark>" in reply.text and "<mark>team</mark>" in reply.text
+    assert f'copy of <a href="/article/{world.ids["original"]}">' in reply.text
+    assert_inert(reply.text)
+    hostile = client.get("/search?q=hostile+title")
+    assert f'id="hit-{world.ids["hostile"]}"' in hostile.text
+    assert "<script>" not in hostile.text.split("<main>")[1]
+    assert_inert(hostile.text)
+
+
+def test_search_filters_and_json(client: Client, world: World) -> None:
+    data = client.get("/search.json?q=twitter&flag=duplicate").json()
+    assert [r["id"] for r in data["results"]] == [world.ids["copy"]]
+    data = client.get("/search.json?q=twitter&outlet=civic+post").json()
+    assert [r["id"] for r in data["results"]] == [world.ids["other"]]
+    data = client.get("/search.json?q=staff&claim=engineers-half").json()
+    assert {r["id"] for r in data["results"]} == {world.ids["original"], world.ids["other"]}
+    assert client.get("/search.json?q=twitter&topic=nope").json()["results"] == []
+
+
+def test_search_reports_bad_input_without_failing(client: Client) -> None:
+    for url, fragment in [
+        ("/search?q=-only", "at least one word that is not excluded"),
+        ("/search?q=x&since=99999999999999999999d", "since:"),
+        ("/search?q=x&flag=bogus", "flag: &#x27;bogus&#x27;"),
+        ("/search?q=" + "x" * 600, "longer than 500"),
+    ]:
+        reply = client.get(url)
+        assert reply.status == 200 and fragment in reply.text, url
+    assert client.get("/search.json?q=-only").status == 400
+    assert client.get("/search.json").status == 400
+    assert client.get("/search?q=twitter&offset=99999999999999999999").status == 200
+
+
+def test_search_pages(client: Client, world: World) -> None:
+    import claimwatch.web_desk as desk
+
+    original = desk.PAGE_SIZE
+    desk.PAGE_SIZE = 2
+    try:
+        first = client.get("/search?q=twitter")
+        assert 'rel="next"' in first.text and "Results 1–2" in first.text
+        following = re.search(r'<a href="([^"]+)" rel="next">', first.text)
+        assert following
+        second = client.get(following.group(1).replace("&amp;", "&"))
+        assert "Results 3–3" in second.text and 'rel="prev"' in second.text
+    finally:
+        desk.PAGE_SIZE = original
+
+
+def _csv(reply: Any) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(reply.body.decode("utf-8"))))
+
+
+def test_export_downloads_the_filtered_list(client: Client, world: World) -> None:
+    page = client.get("/?status=all&flag=conflict")
+    link = re.search(r'<a href="(/export\?format=csv[^"]*)" download>CSV</a>', page.text)
+    assert link, page.text
+    reply = client.get(link.group(1).replace("&amp;", "&"))
+    assert reply.status == 200 and reply.header("Content-Type") == "text/csv; charset=utf-8"
+    assert reply.header("Content-Disposition", ).startswith("attachment; filename=")
+    rows = _csv(reply)
+    assert {int(r["article_id"]) for r in rows} == {world.ids["original"]}
+    assert {r["claim_id"] for r in rows} == {"staff-25", "engineers-half"}
+    everything = _csv(client.get(f"/export?format=csv&topic={TOPIC}"))
+    hostile = [r for r in everything if int(r["article_id"]) == world.ids["hostile"]]
+    assert hostile and hostile[0]["title"].startswith("<script>")  # data kept, as text
+    lines = client.get("/export?format=jsonl&claim=engineers-half").body.decode().splitlines()
+    assert {json.loads(line)["id"] for line in lines} == {world.ids["original"],
+                                                          world.ids["other"]}
+
+
+def test_export_rejects_bad_parameters(client: Client) -> None:
+    for url in ["/export?format=xlsx", "/export?format=csv&since=soon",
+                "/export?format=csv&status=maybe", "/export?format=csv&ids=1,x",
+                "/export?format=csv&ids=99999999999999999999999", "/export?format=csv&flag=x"]:
+        reply = client.get(url)
+        assert reply.status == 400, url
+        assert "Traceback" not in reply.text
+
+
+def test_search_results_download(client: Client, world: World) -> None:
+    page = client.get("/search?q=twitter+staff")
+    link = re.search(r'<a href="(/export\?format=jsonl[^"]*)" download>', page.text)
+    assert link
+    lines = client.get(link.group(1).replace("&amp;", "&")).body.decode().splitlines()
+    assert {json.loads(line)["id"] for line in lines} == {
+        int(i) for i in re.findall(r'id="hit-(\d+)"', page.text)}
+
+
+def test_claim_timeline_marks_first_report_copies_and_conflicts(client: Client,
+                                                                 world: World) -> None:
+    claims = client.get(f"/claims?topic={TOPIC}")
+    assert f'href="/claim/staff-25?topic={TOPIC}"' in claims.text
+    reply = client.get(f"/claim/staff-25?topic={TOPIC}")
+    assert reply.status == 200
+    assert '<svg class="chart timeline"' in reply.text
+    assert "3 article(s) in 3 outlet(s)" in reply.text
+    assert "1 first report, 1 copy, 1 report" in reply.text
+    assert_inert_with_charts(reply.text)
+    assert 'Evil&quot; onmouseover' in reply.text  # the hostile outlet, as text in the lane
+    data = client.get("/claim/staff-25.json").json()
+    kinds = {p["article_id"]: p["kind"] for p in data["timeline"]}
+    assert kinds == {world.ids["original"]: "first_report", world.ids["copy"]: "copy",
+                     world.ids["hostile"]: "report"}
+    conflict = client.get(f"/claim/engineers-half.json?topic={TOPIC}").json()
+    assert {p["kind"] for p in conflict["timeline"]} == {"conflict", "first_report"}
+    unused = client.get("/claim/never-repeated")
+    assert unused.status == 200 and "No stored article carries this claim yet" in unused.text
+    assert client.get("/claim/no-such-claim").status == 404
+    assert client.get("/claim/" + "x" * 300).status == 404
+
+
+def test_topic_page_draws_articles_per_day(client: Client, world: World) -> None:
+    reply = client.get(f"/topic/{TOPIC}")
+    assert reply.status == 200 and '<svg class="chart daily"' in reply.text
+    table = reply.text.split('<table class="daily-table">')[1]
+    rows = re.findall(r"<tr><td>([\d-]+)</td><td class=num>(\d+)</td><td class=num>(\d+)</td>"
+                      r"<td class=num>(\d+)</td><td class=num>(\d+)</td></tr>", table)
+    assert rows == [("2022-12-15", "1", "1", "1", "1"), ("2022-12-17", "1", "0", "0", "0"),
+                    ("2022-12-18", "1", "0", "0", "1")]
+    assert_inert_with_charts(reply.text)
+    assert client.get("/topic/nope").status == 404
+    assert client.get(f"/topic/{TOPIC}?days=99999999999999999999").status == 200
