@@ -32,6 +32,12 @@ MAX_TIMELINE = 400  # articles on one claim's timeline (the newest are kept)
 KINDS = ("first_report", "report", "copy", "rewrite", "conflict", "dispute")
 KIND_LABELS = {"first_report": "first report", "report": "report", "copy": "copy",
                "rewrite": "rewrite", "conflict": "conflicting figures", "dispute": "disputes"}
+KIND_PLURALS = {"first_report": "first reports", "report": "reports", "copy": "copies",
+                "rewrite": "rewrites", "conflict": "conflicting figures", "dispute": "disputes"}
+
+
+def counted(kind: str, n: int) -> str:
+    return f"{n} {KIND_LABELS[kind] if n == 1 else KIND_PLURALS[kind]}"
 KIND_COLOURS = {"first_report": "#1d4ed8", "report": "#1d4ed8", "copy": "#71717a",
                 "rewrite": "#7c3aed", "conflict": "#b91c1c", "dispute": "#b45309"}
 
@@ -177,7 +183,7 @@ def timeline_svg(points: Sequence[TimelinePoint], link: Callable[[int], str],
     for p in points:
         if p.outlet not in lanes:
             lanes.append(p.outlet)
-    left, right, top, lane_h = 170, 24, 16, 30
+    left, right, top, lane_h = 170, 48, 16, 30
     width = 860
     height = top + lane_h * len(lanes) + 44
     start, end = points[0].when, points[-1].when
@@ -205,12 +211,14 @@ def timeline_svg(points: Sequence[TimelinePoint], link: Callable[[int], str],
                      f'font-size="12" fill="#18181b">{xml_escape(shown)}</text>')
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{axis_y}" y2="{axis_y}" '
                  'stroke="#52525b"/>')
-    for tick in _ticks(start, end):
+    ticks = _ticks(start, end)
+    for i, tick in enumerate(ticks):
         x = x_of(tick)
+        anchor = "end" if i == len(ticks) - 1 and len(ticks) > 1 else "middle"
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{axis_y}" y2="{axis_y + 5}" '
                      'stroke="#52525b"/>')
-        parts.append(f'<text x="{x:.1f}" y="{axis_y + 19}" text-anchor="middle" font-size="11" '
-                     f'fill="#52525b">{xml_escape(_label(tick, span))}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{axis_y + 19}" text-anchor="{anchor}" '
+                     f'font-size="11" fill="#52525b">{xml_escape(_label(tick, span))}</text>')
         if span.total_seconds() <= 0:
             break
     for p in points:

@@ -287,7 +287,7 @@ class DeskViews:
         counts: dict[str, int] = {}
         for p in points:
             counts[p.kind] = counts.get(p.kind, 0) + 1
-        said = ", ".join(f"{n} {charts.KIND_LABELS[k]}" for k, n in counts.items())
+        said = ", ".join(charts.counted(k, n) for k, n in counts.items())
         shown_text = h(text) if text else \
             '<span class="muted">not in the claims table any more</span>'
         topic_url = req.url("/topic/" + quote(topic, safe=""))
