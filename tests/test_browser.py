@@ -10,28 +10,21 @@ Skipped, with the reason, when Chromium, chromedriver or Selenium is missing
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from claimwatch.digest import build_digest, parse_since
-from claimwatch.web import make_app, make_server
-from config.loader import load_topic
 from storage.db import open_db
 from storage.models import Article, utcnow
 from storage.repository import ArticleRecord, MatchRecord, Store
+from tests.conftest import CHROMEDRIVER, CHROMIUM, DEMO_TOPIC, REPO
 from tests.review_fixtures import XSS_IMG, XSS_SENTENCE, XSS_TITLE
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO_TOPIC = REPO / "config" / "topics" / "demo.yaml"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
+# The fixtures ``site`` and ``browser`` live in tests/conftest.py (shared with the desk tests).
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 pytestmark = pytest.mark.skipif(
@@ -64,46 +57,6 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     finally:
         engine.dispose()
     return url
-
-
-@pytest.fixture(scope="module")
-def site(demo_db: str) -> Iterator[tuple[str, Any]]:
-    engine, sessions = open_db(demo_db)
-    app = make_app(sessions, [load_topic(DEMO_TOPIC)])
-    server = make_server("127.0.0.1", 0, app)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", sessions
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--window-size=1280,1400",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver path: Selenium Manager (which downloads drivers) is never run.
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)),
-                              options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def pick_article(sessions: Any) -> dict[str, Any]:

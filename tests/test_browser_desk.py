@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_browser import CHROMEDRIVER, CHROMIUM, DEMO_TOPIC, REPO, browser, site  # noqa: F401
+from tests.conftest import CHROMEDRIVER, CHROMIUM, DEMO_TOPIC, REPO
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
@@ -42,7 +42,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-def screenshot(browser: Any, tmp_path: Path, name: str) -> None:  # noqa: F811
+def screenshot(browser: Any, tmp_path: Path, name: str) -> None:
     browser.save_screenshot(str(tmp_path / name))
     folder = os.environ.get("CLAIMWATCH_SCREENSHOT_DIR")
     if folder:
@@ -50,7 +50,7 @@ def screenshot(browser: Any, tmp_path: Path, name: str) -> None:  # noqa: F811
         browser.save_screenshot(str(Path(folder) / name))
 
 
-def test_search_in_chromium(site: tuple[str, Any], browser: Any,  # noqa: F811
+def test_search_in_chromium(site: tuple[str, Any], browser: Any,
                             tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -70,7 +70,7 @@ def test_search_in_chromium(site: tuple[str, Any], browser: Any,  # noqa: F811
     assert browser.find_element(By.ID, "title").text == first_title
 
 
-def test_export_download_in_chromium(site: tuple[str, Any], browser: Any,  # noqa: F811
+def test_export_download_in_chromium(site: tuple[str, Any], browser: Any,
                                      tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
@@ -97,7 +97,7 @@ def test_export_download_in_chromium(site: tuple[str, Any], browser: Any,  # noq
     assert any(r["conflict"] == "1" for r in rows)
 
 
-def test_claim_timeline_in_chromium(site: tuple[str, Any], browser: Any,  # noqa: F811
+def test_claim_timeline_in_chromium(site: tuple[str, Any], browser: Any,
                                     tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
@@ -126,7 +126,7 @@ def test_claim_timeline_in_chromium(site: tuple[str, Any], browser: Any,  # noqa
     assert browser.find_elements(By.CSS_SELECTOR, "svg.chart.daily rect")
 
 
-def test_desk_pages_fit_a_400px_screen(site: tuple[str, Any], browser: Any) -> None:  # noqa: F811
+def test_desk_pages_fit_a_400px_screen(site: tuple[str, Any], browser: Any) -> None:
     base, _ = site
     browser.set_window_size(400, 900)
     try:
