@@ -7,6 +7,7 @@ Errors from the library become one-line ``click.ClickException`` messages
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,8 @@ def digest(topic: str | None, since: str, fmt: str, include_reviewed: bool, db_u
                                 include_reviewed=include_reviewed)
     finally:
         engine.dispose()
+    if os.environ.get("CLAIMWATCH_BASE_URL") and fmt != "json":
+        data["review_base"] = os.environ["CLAIMWATCH_BASE_URL"]  # items link to the page
     if email:
         from claimwatch.cli_review import email_digest
 

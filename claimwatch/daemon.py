@@ -243,6 +243,8 @@ def _email_topic(sessions: Any, topic: str, settings: Any, outbox: Any, *, since
         start, query_from, mailed = digest_window(session, topic, since, lookback=lookback,
                                                   now=now)
         digest = build_digest(session, topic=topic, since=query_from, now=now)
+        if os.environ.get("CLAIMWATCH_BASE_URL"):  # items link to their review pages
+            digest["review_base"] = os.environ["CLAIMWATCH_BASE_URL"]
     digest["since"] = iso(start)
     digest["articles"] = [a for a in digest["articles"] if a["id"] not in mailed]
     ids = [int(a["id"]) for a in digest["articles"]]

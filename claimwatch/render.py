@@ -350,12 +350,19 @@ def summary_line(digest: Mapping[str, Any]) -> str:
 
 
 def _summary(v: _View) -> str:
+    """Counts that match the sections: conflicts per story and claim, candidate sentences."""
     c = v.counts
-    return (
-        f"{_plural(c['articles'], 'article')}: {_plural(c['new_report'], 'new report')}, "
-        f"{_plural(c['duplicate'], 'duplicate')}, {_plural(c['conflict'], 'conflict')}, "
-        f"{_plural(c['new_claim_candidate'], 'candidate')}"
-    )
+    parts = [_plural(c["new_report"], "new report"), _plural(c["duplicate"], "duplicate"),
+             _plural(len(_conflict_groups(v)), "conflict")]
+    disputes = len(_disputes(v))
+    if disputes:
+        parts.append(_plural(disputes, "dispute"))
+    revised = len(_revised(v))
+    if revised:
+        parts.append(_plural(revised, "revision"))
+    parts.append(_plural(sum(len(_as_list(a.get("candidates"))) for a in v.articles),
+                         "candidate"))
+    return f"{_plural(c['articles'], 'article')}: " + ", ".join(parts)
 
 
 def flagged_count(digest: Mapping[str, Any]) -> int:
@@ -447,45 +454,6 @@ def _flag_text(a: Mapping[str, Any]) -> str:
     return ", ".join(FLAG_LABELS.get(f, f.replace("_", " ")) for f in _flags(a))
 
 
-def _claim_ids(a: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    linked: list[str] = []
-    suggested: list[str] = []
-    for m in _as_list(a.get("claims")):
-        if not isinstance(m, dict):
-            continue
-        cid = _clean(m.get("claim_id"))
-        target = suggested if _clean(m.get("tier")) == "suggested" else linked
-        if cid and cid not in linked and cid not in suggested:
-            target.append(cid)
-    return linked, suggested
-
-
-def _article_entry(v: _View, a: dict[str, Any], *, fold_copies: bool = True) -> tuple:
-    url = _url(a)
-    head: list[Span] = [("k", _aid(a) + " "), ("a", _title(a), url)]
-    lines: list[Line] = [(0, _meta_spans(a), None)]
-    if url and _is_http(url):
-        lines.append((0, [("u", url)], "text"))
-    bad = _unsafe_url_line(url)
-    if bad:
-        lines.append(bad)
-    if _flags(a):
-        lines.append((0, [("k", "Flags: " + _flag_text(a))], None))
-    linked, suggested = _claim_ids(a)
-    if linked or suggested:
-        text = "Repeats known claims: " + ", ".join(linked) if linked else ""
-        if suggested:
-            label = "possibly repeats: " if text else "Possibly repeats known claims: "
-            text += ("; " if text else "") + label + ", ".join(suggested)
-        lines.append((0, [("t", text)], None))
-    dup = a.get("duplicate_of")
-    if isinstance(dup, dict):
-        lines.append((0, _copy_of_spans(v, dup), None))
-    if fold_copies:
-        lines.extend(_copies_lines(v, a))
-    return ("entry", head, lines)
-
-
 def _copy_of_spans(v: _View, dup: Mapping[str, Any]) -> list[Span]:
     target = v.by_id.get(_key(dup.get("id")))
     spans: list[Span] = [("k", f"Copy of #{_clean(dup.get('id'))}")]
@@ -494,7 +462,7 @@ def _copy_of_spans(v: _View, dup: Mapping[str, Any]) -> list[Span]:
     elif _clean(dup.get("url")):
         spans += [("k", " "), ("u", _clean(dup.get("url")))]
     if dup.get("similarity") is not None:
-        spans.append(("k", f", similarity {_fmt_score(dup.get('similarity'), 2)}"))
+        spans.append(("k", f", similarity {_score100(dup.get('similarity'))}"))
     return spans
 
 
@@ -503,7 +471,7 @@ def _copy_item(original: Mapping[str, Any] | None, c: Mapping[str, Any]) -> list
     spans: list[Span] = [("k", _aid(c) + " "), ("a", _outlet(c), url)]
     dup = _as_dict(c.get("duplicate_of"))
     if dup.get("similarity") is not None:
-        spans.append(("k", f" · similarity {_fmt_score(dup.get('similarity'), 2)}"))
+        spans.append(("k", f" · similarity {_score100(dup.get('similarity'))}"))
     if original is None or _title(c) != _title(original):
         spans += [("k", " · "), ("t", _title(c))]
     extra = [f for f in _flags(c) if f != "duplicate"]
@@ -529,89 +497,6 @@ def _copies_lines(v: _View, original: dict[str, Any]) -> list[Line]:
     return lines
 
 
-def _conflict_entry(v: _View, a: dict[str, Any], c: Mapping[str, Any]) -> tuple:
-    url = _url(a)
-    cid = _clean(c.get("claim_id"))
-    head: list[Span] = [("k", _aid(a) + " "), ("a", _title(a), url)]
-    lines: list[Line] = [(0, _meta_spans(a), None)]
-    if url and _is_http(url):
-        lines.append((0, [("u", url)], "text"))
-    bad = _unsafe_url_line(url)
-    if bad:
-        lines.append(bad)
-    claim = v.claim_text.get(cid)
-    known: list[Span] = [("k", f"Known claim {cid}: ")]
-    if claim:
-        known.append(("q", claim))
-    lines.append((0, known, None))
-    lines.append((0, [("k", "Article says: "), ("q", _clean(c.get("sentence")))], None))
-    cn = [_clean(n) for n in _as_list(c.get("claim_numbers"))]
-    an = [_clean(n) for n in _as_list(c.get("article_numbers"))]
-    figures = f"Figures: claim {', '.join(cn) or '-'} vs article {', '.join(an) or '-'}"
-    differs = [n for n in an if n not in cn]
-    if differs:
-        figures += f" (differs: {', '.join(differs)})"
-    lines.append((0, [("t", figures)], None))
-    return ("entry", head, lines)
-
-
-def _candidate_entries(v: _View) -> list[tuple]:
-    entries: list[tuple] = []
-    index: dict[str, int] = {}
-    for a, c in v.candidates:
-        k = _key(a.get("id"))
-        if k not in index:
-            url = _url(a)
-            lines: list[Line] = [(0, _meta_spans(a), None)]
-            if url and _is_http(url):
-                lines.append((0, [("u", url)], "text"))
-            bad = _unsafe_url_line(url)
-            if bad:
-                lines.append(bad)
-            index[k] = len(entries)
-            entries.append(("entry", [("k", _aid(a) + " "), ("a", _title(a), url)], lines))
-        score = c.get("score")
-        item: list[Span] = [("q", _clean(c.get("sentence")))]
-        if score is not None:
-            item.append(("k", f" (score {_fmt_score(score, 2)})"))
-        entries[index[k]][2].append((1, item, None))
-    return entries
-
-
-def _claim_entry(group: _ClaimGroup) -> tuple:
-    head: list[Span] = [("b", group.claim_id)]
-    if group.text:
-        head += [("k", " "), ("t", group.text)]
-    lines: list[Line] = []
-    for fam in group.families:
-        by_sentence: dict[str, list[_Match]] = {}
-        for m in fam:
-            by_sentence.setdefault(m.sentence.casefold(), []).append(m)
-        for same in by_sentence.values():
-            first = same[0]
-            a = first.article
-            tag = f" ({'suggested, ' if first.tier == 'suggested' else ''}"
-            tag += f"score {_fmt_score(first.score)}): "
-            spans: list[Span] = [
-                ("k", _aid(a) + " "),
-                ("a", _outlet(a), _url(a)),
-                ("k", tag),
-                ("q", first.sentence),
-            ]
-            lines.append((1, spans, None))
-            if len(same) > 1:
-                also: list[Span] = [("k", "also in ")]
-                for i, m in enumerate(same[1:]):
-                    if i:
-                        also.append(("k", ", "))
-                    also += [
-                        ("a", _outlet(m.article), _url(m.article)),
-                        ("k", " " + _aid(m.article)),
-                    ]
-                lines.append((2, also, None))
-    return ("entry", head, lines)
-
-
 def _orphan_entry(v: _View, group: _Orphans) -> tuple:
     dup_url = _clean(group.dup_of.get("url"))
     head: list[Span] = [("k", f"Earlier article #{_clean(group.dup_of.get('id'))}")]
@@ -627,27 +512,223 @@ def _orphan_entry(v: _View, group: _Orphans) -> tuple:
     return ("entry", head, lines)
 
 
+def _alarm_words(s: Mapping[str, Any]) -> str:
+    """A source alarm in words: ``failing: failed 3 times in a row (last error: ...)``."""
+    alarm = s.get("alarm")
+    if not alarm:
+        return ""
+    if isinstance(alarm, Mapping):
+        kind = _clean(alarm.get("kind"))
+        message = _clean(alarm.get("message"))
+        since = _fmt_dt(alarm.get("since"), missing="")
+        text = ": ".join(p for p in (kind, message) if p) or "needs attention"
+        return text + (f" (since {since})" if since else "")
+    return "needs attention" if alarm is True else _clean(alarm)
+
+
+def _source_status(s: Mapping[str, Any]) -> str:
+    if s.get("alarm"):
+        return _alarm_words(s)
+    status = _clean(s.get("status"))
+    if status and status != "unknown":
+        return status
+    failures = s.get("consecutive_failures")
+    if isinstance(failures, int) and failures > 0:
+        return f"last crawl failed ({_plural(failures, 'failure')} in a row)"
+    return "healthy" if s.get("last_success") else "not crawled yet"
+
+
 def _source_entry(s: Mapping[str, Any]) -> tuple:
     name = _clean(s.get("name")) or "unnamed source"
-    status = _clean(s.get("status")) or "unknown"
-    head: list[Span] = [("b", name), ("k", " — "), ("t", status)]
-    lines: list[Line] = []
+    head: list[Span] = [("b", name), ("k", " — "), ("t", _source_status(s))]
     details: list[list[Span]] = []
-    if "last_success" in s:
-        details.append([("k", "last success " + _fmt_dt(s.get("last_success"), missing="never"))])
-    for extra in ("last_error", "error", "message"):
-        if _clean(s.get(extra)):
-            details.append([("k", extra.replace("_", " ") + ": "), ("t", _clean(s.get(extra)))])
-    if details:
-        lines.append((0, _joined(details), None))
-    alarm = s.get("alarm")
-    if alarm:
-        text = "" if alarm is True else _clean(alarm)
-        lines.append((0, [("k", "ALARM" + (": " if text else "")), ("b", text)], None))
-    return ("entry", head, lines)
+    topic = _clean(s.get("topic"))
+    if topic:
+        details.append([("k", "topic "), ("t", topic)])
+    details.append([("k", "last success " + _fmt_dt(s.get("last_success"), missing="never"))])
+    error = _clean(s.get("last_error")) or _clean(s.get("error"))
+    if error:
+        details.append([("k", "last error: "), ("t", error)])
+    return ("entry", head, [(0, _joined(details), None)])
+
+
+def _review_url(v: _View, a: Mapping[str, Any]) -> str:
+    """The article's review page when the digest knows the page's address, else ''."""
+    base = _clean(v.digest.get("review_base"))
+    aid = _clean(a.get("id"))
+    if base and _is_http(base) and aid:
+        return f"{base.rstrip('/')}/article/{quote(aid, safe='')}"
+    return ""
+
+
+def _head(v: _View, a: Mapping[str, Any]) -> list[Span]:
+    """``#id Title``, linked to the review page (or, without one, to the article)."""
+    return [("k", _aid(a) + " "), ("a", _title(a), _review_url(v, a) or _url(a))]
+
+
+def _links(v: _View, a: Mapping[str, Any]) -> list[Line]:
+    """Where to read it (and, in text, where to review it)."""
+    url = _url(a)
+    lines: list[Line] = []
+    review = _review_url(v, a)
+    if review:
+        lines.append((0, [("k", "Review: "), ("u", review)], "text"))
+        if _is_http(url):
+            lines.append((0, [("k", "Read at "), ("a", _outlet(a), url)], None))
+    elif url and _is_http(url):
+        lines.append((0, [("u", url)], "text"))
+    bad = _unsafe_url_line(url)
+    if bad:
+        lines.append(bad)
+    return lines
+
+
+def _short(text: str, limit: int = 90) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "…"
+
+
+def _claim_label(v: _View, cid: str) -> str:
+    """A claim by its short text (its id only when the digest has no text for it)."""
+    text = v.claim_text.get(cid)
+    return _short(text) if text else cid
+
+
+def _score100(value: Any) -> str:
+    """One scale everywhere: 0-100 (candidate scores and similarities are 0-1 in JSON)."""
+    number = _num(value)
+    if number == float("-inf"):
+        return "?"
+    if number <= 1.0:
+        number *= 100
+    return f"{number:.0f}"
+
+
+def _stance(m: Mapping[str, Any]) -> str:
+    return _clean(m.get("stance")) or "repeats"
+
+
+def _story_claim_lines(v: _View, a: Mapping[str, Any]) -> list[Line]:
+    lines: list[Line] = []
+    conflicted = {_clean(c.get("claim_id")) for c in _as_list(a.get("conflicts"))
+                  if isinstance(c, dict)}
+    groups: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    seen: set[str] = set()
+    for m in sorted((m for m in _as_list(a.get("claims")) if isinstance(m, dict)),
+                    key=lambda m: -_num(m.get("score"))):
+        cid = _clean(m.get("claim_id"))
+        if not cid or cid in seen or cid in conflicted:
+            continue
+        seen.add(cid)
+        stance = _stance(m)
+        if stance == "disputes":
+            label = "Disputes"
+        elif stance == "discusses":
+            label = "Discusses"
+        elif _clean(m.get("tier")) == "suggested":
+            label = "Possibly repeats"
+        else:
+            label = "Repeats"
+        groups.setdefault(label, []).append((cid, m))
+    for label in ("Repeats", "Disputes", "Discusses", "Possibly repeats"):
+        for cid, m in groups.get(label, []):
+            lines.append((0, [("k", f"{label}: "), ("q", _claim_label(v, cid)),
+                              ("k", f" (match {_score100(m.get('score'))})")], None))
+    for cid in sorted(conflicted):
+        lines.append((0, [("k", "Conflicting figures on: "), ("q", _claim_label(v, cid))], None))
+    return lines
+
+
+def _story_entry(v: _View, a: dict[str, Any]) -> tuple:
+    """One story family: the original, its copies folded, what it says."""
+    lines: list[Line] = [(0, _meta_spans(a), None), *_links(v, a)]
+    dup = a.get("duplicate_of")
+    if isinstance(dup, dict):
+        lines.append((0, _copy_of_spans(v, dup), None))
+    lines.extend(_copies_lines(v, a))
+    lines.extend(_story_claim_lines(v, a))
+    for c in _as_list(a.get("candidates")):
+        if isinstance(c, dict):
+            lines.append((0, [("k", "New claim? "), ("q", _clean(c.get("sentence"))),
+                              ("k", f" ({_score100(c.get('score'))})")], None))
+    return ("entry", _head(v, a), lines)
+
+
+def _conflict_groups(v: _View) -> list[tuple[dict[str, Any], dict[str, Any], list[dict]]]:
+    """Conflicts, one per story family and claim (copies saying the same folded)."""
+    groups: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any], list[dict]]] = {}
+    folded = {_key(c.get("id")): root for root, copies in v.copies_of.items() for c in copies}
+    for a, c in v.conflicts:
+        family = folded.get(_key(a.get("id")), _key(a.get("id")))
+        key = (family, _clean(c.get("claim_id")))
+        if key in groups:
+            groups[key][2].append(a)
+        else:
+            groups[key] = (a, c, [])
+    return list(groups.values())
+
+
+def _conflict_block(v: _View, a: dict[str, Any], c: Mapping[str, Any],
+                    also: list[dict]) -> tuple:
+    cid = _clean(c.get("claim_id"))
+    lines: list[Line] = [(0, _meta_spans(a), None), *_links(v, a)]
+    known: list[Span] = [("k", "Known claim: "), ("q", v.claim_text.get(cid) or cid)]
+    lines.append((0, known, None))
+    lines.append((0, [("k", "Article says: "), ("q", _clean(c.get("sentence")))], None))
+    cn = [_clean(n) for n in _as_list(c.get("claim_numbers"))]
+    an = [_clean(n) for n in _as_list(c.get("article_numbers"))]
+    figures = f"Figures: the claim says {', '.join(cn) or '-'}, the article {', '.join(an) or '-'}"
+    lines.append((0, [("t", figures)], None))
+    if also:
+        spans: list[Span] = [("k", "Also in ")]
+        for i, other in enumerate(also):
+            if i:
+                spans.append(("k", ", "))
+            spans += [("a", _outlet(other), _review_url(v, other) or _url(other)),
+                      ("k", " " + _aid(other))]
+        lines.append((0, spans, None))
+    return ("entry", _head(v, a), lines)
+
+
+def _disputes(v: _View) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    folded = {_key(c.get("id")) for copies in v.copies_of.values() for c in copies}
+    return [(a, m) for a in v.articles if _key(a.get("id")) not in folded
+            for m in _as_list(a.get("claims"))
+            if isinstance(m, dict) and _stance(m) == "disputes"]
+
+
+def _dispute_block(v: _View, a: dict[str, Any], m: Mapping[str, Any]) -> tuple:
+    cid = _clean(m.get("claim_id"))
+    lines: list[Line] = [(0, _meta_spans(a), None), *_links(v, a),
+                         (0, [("k", "Disputes: "), ("q", v.claim_text.get(cid) or cid)], None),
+                         (0, [("k", "Article says: "), ("q", _clean(m.get("sentence")))], None)]
+    return ("entry", _head(v, a), lines)
+
+
+def _revised(v: _View) -> list[dict[str, Any]]:
+    return [a for a in v.articles if _as_list(a.get("revisions"))]
+
+
+def _revision_block(v: _View, a: dict[str, Any]) -> tuple:
+    lines: list[Line] = [(0, _meta_spans(a), None), *_links(v, a)]
+    for rev in _as_list(a.get("revisions")):
+        if not isinstance(rev, dict):
+            continue
+        changes = ", ".join(_clean(c).replace("_", " ") for c in _as_list(rev.get("changes")))
+        lines.append((1, [("k", f"{_fmt_dt(rev.get('fetched_at'))}: {changes or 'changed'}")],
+                      None))
+        for before in _as_list(rev.get("removed"))[:3]:
+            lines.append((2, [("k", "was: "), ("q", _clean(before))], None))
+        for after in _as_list(rev.get("added"))[:3]:
+            lines.append((2, [("k", "now: "), ("q", _clean(after))], None))
+    return ("entry", _head(v, a), lines)
 
 
 def _document(v: _View) -> list[tuple]:
+    """Conflicts, disputes, alarms and revisions first; then one block per story."""
     doc: list[tuple] = [("h1", f"claimwatch digest: {v.topic}")]
     meta = (
         f"Generated {_fmt_dt(v.generated_at)}, covering articles since "
@@ -655,31 +736,32 @@ def _document(v: _View) -> list[tuple]:
     )
     doc.append(("p", [("t", meta)], "muted"))
     doc.append(("p", [("k", _nothing_new(v) if v.empty else _summary(v))], "summary"))
-    if v.alarms:
-        names = ", ".join(_clean(s.get("name")) or "?" for s in v.alarms)
-        verb = "needs" if len(v.alarms) == 1 else "need"
-        text = f"ALARM: {_plural(len(v.alarms), 'source')} {verb} attention: {names}"
-        doc.append(("p", [("t", text + " (see Source health)")], "alarm"))
+    for s in v.alarms:
+        doc.append(("p", [("k", "Source alarm: "), ("b", _clean(s.get("name")) or "?"),
+                          ("k", " — "), ("t", _alarm_words(s))], "alarm"))
     if not v.empty:
+        conflicts = _conflict_groups(v)
+        if conflicts:
+            doc.append(("h2", f"Conflicting figures ({len(conflicts)})"))
+            doc += [_conflict_block(v, a, c, also) for a, c, also in conflicts]
+        disputes = _disputes(v)
+        if disputes:
+            doc.append(("h2", f"Disputes ({len(disputes)})"))
+            doc += [_dispute_block(v, a, m) for a, m in disputes]
+        revised = _revised(v)
+        if revised:
+            doc.append(("h2", f"Revised articles ({len(revised)})"))
+            doc += [_revision_block(v, a) for a in revised]
         if v.new_reports:
-            doc.append(("h2", f"New reports ({len(v.new_reports)})"))
-            doc += [_article_entry(v, a) for a in v.new_reports]
-        if v.conflicts:
-            doc.append(("h2", f"Conflicting figures ({len(v.conflicts)})"))
-            doc += [_conflict_entry(v, a, c) for a, c in v.conflicts]
-        if v.candidates:
-            doc.append(("h2", f"New claim candidates ({len(v.candidates)})"))
-            doc += _candidate_entries(v)
-        if v.claims:
-            doc.append(("h2", f"Known claims repeated ({_plural(len(v.claims), 'claim')})"))
-            doc += [_claim_entry(g) for g in v.claims]
+            doc.append(("h2", f"Stories ({len(v.new_reports)})"))
+            doc += [_story_entry(v, a) for a in v.new_reports]
         if v.orphans:
             n = sum(len(g.copies) for g in v.orphans)
             doc.append(("h2", f"Copies of earlier articles ({n})"))
             doc += [_orphan_entry(v, g) for g in v.orphans]
         if v.others:
             doc.append(("h2", f"Other articles ({len(v.others)})"))
-            doc += [_article_entry(v, a) for a in v.others]
+            doc += [_story_entry(v, a) for a in v.others]
     if v.sources:
         doc.append(("h2", "Source health"))
         doc += [_source_entry(s) for s in v.sources]
@@ -897,10 +979,10 @@ _STYLE = {
     "foot": "margin:18px 0 0;font-size:12px;color:#71717a;",
 }
 _SECTION_COLOURS = {
-    "New reports": "#2563eb",
+    "Stories": "#2563eb",
     "Conflicting figures": "#dc2626",
-    "New claim candidates": "#d97706",
-    "Known claims repeated": "#059669",
+    "Disputes": "#d97706",
+    "Revised articles": "#0891b2",
     "Copies of earlier articles": "#71717a",
     "Other articles": "#71717a",
     "Source health": "#7c3aed",
@@ -975,7 +1057,7 @@ def render_html(digest: Mapping[str, Any]) -> str:
     no external resources, table layout capped at 700px."""
     v = _build_view(digest)
     body: list[str] = []
-    colour = _SECTION_COLOURS["New reports"]
+    colour = _SECTION_COLOURS["Stories"]
     for block in _document(v):
         kind = block[0]
         if kind == "h1":

@@ -1134,6 +1134,10 @@ class ReviewApp(DeskViews):
         with self._read() as session:
             data = build_digest(session, topic=req.arg("topic") or None, since=since,
                                 include_reviewed=req.arg("all") in ("1", "true", "yes"))
+        host = req.header("Host")
+        if fmt != "json" and host and re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", host):
+            data["review_base"] = f"{req.environ.get('wsgi.url_scheme', 'http')}://{host}" \
+                + req.url("")  # items link to their review pages here
         body = render(data, fmt)
         ctype = {"html": "text/html", "json": "application/json",
                  "atom": "application/atom+xml"}.get(fmt, "text/plain")

@@ -18,10 +18,8 @@ from claimwatch import render as r
 FIXTURE = Path(__file__).parent / "fixtures" / "digest-sample.json"
 ATOM = "{http://www.w3.org/2005/Atom}"
 SECTIONS = [
-    "New reports (5)",
     "Conflicting figures (1)",
-    "New claim candidates (2)",
-    "Known claims repeated (5 claims)",
+    "Stories (5)",
     "Copies of earlier articles (1)",
     "Source health",
 ]
@@ -89,9 +87,26 @@ def test_summary_line_in_every_human_format(digest: dict, fmt: str) -> None:
     assert SUMMARY in r.render(digest, fmt)
 
 
+def test_builder_alarms_are_words(digest: dict) -> None:
+    digest["sources"] = [{"name": "wire", "topic": "t", "last_success": None,
+                          "last_error": "HTTP 500", "consecutive_failures": 3,
+                          "alarm": {"kind": "failing", "message": "failed 3 times in a row",
+                                    "since": "2022-12-05T09:00:00+00:00"}},
+                         {"name": "quiet", "topic": "t", "consecutive_failures": 0,
+                          "last_success": "2022-12-05T09:00:00+00:00", "alarm": None}]
+    for fmt in ("text", "md", "html"):
+        out = r.render(digest, fmt)
+        assert "{&#x27;kind" not in out and "{'kind'" not in out and " — unknown" not in out
+    text = r.render_text(digest, width=200)
+    assert ("Source alarm: wire — failing: failed 3 times in a row (since 2022-12-05 09:00 UTC)"
+            in text)
+    assert "quiet — healthy" in text
+
+
 def test_summary_line_pluralisation() -> None:
     d = empty_digest()
-    d["articles"] = [{"id": 1, "title": "t", "flags": ["new_report", "conflict"]}]
+    d["articles"] = [{"id": 1, "title": "t", "flags": ["new_report", "conflict"],
+                      "conflicts": [{"claim_id": "c", "sentence": "s"}]}]
     assert r.summary_line(d) == "1 article: 1 new report, 0 duplicates, 1 conflict, 0 candidates"
 
 
@@ -104,12 +119,56 @@ def test_text_sections_in_order(digest: dict) -> None:
     assert positions == sorted(positions)
     assert text.startswith("claimwatch digest: twitter-child-safety\n")
     assert SUMMARY in text.splitlines()[:4]
-    assert "ALARM: 1 source needs attention: sz-news-sitemap" in text
+    # The alarm leads, in words, before any section.
+    alarm = "Source alarm: sz-news-sitemap — no successful fetch for 4 days (HTTP 403)"
+    assert alarm in text.splitlines()[:5]
+    # Short: the sample's 10 articles fit in well under 100 lines.
+    assert len(text.splitlines()) < 100
+
+
+def test_conflicts_and_disputes_lead_and_counts_agree(digest: dict) -> None:
+    digest["articles"][7]["claims"][0]["stance"] = "disputes"  # #108 disputes a claim
+    text = r.render_text(digest, width=200)
+    assert text.index("Conflicting figures (1)") < text.index("Disputes (1)") \
+        < text.index("Stories (5)")
+    assert "10 articles: 5 new reports, 5 duplicates, 1 conflict, 1 dispute, 2 candidates" in text
+    disputes = section(text, "Disputes (1)", ["Stories (5)"])
+    assert "#108 Twitter <script>alert(1)</script> child safety team gutted" in disputes
+    assert "Disputes: “NCMEC says Twitter's CyberTipline numbers" in disputes
+    story = section(section(text, "Stories (5)", []), "#108 ", ["#109 "])
+    assert "Disputes: “NCMEC says" in story and "Repeats: “NCMEC" not in story
+
+
+def test_revisions_are_a_section_of_their_own(digest: dict) -> None:
+    digest["articles"][0]["revisions"] = [{
+        "fetched_at": "2022-12-06T05:00:00+00:00", "changes": ["figure_changed",
+                                                               "correction_added"],
+        "removed": ["Only 25 of 1,600 remain."], "added": ["Only 20 of 1,600 remain."]}]
+    text = r.render_text(digest, width=200)
+    revised = section(text, "Revised articles (1)", ["Stories (5)"])
+    assert "2022-12-06 05:00 UTC: figure changed, correction added" in revised
+    assert "was: “Only 25 of 1,600 remain.”" in revised
+    assert "now: “Only 20 of 1,600 remain.”" in revised
+    assert "1 revision" in text.splitlines()[2]
+
+
+def test_items_link_to_their_review_page(digest: dict) -> None:
+    digest["review_base"] = "https://desk.example.org/review/"
+    text = r.render_text(digest, width=200)
+    assert "Review: https://desk.example.org/review/article/101" in text
+    md = r.render_markdown(digest)
+    assert "#101 [Elon Musk vowed to end child exploitation on Twitter. His company is far " \
+        "from it](<https://desk.example.org/review/article/101>)" in md
+    assert "Read at [NBC News](<https://www.nbcnews.com/" in md
+    html_text = r.render_html(digest)
+    assert 'href="https://desk.example.org/review/article/106"' in html_text
+    digest["review_base"] = "javascript:alert(1)"
+    assert "javascript:alert(1)/article" not in r.render_markdown(digest)
 
 
 def test_text_folds_copies_under_original(digest: dict) -> None:
     text = r.render_text(digest)
-    new = section(text, "New reports", SECTIONS[1:])
+    new = section(text, "Stories", SECTIONS[2:])
     assert CARRIED in new
     lines = new.splitlines()
     # copies are listed compactly under #101, not as entries of their own
@@ -122,7 +181,8 @@ def test_text_folds_copies_under_original(digest: dict) -> None:
         (104, "Yahoo! News"),
         (105, "The Daily Dot"),
     ]:
-        assert f"    - #{copy_id} {outlet} · similarity" in block
+        assert f"    - #{copy_id} {outlet} · similarity 9" in block or \
+            f"    - #{copy_id} {outlet} · similarity 86" in block
     # an identical title is not repeated for a wire copy; the rewrite shows its own
     assert block.count("Elon Musk vowed to end child exploitation") == 1
     assert "Musk called child safety “priority #1”" in block
@@ -133,41 +193,41 @@ def test_text_orphan_copies_section(digest: dict) -> None:
     orphans = section(text, "Copies of earlier articles", ["Source health\n"])
     assert "Earlier article #87" in orphans
     assert "washingtonpost.com/technology/2022/12/04/" in orphans
-    assert "- #110 Ars Technica · similarity 0.91" in orphans
-    assert "#110" not in section(text, "New reports", SECTIONS[1:])
+    assert "- #110 Ars Technica · similarity 91" in orphans
+    assert "#110" not in section(text, "Stories", SECTIONS[2:])
 
 
-def test_text_known_claims_grouped_by_claim(digest: dict) -> None:
+def test_text_claims_by_their_short_text(digest: dict) -> None:
     text = r.render_text(digest, width=200)  # unwrapped, easier to assert on
-    claims = section(text, "Known claims repeated", ["Copies of earlier articles"])
-    c2 = section(claims, "C2 25 of the 1,600 workers", ["C4 "])
-    assert "- #101 NBC News (score 96.5): “Internal records obtained" in c2
-    assert "- also in CNBC #102, MSN #103, Yahoo! News #104" in c2
-    assert "- #105 The Daily Dot (score 89.0): “Only 25 of the 1,600 people" in c2
-    assert "- #106 Nikkei Asia · 日本経済新聞 (suggested, score 84.0)" in c2
-    # claims with most articles first
-    order = [claims.index(f"\nC{n} ") for n in (2, 4, 3, 1, 5)]
-    assert order == sorted(order)
-    # a sentence that brings its own quotation marks is not quoted twice
-    assert "““Despite" not in claims and "(score 91.2): “Despite the rhetoric" in claims
+    story = section(text, "#101 ", ["#106 "])
+    assert ("Repeats: “25 of the 1,600 workers still employed by Twitter had positions related "
+            "to Trust and…” (match 96)") in story
+    assert "Repeats: “Elon Musk said removing child exploitation from Twitter is “priority #1”" \
+        in story
+    # ids stay out of the reader's way; one scale (0-100) for every score
+    assert "C2" not in section(text, "Stories", ["Copies of earlier"])
+    assert "0.9" not in section(text, "Stories", ["Copies of earlier"])
+    suggested = section(text, "#108 ", ["#109 "])
+    assert "Possibly repeats: “NCMEC says" in suggested
 
 
 def test_text_conflict_and_candidates(digest: dict) -> None:
     text = r.render_text(digest, width=200)
-    conflicts = section(text, "Conflicting figures", ["New claim candidates"])
+    conflicts = section(text, "Conflicting figures", ["Stories"])
     assert "#106 Twitter’s trust & safety staff: only 30 of 1,600 remain" in conflicts
-    assert "Known claim C2: “25 of the 1,600 workers still employed by Twitter" in conflicts
+    assert "Known claim: “25 of the 1,600 workers still employed by Twitter" in conflicts
     assert "Article says: “Only 30 of the 1,600 workers" in conflicts
-    assert "Figures: claim 25, 1600 vs article 30, 1600 (differs: 30)" in conflicts
-    candidates = section(text, "New claim candidates", ["Known claims repeated"])
-    assert "“Council members received the dissolution email" in candidates
-    assert "(score 0.82)" in candidates and "(score 0.61)" in candidates
+    assert "Figures: the claim says 25, 1600, the article 30, 1600" in conflicts
+    stories = section(text, "Stories", ["Copies of earlier"])
+    assert "New claim? “Council members received the dissolution email" in stories
+    assert "(82)" in stories and "(61)" in stories
 
 
 def test_text_source_health_alarm_first(digest: dict) -> None:
     health = section(r.render_text(digest), "Source health\n", [])
-    assert health.index("sz-news-sitemap — failing") < health.index("nbc-tech-rss — ok")
-    assert "ALARM: no successful fetch for 4 days (HTTP 403)" in health
+    assert health.index("sz-news-sitemap — no successful fetch for 4 days (HTTP 403)") < \
+        health.index("nbc-tech-rss — ok")
+    assert "unknown" not in health
     assert "last success 2022-12-02 04:00 UTC · last error: HTTP 403 Forbidden" in health
 
 
@@ -234,7 +294,7 @@ def test_markdown_structure(digest: dict) -> None:
     for title in SECTIONS:
         assert f"\n## {title}\n" in md
     assert f"**{SUMMARY}**" in md
-    new = section(md, "## New reports", ["## Conflicting"])
+    new = section(md, "## Stories", ["## Copies"])
     assert "Carried by 5 outlets: NBC News, CNBC, MSN, Yahoo\\! News, The Daily Dot" in new
     assert "\n  - #102 [CNBC](<https://www.cnbc.com/" in new
     assert (
@@ -251,7 +311,8 @@ def test_markdown_escapes_scraped_text(digest: dict) -> None:
     assert "\\`insiders\\`" in md
     assert "Blogspot \\[mirror\\](http://evil.example/)" in md
     assert "Página\\|12" in md
-    assert "\\$44 billion" in md  # no accidental math on GitHub
+    digest["articles"][0]["title"] = "Musk spent $44 billion"
+    assert "\\$44 billion" in r.render_markdown(digest)  # no accidental math on GitHub
     # Remove every backslash escape: no raw HTML may be left outside our own links.
     unescaped = re.sub(r"\\.", "", md)
     without_links = MD_LINK.sub("", unescaped)
@@ -359,9 +420,9 @@ def test_html_sections_and_folding(digest: dict) -> None:
     text = "".join(parse_html(r.render_html(digest)).text)
     positions = heading_positions(text)
     assert positions == sorted(positions)
-    new = section(text, "New reports", SECTIONS[1:])
-    assert "#102 CNBC · similarity 0.99" in new
-    assert "also in CNBC #102, MSN #103, Yahoo! News #104" in text
+    new = section(text, "Stories", SECTIONS[2:])
+    assert "#102 CNBC · similarity 99" in new
+    assert "Repeats: “25 of the 1,600 workers" in new
 
 
 # --------------------------------------------------------------------------- json
@@ -485,7 +546,7 @@ def test_atom_survives_xml_invalid_characters() -> None:
 def test_empty_digest_is_friendly(fmt: str) -> None:
     out = r.render(empty_digest(), fmt)
     assert "Nothing new since 2022-12-05 07:00 UTC." in out
-    assert "New reports" not in out
+    assert "Stories" not in out
 
 
 def test_empty_digest_json_and_atom_stay_valid() -> None:
@@ -500,7 +561,7 @@ def test_empty_digest_still_reports_source_alarms() -> None:
     d = empty_digest()
     d["sources"] = [{"name": "feed-a", "status": "failing", "last_success": None, "alarm": True}]
     text = r.render_text(d)
-    assert "Nothing new since" in text and "ALARM: 1 source needs attention: feed-a" in text
+    assert "Nothing new since" in text and "Source alarm: feed-a — needs attention" in text
     assert "last success never" in text
 
 
@@ -538,7 +599,7 @@ def test_minimal_articles_and_odd_families() -> None:
     text = r.render_text(d)
     assert "Carried by 3 outlets: a.example, B, C" in text
     assert "Other articles (3)" in text
-    assert "X1 claim x" in text
+    assert "Repeats: “claim x” (match 80)" in text
     assert r.flagged_count(d) == 5
 
 

@@ -645,6 +645,6 @@ def test_demo_digest_renders_in_every_format(tmp_path: Path) -> None:
         assert text.returncode == 0, text.stderr
         # readable at 100 columns (a long URL is kept whole so that it stays clickable)
         assert max(len(line) for line in text.stdout.splitlines() if "http" not in line) <= 100
-        assert "New reports" in text.stdout
+        assert "Stories" in text.stdout
     finally:
         engine.dispose()
