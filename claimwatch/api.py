@@ -222,10 +222,14 @@ class App:
     route matches go to ``fallback`` (another WSGI app) when there is one.
     """
 
-    def __init__(self, *, token: str | None = None, fallback: WSGIApp | None = None) -> None:
+    def __init__(self, *, token: str | None = None, fallback: WSGIApp | None = None,
+                 sessions: Any = None) -> None:
         self.routes: list[Route] = []
         self.token = token or None
         self.fallback = fallback
+        # With a database: named accounts' API tokens (claimwatch/accounts.py) are accepted,
+        # and once an account exists every request but /api/health needs a token.
+        self.sessions = sessions
 
     def mount(self, fallback: WSGIApp) -> None:
         """Send requests that no route matches to ``fallback``."""
@@ -234,7 +238,30 @@ class App:
     def matches(self, path: str) -> bool:
         return any(route.regex.match(path) for route in self.routes)
 
+    def _account(self, bearer: str) -> Any:
+        from claimwatch.accounts import account_for_token, has_accounts
+
+        with self.sessions.begin() as session:
+            if bearer:
+                return account_for_token(session, bearer) or False
+            return None if has_accounts(session) else True
+
     def authorise(self, request: Request) -> None:
+        auth = str(request.environ.get("HTTP_AUTHORIZATION") or "")
+        bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if bearer and self.token and hmac.compare_digest(
+                bearer.encode("utf-8", "replace"), self.token.encode()):
+            return
+        if self.sessions is not None:
+            user = self._account(bearer)
+            if user is False:
+                raise HTTPError(401, "unknown or revoked API token")
+            if user not in (None, True):
+                request.environ["claimwatch.actor"] = user.name
+                return
+            if user is None and request.path != "/api/health":
+                raise HTTPError(401, "accounts are in use: send a user's API token "
+                                     "(claimwatch users token NAME) as Authorization: Bearer")
         if self.token is None:
             remote = str(request.environ.get("REMOTE_ADDR") or "127.0.0.1")
             host = str(request.environ.get("HTTP_HOST") or "")
@@ -245,10 +272,7 @@ class App:
             if host and not is_loopback(name):
                 raise HTTPError(403, f"unexpected Host {host!r}: use http://127.0.0.1:PORT/")
             return
-        auth = str(request.environ.get("HTTP_AUTHORIZATION") or "")
-        if not (auth.lower().startswith("bearer ")
-                and hmac.compare_digest(auth[7:].strip().encode(), self.token.encode())):
-            raise HTTPError(401, "send the daemon's access token: Authorization: Bearer TOKEN")
+        raise HTTPError(401, "send the daemon's access token: Authorization: Bearer TOKEN")
 
     def add_route(self, method: str, pattern: str, handler: Handler) -> None:
         regex, converters = _compile(pattern)

@@ -162,8 +162,9 @@ for _command in _review_commands:
     main.add_command(_command)
 
 from claimwatch.cli_search import COMMANDS as _search_commands  # noqa: E402
+from claimwatch.cli_users import COMMANDS as _user_commands  # noqa: E402
 
-for _command in _search_commands:
+for _command in (*_search_commands, *_user_commands):
     main.add_command(_command)
 
 from claimwatch.cli_daemon import daemon as _daemon_command  # noqa: E402

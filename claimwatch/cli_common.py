@@ -18,6 +18,7 @@ DB_OPTION_HELP = "Database URL (default: $CLAIMWATCH_DB, else a SQLite file in y
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """The library's errors that mean "the user must fix something" (imported lazily)."""
+    from claimwatch.accounts import AccountError
     from claimwatch.digest import DigestError
     from claimwatch.review import ReviewError
     from config.loader import ConfigError
@@ -25,7 +26,8 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from storage.schema import SchemaError
     from storage.search import SearchError
 
-    return (ConfigError, CrawlError, DigestError, ReviewError, SchemaError, SearchError)
+    return (AccountError, ConfigError, CrawlError, DigestError, ReviewError, SchemaError,
+            SearchError)
 
 
 def user_errors(func: F) -> F:

@@ -69,11 +69,14 @@ def review_mark(article_ids: tuple[int, ...], status: str, note: str | None, wit
       claimwatch review mark 12 reviewed
       claimwatch review mark 12 13 14 dismissed --note "off topic"
     """
+    from claimwatch.accounts import cli_actor, record
     from claimwatch.review import mark_article
 
     with _sessions(db_url) as sessions, sessions.begin() as session:
         for article_id in article_ids:
             mark_article(session, article_id, status, note, with_copies=with_copies)
+            record(session, article_id, cli_actor(), f"marked {status}", note=note,
+                   with_copies=with_copies or None)
     ids = ", ".join(f"#{i}" for i in article_ids)
     click.echo(f"{ids} marked {status}" + (" with their copies" if with_copies else ""))
 
@@ -93,10 +96,12 @@ def review_match_cmd(article_id: int, claim_id: str, decision: str, db_url: str 
     Example:
       claimwatch review match 12 tns-staff-25-of-1600 confirm
     """
+    from claimwatch.accounts import cli_actor, record
     from claimwatch.review import review_match
 
     with _sessions(db_url) as sessions, sessions.begin() as session:
         review = review_match(session, article_id, claim_id, decision).review
+        record(session, article_id, cli_actor(), f"match {review}", claim_id=claim_id)
     click.echo(f"match of #{article_id} to {claim_id}: {review}")
 
 
@@ -175,6 +180,12 @@ def claims_promote(candidate_id: int, new_id: str, text: str | None, topic_file:
         topic = load_topic(path)
         with sessions.begin() as session:
             claim = promote_candidate(session, candidate_id, new_id, topic, text=text)
+            from claimwatch.accounts import cli_actor, record
+
+            candidate = session.get(ClaimCandidate, candidate_id)
+            if candidate is not None:
+                record(session, candidate.article_id, cli_actor(), "promoted a candidate",
+                       claim_id=claim.id, text=claim.text)
     click.echo(f"claim {claim.id} added to {topic.claims_path}: {claim.text}")
 
 

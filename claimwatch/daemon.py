@@ -994,7 +994,7 @@ class Daemon:
                                "interrupted", reaped)
             if self.options.listen is not None:
                 host, port = self.options.listen
-                self.app = build_api(self, App(token=self.options.token))
+                self.app = build_api(self, App(token=self.options.token, sessions=self.sessions))
                 self.review = self._review_app()
                 if self.review is not None:
                     self.app.mount(self.review)

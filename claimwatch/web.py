@@ -54,6 +54,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from claimwatch.accounts import record
 from claimwatch.api import is_loopback  # one definition for the API and the page
 from claimwatch.digest import FLAGS, DigestError, article_entry, build_digest, parse_since
 from claimwatch.render import FLAG_LABELS, FORMATS, render
@@ -86,6 +87,9 @@ __all__ = [
 DEFAULT_LISTEN = "127.0.0.1:8750"
 SESSION_COOKIE = "cw_session"
 AUTH_COOKIE = "cw_auth"
+USER_COOKIE = "cw_user"  # a signed-in account: "<user id>.<expiry>.<signature>"
+LOGIN_HOURS = 12
+OPEN_PATHS = ("/login", "/static/review.css")  # reachable before signing in
 MAX_BODY = 256 * 1024
 MAX_LIST = 300
 MIN_TOKEN_LENGTH = 16
@@ -392,6 +396,9 @@ class ReviewApp(DeskViews):
             ("GET", re.compile(r"/runs\.json"), self.json_runs),
             ("GET", re.compile(r"/session\.json"), self.json_session),
             ("GET", re.compile(r"/static/review\.css"), self.static_css),
+            ("GET", re.compile(r"/login"), self.page_login),
+            ("POST", re.compile(r"/login"), self.post_login),
+            ("POST", re.compile(r"/logout"), self.post_logout),
             ("GET", re.compile(r"/search"), self.page_search),
             ("GET", re.compile(r"/search\.json"), self.json_search),
             ("GET", re.compile(r"/export"), self.export_download),
@@ -469,29 +476,68 @@ class ReviewApp(DeskViews):
     def _cookie(self, req: Request, name: str, value: str, samesite: str) -> str:
         return f"{name}={value}; Path={req.script or '/'}; HttpOnly; SameSite={samesite}"
 
+    def _accounts_on(self) -> bool:
+        """Named accounts exist: everybody signs in (checked per request: one indexed row)."""
+        from claimwatch.accounts import has_accounts
+
+        with self._read() as session:
+            return has_accounts(session)
+
+    def _signed_in(self, req: Request) -> Any:
+        """The account of a valid ``cw_user`` cookie, or None."""
+        from claimwatch.accounts import account
+
+        value = req.cookies.get(USER_COOKIE, "")
+        parts = value.split(".")
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+            return None
+        if not hmac.compare_digest(parts[2].encode("utf-8", "replace"),
+                                   self._sign("user", f"{parts[0]}.{parts[1]}").encode()):
+            return None
+        if int(parts[1]) < datetime.now(UTC).timestamp() or len(parts[0]) > 18:
+            return None
+        with self._read() as session:
+            return account(session, int(parts[0]))
+
+    def _user_cookie(self, req: Request, user_id: int | None) -> str:
+        secure = "; Secure" if req.environ.get("wsgi.url_scheme") == "https" else ""
+        if user_id is None:
+            return (f"{USER_COOKIE}=; Path={req.script or '/'}; Max-Age=0; HttpOnly; "
+                    f"SameSite=Lax{secure}")
+        expiry = int(datetime.now(UTC).timestamp()) + LOGIN_HOURS * 3600
+        value = f"{user_id}.{expiry}"
+        return (f"{USER_COOKIE}={value}.{self._sign('user', value)}; Path={req.script or '/'}; "
+                f"Max-Age={LOGIN_HOURS * 3600}; HttpOnly; SameSite=Lax{secure}")
+
     def _authorise(self, req: Request, set_cookies: list[str]) -> Response | None:
+        auth = req.header("Authorization")
+        bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if bearer and self.token and hmac.compare_digest(
+                bearer.encode("utf-8", "replace"), self.token.encode()):
+            req.environ["claimwatch.bearer"] = True
+            req.environ["claimwatch.actor"] = "token"
+            return None
+        if self._accounts_on():
+            return self._authorise_account(req, bearer)
         if self.token is None:
             remote = str(req.environ.get("REMOTE_ADDR") or "127.0.0.1")
             host = req.header("Host") or str(req.environ.get("SERVER_NAME", ""))
             host_name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
             if not is_loopback(remote):
                 raise HTTPError(403, "this review page only answers the machine it runs on; "
-                                     "serve it with --token to open it from elsewhere")
+                                     "serve it with --token, or add accounts (claimwatch users "
+                                     "add), to open it from elsewhere")
             if host and not is_loopback(host_name):
                 raise HTTPError(403, f"unexpected Host {host!r}: open the page as "
                                      "http://127.0.0.1:PORT/")
+            req.environ["claimwatch.actor"] = "local"
             return None
-        auth = req.header("Authorization")
-        if auth.lower().startswith("bearer ") and hmac.compare_digest(
-            auth[7:].strip().encode(), self.token.encode()
-        ):
-            req.environ["claimwatch.bearer"] = True
-            return None
+        req.environ["claimwatch.actor"] = "token"
         cookie = req.cookies.get(AUTH_COOKIE, "")
         if cookie and hmac.compare_digest(cookie, self._sign("auth", self.token)):
             return None
         given = req.arg("token")
-        if given and hmac.compare_digest(given.encode(), self.token.encode()):
+        if given and hmac.compare_digest(given.encode("utf-8", "replace"), self.token.encode()):
             set_cookies.append(self._cookie(req, AUTH_COOKIE, self._sign("auth", self.token),
                                             "Lax"))
             if req.method in ("GET", "HEAD"):  # drop the token from the address bar
@@ -502,6 +548,37 @@ class ReviewApp(DeskViews):
             return None
         raise HTTPError(401, "this review page needs its access token: open it once as "
                              "http://HOST:PORT/?token=TOKEN, or send Authorization: Bearer TOKEN")
+
+    def _authorise_account(self, req: Request, bearer: str) -> Response | None:
+        """With accounts: a signed-in user, or a user's API token (Bearer)."""
+        from claimwatch.accounts import account_for_token
+
+        if bearer:
+            with self._write() as session:
+                user = account_for_token(session, bearer)
+            if user is None:
+                raise HTTPError(401, "unknown or revoked API token")
+            req.environ["claimwatch.bearer"] = True
+        else:
+            user = self._signed_in(req)
+        if user is not None:
+            req.environ["claimwatch.user"] = user
+            req.environ["claimwatch.actor"] = user.name
+            return None
+        if req.path in OPEN_PATHS:
+            return None
+        if req.method in ("GET", "HEAD") and not (req.wants_json or req.path.endswith(".json")):
+            return Response.redirect(req.url("/login", next=req.full_path))
+        raise HTTPError(401, "sign in first (/login), or send Authorization: Bearer API_TOKEN "
+                             "(claimwatch users token NAME)")
+
+    def _actor(self, req: Request) -> str:
+        return str(req.environ.get("claimwatch.actor") or "unknown")
+
+    def _require_admin(self, req: Request) -> None:
+        user = req.environ.get("claimwatch.user")
+        if user is not None and not user.is_admin:
+            raise HTTPError(403, f"{user.name} is a reviewer: this needs an admin account")
 
     def _session_id(self, req: Request, set_cookies: list[str]) -> str:
         sid = req.cookies.get(SESSION_COOKIE, "")
@@ -572,6 +649,12 @@ class ReviewApp(DeskViews):
             f'<p class="flash flash-{h(kind)}" role="status">{h(message)}</p>'
             for kind, message in self._pop_flashes(req)
         )
+        user = req.environ.get("claimwatch.user")
+        if user is not None:
+            links += (
+                f'<span class="who">{h(user.name)} ({h(user.role)})</span>'
+                + self._form(req, "/logout", '<button type="submit" class="muted-btn">'
+                             "Sign out</button>", cls="inline signout", next_url="/"))
         page = (
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -859,7 +942,27 @@ class ReviewApp(DeskViews):
         parts.append(self._claims_section(req, a))
         parts.append(self._candidates_section(req, a))
         parts.append(self._text_section(a))
+        parts.append(self._history_section(aid))
         return self._layout(req, clean(a.get("title") or f"article {aid}"), "\n".join(parts))
+
+    def _history_section(self, aid: int) -> str:
+        """Who did what to this article, newest first (claimwatch/accounts.py records it)."""
+        from claimwatch.accounts import history
+
+        with self._read() as session:
+            events = history(session, aid)
+        if not events:
+            return ('<section class="box" id="history"><h2>History</h2>'
+                    '<p class="muted">No review actions yet.</p></section>')
+        rows = []
+        for event in events:
+            detail = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in
+                               (event.detail or {}).items() if v is not True) or ""
+            rows.append(f"<tr><td>{h(fmt_dt(event.at))}</td><td>{h(event.actor)}</td>"
+                        f"<td>{h(event.action)}</td><td>{h(detail)}</td></tr>")
+        return ('<section class="box" id="history"><h2>History</h2><div class="table-wrap">'
+                "<table><thead><tr><th>When</th><th>Who</th><th>What</th><th>Details</th></tr>"
+                "</thead><tbody>" + "".join(rows) + "</tbody></table></div></section>")
 
     def _family_section(self, req: Request, a: Mapping[str, Any]) -> str:
         rows = []
@@ -1159,6 +1262,82 @@ class ReviewApp(DeskViews):
         response = Response(CSS + DESK_CSS, 200, "text/css; charset=utf-8")
         return response
 
+    # -- signing in ----------------------------------------------------------------------------
+
+    def _login_form(self, req: Request, problem: str = "", name: str = "") -> Response:
+        error = f'<p class="flash flash-error" role="alert">{h(problem)}</p>' if problem else ""
+        given = req.field("next") if req.method == "POST" else req.arg("next")
+        next_url = _safe_next(given, "/")
+        body = (
+            f"<h1>Sign in</h1>{error}"
+            f'<form method="post" action="{h(req.url("/login"))}" class="login box">'
+            f"{self._csrf_field(req)}"
+            f'<input type="hidden" name="next" value="{h(next_url)}">'
+            f'<label>Name <input name="name" value="{h(name)}" autocomplete="username" '
+            "required autofocus></label>"
+            '<label>Password <input name="password" type="password" '
+            'autocomplete="current-password" required></label>'
+            '<button type="submit" class="ok">Sign in</button></form>'
+            '<p class="muted small">Accounts are made with <code>claimwatch users add NAME '
+            "--role reviewer</code>.</p>")
+        response = self._layout(req, "Sign in", body)
+        if problem:
+            response.status = 401 if "wrong" in problem else 429
+        return response
+
+    def page_login(self, req: Request) -> Response:
+        if not self._accounts_on():
+            return Response.redirect(req.url("/"))
+        return self._login_form(req)
+
+    def post_login(self, req: Request) -> Response:
+        from claimwatch.accounts import check_password
+
+        name = req.field("name")[:80]
+        remote = str(req.environ.get("REMOTE_ADDR") or "")
+        if not self._login_allowed(f"{remote}|{name.lower()}"):
+            return self._login_form(req, "too many failed attempts: wait a minute", name)
+        with self._write() as session:
+            user = check_password(session, name, req.field("password"))
+        if user is None:
+            self._login_failed(f"{remote}|{name.lower()}")
+            return self._login_form(req, "wrong name or password", name)
+        response = Response.redirect(req.script + _safe_next(req.field("next"), "/"))
+        # A new session id on sign-in (no fixation), and the signed account cookie.
+        response.headers.append(("Set-Cookie", self._cookie(
+            req, SESSION_COOKIE, secrets.token_urlsafe(24), "Strict")))
+        response.headers.append(("Set-Cookie", self._user_cookie(req, user.id)))
+        logger.info("review page: %s signed in", user.name)
+        return response
+
+    def post_logout(self, req: Request) -> Response:
+        response = Response.redirect(req.url("/login"))
+        response.headers.append(("Set-Cookie", self._user_cookie(req, None)))
+        return response
+
+    _LOGIN_WINDOW = 60.0
+    _LOGIN_FAILURES = 5
+
+    def _login_allowed(self, key: str) -> bool:
+        import time
+
+        with self._lock:
+            failures = getattr(self, "_failures", {})
+            recent = [t for t in failures.get(key, []) if time.monotonic() - t < self._LOGIN_WINDOW]
+            failures[key] = recent
+            self._failures = failures
+            return len(recent) < self._LOGIN_FAILURES
+
+    def _login_failed(self, key: str) -> None:
+        import time
+
+        with self._lock:
+            failures = getattr(self, "_failures", {})
+            failures.setdefault(key, []).append(time.monotonic())
+            if len(failures) > 10_000:
+                failures.clear()
+            self._failures = failures
+
     # -- actions -------------------------------------------------------------------------------
 
     def _done(self, req: Request, message: str, data: Mapping[str, Any], default: str,
@@ -1181,6 +1360,8 @@ class ReviewApp(DeskViews):
                 article = mark_article(session, aid, status, note[0] if note else None,
                                        with_copies=with_copies)
                 title = clean(article.title or article.url)
+                record(session, aid, self._actor(req), f"marked {status}",
+                       note=note[0] if note else None, with_copies=with_copies or None)
         except ReviewError as exc:
             return self._fail(req, exc, f"/article/{aid}")
         verb = {"reviewed": "marked reviewed", "dismissed": "dismissed",
@@ -1195,6 +1376,7 @@ class ReviewApp(DeskViews):
             with self._write() as session:
                 match = review_match(session, aid, claim_id, decision)
                 review = match.review
+                record(session, aid, self._actor(req), f"match {review}", claim_id=claim_id)
         except ReviewError as exc:
             return self._fail(req, exc, f"/article/{aid}")
         return self._done(req, f"match of #{aid} to {claim_id}: {review}",
@@ -1228,6 +1410,8 @@ class ReviewApp(DeskViews):
             with self._write() as session:
                 claim = promote_candidate(session, cid, new_id, topic,
                                           text=req.field("text") or None)
+                record(session, aid, self._actor(req), "promoted a candidate",
+                       claim_id=claim.id, text=claim.text)
         except ReviewError as exc:
             return self._fail(req, exc, back)
         return self._done(req, f"new claim {claim.id} added to {topic.claims_path}",
@@ -1239,12 +1423,14 @@ class ReviewApp(DeskViews):
         try:
             with self._write() as session:
                 status = decide_candidate(session, cid, req.field("decision")).status
+                record(session, aid, self._actor(req), f"candidate {status}", candidate_id=cid)
         except ReviewError as exc:
             return self._fail(req, exc, f"/article/{aid}")
         return self._done(req, f"candidate {cid}: {status}",
                           {"candidate_id": cid, "status": status}, f"/article/{aid}")
 
     def post_crawl(self, req: Request) -> Response:
+        self._require_admin(req)
         topic_name, source_name = req.field("topic"), req.field("source")
         topic = self.topics.get(topic_name)
         if topic is None or source_name not in {s.name for s in topic.sources}:

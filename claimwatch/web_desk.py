@@ -45,6 +45,11 @@ DESK_CSS = """
 .legend li { display:flex; align-items:center; gap:6px; }
 details.data { margin:10px 0; } details.data table { margin-top:6px; }
 .table-wrap { overflow-x:auto; }
+header .who { color:#d4d4d8; font-size:13px; margin-right:8px; }
+header form.signout { display:inline-flex; margin:0; }
+form.login { display:flex; flex-direction:column; gap:10px; max-width:360px; }
+form.login label { display:flex; flex-direction:column; gap:4px; }
+form.login input { font:inherit; padding:5px 8px; }
 @media (max-width: 600px) {
   main { padding:8px 10px 32px; } header { flex-wrap:wrap; gap:8px; padding:8px 10px; }
   header nav a { margin-right:10px; }

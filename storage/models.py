@@ -304,6 +304,46 @@ class NotifyState(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+
+class User(Base):
+    """A named account of the review page (claimwatch/accounts.py): reviewer or admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # reviewer|admin
+    password_hash: Mapped[str] = mapped_column(Text)  # argon2id
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ApiToken(Base):
+    """A user's API token: only its SHA-256 is kept; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReviewEvent(Base):
+    """Who did what to an article, and when: the review history on its page."""
+
+    __tablename__ = "review_events"
+    __table_args__ = (Index("ix_review_events_article", "article_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
 # The full-text search index over articles is the database's own (storage/fts.py).
 from storage.fts import attach as _attach_search_index  # noqa: E402
 

@@ -138,3 +138,27 @@ def test_desk_pages_fit_a_400px_screen(site: tuple[str, Any], browser: Any) -> N
             assert overflow <= 1, (path, overflow)
     finally:
         browser.set_window_size(1280, 1400)
+
+
+def test_sign_in_in_chromium(site: tuple[str, Any], browser: Any) -> None:
+    """Last in this module: once an account exists, every page asks to sign in."""
+    from selenium.webdriver.common.by import By
+
+    from claimwatch.accounts import add_user
+
+    base, sessions = site
+    add_user(sessions, "erin", "a long enough passphrase", "reviewer")
+    browser.delete_all_cookies()
+    browser.get(base + "/search?q=twitter")
+    assert "/login" in browser.current_url, browser.current_url
+    browser.find_element(By.NAME, "name").send_keys("erin")
+    browser.find_element(By.NAME, "password").send_keys("wrong password!")
+    browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    assert "wrong name or password" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    browser.find_element(By.NAME, "password").send_keys("a long enough passphrase")
+    browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    assert browser.current_url.endswith("/search?q=twitter")
+    assert browser.find_elements(By.CSS_SELECTOR, "article.hit")
+    assert "erin (reviewer)" in browser.find_element(By.TAG_NAME, "header").text
+    browser.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    assert "/login" in browser.current_url
