@@ -69,7 +69,7 @@ from claimwatch.review import (
 )
 from claimwatch.web_desk import DESK_CSS, DeskViews
 from config.models import Topic
-from storage.models import Article, KnownClaim, SourceState
+from storage.models import Article, ArticleClaim, KnownClaim, SourceState
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ SESSION_COOKIE = "cw_session"
 AUTH_COOKIE = "cw_auth"
 USER_COOKIE = "cw_user"  # a signed-in account: "<user id>.<expiry>.<signature>"
 LOGIN_HOURS = 12
+UNDO_MINUTES = 15  # the last action of a session can be undone for this long
 OPEN_PATHS = ("/login", "/static/review.css")  # reachable before signing in
 MAX_BODY = 256 * 1024
 MAX_LIST = 300
@@ -100,8 +101,8 @@ SessionFactory = Callable[[], Session]
 TriggerCrawl = Callable[[str, str], object]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-PAGE_CSP = (
-    "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
+PAGE_CSP = (  # script: only our own file (static/review.js), never inline
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 # The HTML digest is an email document: inline styles, nothing else.
@@ -398,6 +399,9 @@ class ReviewApp(DeskViews):
             ("GET", re.compile(r"/static/review\.css"), self.static_css),
             ("GET", re.compile(r"/login"), self.page_login),
             ("POST", re.compile(r"/login"), self.post_login),
+            ("POST", re.compile(r"/articles/review"), self.post_bulk_review),
+            ("POST", re.compile(r"/undo"), self.post_undo),
+            ("GET", re.compile(r"/static/review\.js"), self.static_js),
             ("POST", re.compile(r"/logout"), self.post_logout),
             ("GET", re.compile(r"/search"), self.page_search),
             ("GET", re.compile(r"/search\.json"), self.json_search),
@@ -648,7 +652,7 @@ class ReviewApp(DeskViews):
         flashes = "".join(
             f'<p class="flash flash-{h(kind)}" role="status">{h(message)}</p>'
             for kind, message in self._pop_flashes(req)
-        )
+        ) + (self._undo_bar(req) if req.method in ("GET", "HEAD") else "")
         user = req.environ.get("claimwatch.user")
         if user is not None:
             links += (
@@ -660,7 +664,8 @@ class ReviewApp(DeskViews):
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{h(title)} · claimwatch</title>\n"
             f'<link rel="stylesheet" href="{h(req.url("/static/review.css"))}">\n'
-            "</head>\n<body>\n"
+            f'<script src="{h(req.url("/static/review.js"))}" defer></script>\n'
+            f'</head>\n<body data-undo-url="{h(req.url("/undo"))}">\n'
             f'<header><span class="brand">claimwatch</span><nav>{links}</nav></header>\n'
             f"<main>\n{flashes}{body}\n</main>\n</body>\n</html>\n"
         )
@@ -694,15 +699,19 @@ class ReviewApp(DeskViews):
     def _review_buttons(self, req: Request, article: Mapping[str, Any], copies: int = 0) -> str:
         status = article["review"]["status"]
         aid = article["id"]
+        title = h(_short_title(article.get("title") or article.get("url")))
         buttons = []
         if status != "reviewed":
             buttons.append('<button name="status" value="reviewed" class="ok" '
-                           f'data-action="reviewed" data-article="{aid}">Mark reviewed</button>')
+                           f'data-action="reviewed" data-article="{aid}" '
+                           f'aria-label="Mark #{aid} reviewed: {title}">Mark reviewed</button>')
         if status != "dismissed":
             buttons.append('<button name="status" value="dismissed" class="muted-btn" '
-                           f'data-action="dismissed" data-article="{aid}">Dismiss</button>')
+                           f'data-action="dismissed" data-article="{aid}" '
+                           f'aria-label="Dismiss #{aid}: {title}">Dismiss</button>')
         if status != "open":
-            buttons.append(f'<button name="status" value="open" data-article="{aid}">'
+            buttons.append(f'<button name="status" value="open" data-action="open" '
+                           f'data-article="{aid}" aria-label="Reopen #{aid}: {title}">'
                            "Reopen</button>")
         inner = "".join(buttons)
         if copies:
@@ -774,7 +783,8 @@ class ReviewApp(DeskViews):
             claim=filters["claim"], since=filters["since"]))
         if not shown:
             parts.append('<p class="empty">Nothing to review with these filters.</p>')
-        parts.append('<div class="items">')
+        parts.append(self._bulk_bar(req))
+        parts.append('<div class="items" id="items">')
         for a in shown:
             parts.append(self._article_card(req, a, copies.get(a["id"], 0)))
         parts.append("</div>")
@@ -838,9 +848,12 @@ class ReviewApp(DeskViews):
             f'<span class="state state-{h(status)}">{h(status)}</span>'
             + (f' <span class="note">{h(note)}</span>' if note else "")
         )
+        select_box = (
+            f'<input type="checkbox" class="select" form="bulk" name="ids" value="{aid}" '
+            f'aria-label="Select #{aid}: {h(_short_title(a.get("title") or a.get("url")))}">')
         return (
-            f'<article class="item" id="article-{aid}" data-article="{aid}">'
-            f'<h2><a href="{h(link)}">{h(a.get("title") or a.get("url"))}</a></h2>'
+            f'<article class="item" id="article-{aid}" data-article="{aid}" tabindex="-1">'
+            f'<h2>{select_box} <a href="{h(link)}">{h(a.get("title") or a.get("url"))}</a></h2>'
             f'<p class="meta">{" · ".join(meta)} {state}</p>'
             f'<p class="flags">{self._flag_badges(a["flags"])}</p>'
             f'<p class="facts">{" · ".join(facts)}</p>'
@@ -1007,14 +1020,18 @@ class ReviewApp(DeskViews):
                             f'{h(", ".join(c["claim_numbers"]))} · article '
                             f'{h(", ".join(c["article_numbers"]))}</div>')
             buttons = []
+            label = h(cid)
             if c["review"] != "confirmed":
-                buttons.append('<button name="decision" value="confirm" class="ok">'
+                buttons.append('<button name="decision" value="confirm" class="ok" '
+                               f'data-action="confirm" aria-label="Confirm match to {label}">'
                                "Confirm</button>")
             if c["review"] != "rejected":
-                buttons.append('<button name="decision" value="reject" class="bad">'
+                buttons.append('<button name="decision" value="reject" class="bad" '
+                               f'data-action="reject" aria-label="Reject match to {label}">'
                                "Reject</button>")
             if c["review"] != "open":
-                buttons.append('<button name="decision" value="reopen">Reopen</button>')
+                buttons.append(f'<button name="decision" value="reopen" data-action="reopen" '
+                               f'aria-label="Reopen match to {label}">Reopen</button>')
             form = self._form(
                 req, f"/article/{int(a['id'])}/match",
                 f'<input type="hidden" name="claim_id" value="{h(cid)}">' + "".join(buttons),
@@ -1262,6 +1279,113 @@ class ReviewApp(DeskViews):
         response = Response(CSS + DESK_CSS, 200, "text/css; charset=utf-8")
         return response
 
+    # -- bulk actions and undo ------------------------------------------------------------------
+
+    @staticmethod
+    def _review_state(session: Session, ids: list[int],
+                      with_copies: bool) -> list[tuple[int, str, str | None]]:
+        """(id, status, note) of these articles (and their copies): what undo restores."""
+        query = select(Article.id, Article.review_status, Article.review_note)
+        condition = Article.id.in_(ids)
+        if with_copies:
+            condition = condition | Article.duplicate_of_id.in_(ids)
+        return [(int(r[0]), str(r[1]), r[2]) for r in session.execute(query.where(condition))]
+
+    def _remember_undo(self, req: Request, action: dict[str, Any]) -> None:
+        sid = req.environ.get("claimwatch.session_id") or req.cookies.get(SESSION_COOKIE, "")
+        if not sid:
+            return
+        with self._lock:
+            undo = getattr(self, "_undo", None)
+            if undo is None:
+                undo = self._undo = OrderedDict()
+            import time
+
+            undo[sid] = {**action, "at": time.monotonic()}
+            undo.move_to_end(sid)
+            while len(undo) > 1000:
+                undo.popitem(last=False)
+
+    def _pending_undo(self, req: Request) -> dict[str, Any] | None:
+        sid = req.environ.get("claimwatch.session_id") or req.cookies.get(SESSION_COOKIE, "")
+        import time
+
+        with self._lock:
+            action = (getattr(self, "_undo", None) or {}).get(sid)
+        if action is None or time.monotonic() - action["at"] > UNDO_MINUTES * 60:
+            return None
+        return action
+
+    def post_bulk_review(self, req: Request) -> Response:
+        status = req.field("status")
+        raw = req.form.get("ids", [])[:500]
+        try:
+            ids = list(dict.fromkeys(int(v) for v in raw if v.isdigit() and len(v) < 19))
+        except ValueError:
+            ids = []
+        if not ids:
+            return self._fail(req, ReviewError("select at least one article first"), "/")
+        try:
+            with self._write() as session:
+                before = self._review_state(session, ids, False)
+                for aid in ids:
+                    mark_article(session, aid, status)
+                    record(session, aid, self._actor(req), f"marked {status}", bulk=len(ids))
+        except ReviewError as exc:
+            return self._fail(req, exc, "/")
+        verb = {"reviewed": "marked reviewed", "dismissed": "dismissed",
+                "open": "reopened"}[status]
+        message = f"{_plural(len(ids), 'article')} {verb}"
+        self._remember_undo(req, {"kind": "review", "items": before, "label": message})
+        return self._done(req, message, {"article_ids": ids, "status": status, "undo": True},
+                          "/")
+
+    def post_undo(self, req: Request) -> Response:
+        action = self._pending_undo(req)
+        if action is None:
+            return self._fail(req, ReviewError("nothing to undo"), "/", 409)
+        try:
+            with self._write() as session:
+                if action["kind"] == "review":
+                    for aid, status, note in action["items"]:
+                        mark_article(session, aid, status, note if note is not None else "")
+                        record(session, aid, self._actor(req), f"undo: back to {status}")
+                else:
+                    decisions = {"confirmed": "confirm", "rejected": "reject", "open": "reopen"}
+                    for aid, claim_id, previous in action["items"]:
+                        review_match(session, aid, claim_id,
+                                     decisions.get(previous or "open", "reopen"))
+                        record(session, aid, self._actor(req),
+                               f"undo: match {previous or 'open'}", claim_id=claim_id)
+        except ReviewError as exc:
+            return self._fail(req, exc, "/")
+        sid = req.environ.get("claimwatch.session_id", "")
+        with self._lock:
+            (getattr(self, "_undo", None) or {}).pop(sid, None)
+        ids = sorted({item[0] for item in action["items"]})
+        return self._done(req, f"undone: {action['label']}", {"article_ids": ids}, "/")
+
+    def _bulk_bar(self, req: Request) -> str:
+        inner = ('<span class="small muted">Selected articles:</span>'
+                 '<button name="status" value="reviewed" class="ok" data-bulk="reviewed">'
+                 "Mark selected reviewed</button>"
+                 '<button name="status" value="dismissed" class="muted-btn" '
+                 'data-bulk="dismissed">Dismiss selected</button>')
+        form = self._form(req, "/articles/review", inner, cls="inline bulk")
+        return form.replace("<form ", '<form id="bulk" ', 1)
+
+    def _undo_bar(self, req: Request) -> str:
+        action = self._pending_undo(req)
+        if action is None:
+            return ""
+        button = (f'<button type="submit" aria-label="Undo: {h(action["label"])}">'
+                  "Undo</button>")
+        return ('<div class="undo" role="status"><span>Last action: '
+                f'{h(action["label"])}</span>' + self._form(req, "/undo", button) + "</div>")
+
+    def static_js(self, req: Request) -> Response:
+        return Response(_static("review.js"), 200, "text/javascript; charset=utf-8")
+
     # -- signing in ----------------------------------------------------------------------------
 
     def _login_form(self, req: Request, problem: str = "", name: str = "") -> Response:
@@ -1357,6 +1481,7 @@ class ReviewApp(DeskViews):
         with_copies = req.field("with_copies") in ("1", "true", "on", "yes")
         try:
             with self._write() as session:
+                before = self._review_state(session, [aid], with_copies)
                 article = mark_article(session, aid, status, note[0] if note else None,
                                        with_copies=with_copies)
                 title = clean(article.title or article.url)
@@ -1367,21 +1492,28 @@ class ReviewApp(DeskViews):
         verb = {"reviewed": "marked reviewed", "dismissed": "dismissed",
                 "open": "reopened"}[status]
         message = f"#{aid} {title[:80]} {verb}" + (" with its copies" if with_copies else "")
-        return self._done(req, message, {"article_id": aid, "status": status}, f"/article/{aid}")
+        self._remember_undo(req, {"kind": "review", "items": before, "label": message})
+        return self._done(req, message, {"article_id": aid, "status": status, "undo": True},
+                          f"/article/{aid}")
 
     def post_match(self, req: Request, article_id: str) -> Response:
         aid = int(article_id)
         claim_id, decision = req.field("claim_id"), req.field("decision")
         try:
             with self._write() as session:
+                previous = session.scalar(select(ArticleClaim.review).where(
+                    ArticleClaim.article_id == aid, ArticleClaim.claim_id == claim_id))
                 match = review_match(session, aid, claim_id, decision)
                 review = match.review
                 record(session, aid, self._actor(req), f"match {review}", claim_id=claim_id)
         except ReviewError as exc:
             return self._fail(req, exc, f"/article/{aid}")
-        return self._done(req, f"match of #{aid} to {claim_id}: {review}",
-                          {"article_id": aid, "claim_id": claim_id, "review": review},
-                          f"/article/{aid}")
+        message = f"match of #{aid} to {claim_id}: {review}"
+        self._remember_undo(req, {"kind": "match", "items": [(aid, claim_id, previous)],
+                                  "label": message})
+        return self._done(req, message,
+                          {"article_id": aid, "claim_id": claim_id, "review": review,
+                           "undo": True}, f"/article/{aid}")
 
     def _candidate_article(self, candidate_id: int) -> tuple[int, str]:
         from storage.models import ClaimCandidate
@@ -1459,6 +1591,18 @@ class ReviewApp(DeskViews):
             message = f"crawl of {topic_name}/{source_name}: {result}"
         return self._done(req, message, {"topic": topic_name, "source": source_name},
                           "/sources")
+
+
+def _static(name: str) -> str:
+    """A file of claimwatch/static/ (shipped as package data)."""
+    from importlib.resources import files
+
+    return files("claimwatch").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _short_title(value: Any, limit: int = 60) -> str:
+    text = " ".join(clean(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _safe_next(value: str, default: str) -> str:

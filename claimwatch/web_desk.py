@@ -50,7 +50,28 @@ header form.signout { display:inline-flex; margin:0; }
 form.login { display:flex; flex-direction:column; gap:10px; max-width:360px; }
 form.login label { display:flex; flex-direction:column; gap:4px; }
 form.login input { font:inherit; padding:5px 8px; }
+article.item.current { outline:3px solid var(--blue); outline-offset:2px; }
+article.item h2 input.select { width:18px; height:18px; vertical-align:middle; }
+form.bulk { margin:8px 0 0; }
+.undo { display:flex; flex-wrap:wrap; gap:8px; align-items:center; margin:8px 0; padding:6px 12px;
+  background:var(--card); border:1px solid var(--line); border-radius:6px; font-size:14px; }
+.undo form { margin:0; }
+.toast { position:fixed; left:50%; bottom:16px; transform:translateX(-50%); max-width:92vw;
+  display:flex; gap:12px; align-items:center; padding:10px 16px; border-radius:6px;
+  background:#18181b; color:#fff; font-size:14px; box-shadow:0 4px 16px rgba(0,0,0,.25); }
+.toast button { background:#fff; }
+.toast-error { background:#991b1b; }
+.keys kbd { display:inline-block; min-width:5em; font:13px ui-monospace, monospace; }
 @media (max-width: 600px) {
+  .item, .box, .hit { padding:10px; }
+  form.inline button { padding:6px 12px; }
+  table { display:block; overflow-x:auto; }
+  #claims table, #claims tbody, #claims tr, #claims td, #candidates table, #candidates tbody,
+  #candidates tr, #candidates td { display:block; width:100%; }
+  #claims thead, #candidates thead { display:none; }
+  #claims tr, #candidates tr { border-bottom:1px solid var(--line); padding:6px 0; }
+  #claims td, #candidates td { border:0; padding:2px 0; }
+  .filters { gap:6px 10px; }
   main { padding:8px 10px 32px; } header { flex-wrap:wrap; gap:8px; padding:8px 10px; }
   header nav a { margin-right:10px; }
 }

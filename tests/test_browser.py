@@ -91,10 +91,12 @@ def test_mark_reviewed_in_chromium_leaves_the_digest(site: tuple[str, Any], brow
     assert title in card.text
     browser.save_screenshot(str(tmp_path / "review-list-before.png"))
     card.find_element(By.CSS_SELECTOR, "button[data-action='reviewed']").click()
-    flash = WebDriverWait(browser, 15).until(
-        ec.presence_of_element_located((By.CSS_SELECTOR, "p.flash"))
+    # In place (static/review.js): the card leaves the list and a toast says so.
+    toast = WebDriverWait(browser, 15).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, ".toast"))
     )
-    assert f"#{aid}" in flash.text and "marked reviewed" in flash.text
+    WebDriverWait(browser, 15).until(ec.staleness_of(card))
+    assert f"#{aid}" in toast.text and "marked reviewed" in toast.text
     assert browser.find_elements(By.ID, f"article-{aid}") == []
     screenshot = tmp_path / "review-list.png"
     browser.save_screenshot(str(screenshot))

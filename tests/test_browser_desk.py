@@ -140,6 +140,85 @@ def test_desk_pages_fit_a_400px_screen(site: tuple[str, Any], browser: Any) -> N
         browser.set_window_size(1280, 1400)
 
 
+def _status(sessions: Any, aid: int) -> str:
+    from storage.models import Article
+
+    with sessions() as session:
+        return session.get(Article, aid).review_status
+
+
+def test_keyboard_triage_in_place_with_undo(site: tuple[str, Any], browser: Any) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, sessions = site
+    browser.set_window_size(1280, 1000)
+    browser.get(base + "/")
+    browser.execute_script("window.__stayed = 'same page'")
+    first = browser.find_elements(By.CSS_SELECTOR, "article.item")[0]
+    aid = int(first.get_attribute("data-article"))
+    labels = [b.get_attribute("aria-label") for b in
+              browser.find_elements(By.CSS_SELECTOR, "article.item button")]
+    assert len(labels) == len(set(labels)) and all(labels)  # a distinct name per button
+    keys = ActionChains(browser)
+    keys.send_keys("j").perform()
+    assert "current" in first.get_attribute("class")
+    keys.send_keys("r").perform()
+    WebDriverWait(browser, 10).until(ec.staleness_of(first))
+    toast = browser.find_element(By.CSS_SELECTOR, ".toast")
+    assert "marked reviewed" in toast.text
+    assert browser.execute_script("return window.__stayed") == "same page"  # no reload
+    assert _status(sessions, aid) == "reviewed"
+    ActionChains(browser).send_keys("u").perform()
+    WebDriverWait(browser, 10).until(
+        lambda b: b.find_elements(By.ID, f"article-{aid}") and "undone" in
+        b.find_element(By.CSS_SELECTOR, ".toast").text)
+    assert _status(sessions, aid) == "open"
+    # Bulk: select two with x, then R.
+    cards = browser.find_elements(By.CSS_SELECTOR, "article.item")
+    picked = [int(c.get_attribute("data-article")) for c in cards[:2]]
+    browser.execute_script("document.querySelectorAll('article.item').forEach("
+                           "c => c.classList.remove('current'))")
+    ActionChains(browser).send_keys("j").send_keys("x").send_keys("j").send_keys("x") \
+        .send_keys("R").perform()
+    WebDriverWait(browser, 10).until(
+        lambda b: not any(b.find_elements(By.ID, f"article-{i}") for i in picked))
+    assert [_status(sessions, i) for i in picked] == ["reviewed", "reviewed"]
+    assert "2 articles marked reviewed" in browser.find_element(By.CSS_SELECTOR, ".toast").text
+    assert browser.execute_script("return window.__stayed") == "same page"
+    # Article page: c confirms the first open match.
+    browser.get(base + f"/article/{aid}")
+    open_matches = browser.find_elements(By.CSS_SELECTOR, "tr.match-open")
+    assert open_matches
+    ActionChains(browser).send_keys("c").perform()
+    WebDriverWait(browser, 10).until(
+        lambda b: len(b.find_elements(By.CSS_SELECTOR, "tr.match-open")) == len(open_matches) - 1)
+    assert browser.find_elements(By.CSS_SELECTOR, "tr.match-confirmed")
+    assert "local" in browser.find_element(By.ID, "history").text
+
+
+def test_list_works_at_400px(site: tuple[str, Any], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    base, _ = site
+    browser.set_window_size(400, 900)
+    try:
+        for path in ("/?status=all", "/article/1"):
+            browser.get(base + path)
+            width = browser.execute_script("return window.innerWidth")
+            overflow = browser.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, (path, overflow)
+            for button in browser.find_elements(By.CSS_SELECTOR, "main button"):
+                if button.is_displayed():
+                    rect = button.rect
+                    assert rect["x"] >= 0 and rect["x"] + rect["width"] <= width + 1, \
+                        (path, button.text, rect)
+    finally:
+        browser.set_window_size(1280, 1400)
+
 def test_sign_in_in_chromium(site: tuple[str, Any], browser: Any) -> None:
     """Last in this module: once an account exists, every page asks to sign in."""
     from selenium.webdriver.common.by import By

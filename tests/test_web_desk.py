@@ -16,7 +16,7 @@ import pytest
 from claimwatch.web import make_app
 from storage.db import open_db
 from tests.review_fixtures import TOPIC, World, make_world
-from tests.test_web import Client, assert_inert, parse
+from tests.test_web import OUR_SCRIPT, Client, assert_inert, parse
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ def client(world: World) -> Iterator[Client]:
 def assert_inert_with_charts(html: str) -> None:
     """As assert_inert, but the page's own SVG charts are allowed (only ours: no on*)."""
     tags = parse(html)
+    tags.tags = [t for t in tags.tags if t != OUR_SCRIPT]
     names = {t for t, _ in tags.tags}
     assert not names & {"script", "img", "iframe", "object", "embed", "b", "foreignobject"}
     for tag, attrs in tags.tags:
@@ -171,3 +172,58 @@ def test_topic_page_draws_articles_per_day(client: Client, world: World) -> None
     assert_inert_with_charts(reply.text)
     assert client.get("/topic/nope").status == 404
     assert client.get(f"/topic/{TOPIC}?days=99999999999999999999").status == 200
+
+
+def _csrf(client: Client) -> str:
+    page = client.get("/")
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def test_bulk_review_and_undo_without_javascript(client: Client, world: World) -> None:
+    csrf = _csrf(client)
+    ids = [world.ids["original"], world.ids["other"]]
+    page = client.get("/")
+    assert '<form id="bulk"' in page.text and 'form="bulk" name="ids"' in page.text
+    done = client.post("/articles/review", {"csrf": csrf, "status": "dismissed",
+                                             "ids": str(ids[0])},)
+    assert done.status == 303
+    body = "&".join([f"csrf={csrf}", "status=reviewed"] + [f"ids={i}" for i in ids])
+    done = client.request("POST", "/articles/review", body=body.encode(),
+                          headers={"Accept": "application/json"})
+    assert done.status == 200 and done.json()["article_ids"] == ids
+    listed = client.get("/")
+    assert "2 articles marked reviewed" in listed.text and 'class="undo"' in listed.text
+    assert not {f'id="article-{i}"' for i in ids} & set(re.findall(r'id="article-\d+"',
+                                                                    listed.text))
+    undone = client.post("/undo", {"csrf": csrf}, headers={"Accept": "application/json"})
+    assert undone.status == 200 and sorted(undone.json()["article_ids"]) == sorted(ids)
+    with_status = client.get("/?status=all").text
+    assert "state-dismissed" in with_status  # the first went back to dismissed, not open
+    again = client.post("/undo", {"csrf": csrf}, headers={"Accept": "application/json"})
+    assert again.status == 409 and "nothing to undo" in again.json()["message"]
+    empty = client.post("/articles/review", {"csrf": csrf, "status": "reviewed"},
+                        headers={"Accept": "application/json"})
+    assert empty.status == 400 and "select at least one" in empty.json()["message"]
+    bad = client.post("/articles/review", {"csrf": csrf, "status": "gone", "ids": str(ids[0])},
+                      headers={"Accept": "application/json"})
+    assert bad.status == 400
+
+
+def test_undo_of_a_match_decision(client: Client, world: World) -> None:
+    csrf = _csrf(client)
+    aid = world.ids["original"]
+    client.post(f"/article/{aid}/match", {"csrf": csrf, "claim_id": "staff-25",
+                                          "decision": "reject"})
+    assert "match-rejected" in client.get(f"/article/{aid}").text
+    client.post("/undo", {"csrf": csrf})
+    page = client.get(f"/article/{aid}").text
+    assert "match-rejected" not in page
+    assert "undo: match open" in page.split('id="history"')[1]
+
+
+def test_buttons_have_distinct_accessible_names(client: Client) -> None:
+    page = client.get("/?status=all").text
+    labels = re.findall(r'<button [^>]*aria-label="([^"]+)"', page)
+    assert len(labels) >= 8 and len(labels) == len(set(labels))
+    assert client.get("/static/review.js").header("Content-Type").startswith("text/javascript")
+    assert "script-src 'self'" in client.get("/").header("Content-Security-Policy")
