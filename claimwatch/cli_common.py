@@ -14,6 +14,10 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 DB_OPTION_HELP = "Database URL (default: $CLAIMWATCH_DB, else a SQLite file in your data dir)."
+# A stored row's id: what a 64-bit integer column holds (a bigger number is a usage error,
+# not an OverflowError from the driver).
+MAX_DB_ID = 2**63 - 1
+DB_ID = click.IntRange(1, MAX_DB_ID)
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
@@ -35,7 +39,7 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except Exception as exc:
-            message = user_message(exc)
+            message = user_message(exc, kwargs.get("db_url"))
             if message is None:
                 raise
             raise click.ClickException(message) from exc
@@ -43,16 +47,43 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def user_message(exc: BaseException) -> str | None:
-    """The one line to show for a user error, or None for a bug (which keeps its traceback)."""
+def _database_name(db_url: str | None) -> str:
+    """The database a command used, for messages: the SQLite file, else the URL (no password)."""
+    from sqlalchemy.engine import make_url
+
+    from storage.db import default_db_url, describe
+
+    url = db_url or default_db_url()
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - only naming it for a message
+        return url
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return parsed.database
+    return describe(url)
+
+
+def user_message(exc: BaseException, db_url: str | None = None) -> str | None:
+    """The one line to show for a user error, or None for a bug (which keeps its traceback).
+
+    ``db_url`` is the command's ``--db``, to name the database in its errors.
+    """
     import sys
 
-    from sqlalchemy.exc import ArgumentError, OperationalError
+    from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
+    if isinstance(exc, DatabaseError) and not isinstance(exc, OperationalError):
+        # A corrupted, truncated or overwritten SQLite file ("file is not a database",
+        # "database disk image is malformed") and the like: name the file, no traceback.
+        first = str(exc.orig).splitlines()[0] if exc.orig is not None else "unreadable"
+        return f"database error in {_database_name(db_url)}: {first}"
     if isinstance(exc, OperationalError):
-        return f"database error: {exc.orig}"
+        first = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+        return f"database error in {_database_name(db_url)}: {first}"
     if isinstance(exc, ArgumentError):
         return f"bad database URL: {exc}"
+    if isinstance(exc, OverflowError):
+        return f"number out of range: {exc}"
     if isinstance(exc, _user_error_types()):
         return str(exc)
     # Redis and queue errors, checked without importing Redis for commands that never use it.

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from claimwatch.cli_common import DB_OPTION_HELP, user_errors
+from claimwatch.cli_common import DB_ID, DB_OPTION_HELP, user_errors
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def review() -> None:
 
 
 @review.command("mark")
-@click.argument("article_ids", metavar="ID...", nargs=-1, required=True, type=int)
+@click.argument("article_ids", metavar="ID...", nargs=-1, required=True, type=DB_ID)
 @click.argument("status", type=click.Choice(["reviewed", "dismissed", "open"]))
 @click.option("--note", help="A note kept with the article (replaces an earlier note).")
 @click.option("--with-copies", is_flag=True, help="Give its stored copies the same status.")
@@ -79,7 +79,7 @@ def review_mark(article_ids: tuple[int, ...], status: str, note: str | None, wit
 
 
 @review.command("match")
-@click.argument("article_id", type=int)
+@click.argument("article_id", type=DB_ID)
 @click.argument("claim_id")
 @click.argument("decision", type=click.Choice(["confirm", "reject", "reopen"]))
 @click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
@@ -139,7 +139,7 @@ def _find_topic_file(topic_name: str, search: Sequence[Path]) -> Path:
 
 
 @claims.command("promote")
-@click.argument("candidate_id", type=int)
+@click.argument("candidate_id", type=DB_ID)
 @click.option("--id", "new_id", required=True, metavar="NEW_ID",
               help="The new claim's id (lower case, digits, '-', e.g. tns-staff-20-of-1500).")
 @click.option("--text", help="The claim's wording (default: the candidate sentence).")

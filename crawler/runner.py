@@ -43,7 +43,15 @@ SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
     "off_topic": ("claimwatch/filter/off_topic",),
     "seen": ("claimwatch/skipped/seen", "claimwatch/dedup/seen"),
     "refused": ("claimwatch/refused/",),
+    # Links the source listed but the crawl will not fetch: non-http(s) schemes, links
+    # over URLLENGTH_LIMIT, entries without a link (each counted under its reason).
+    "skipped": ("claimwatch/skipped/bad_url", "claimwatch/skipped/url_too_long",
+                "claimwatch/feed/entries_without_link"),
 }
+# The reasons behind the "skipped" column, as the summary names them.
+SKIP_REASONS = {"claimwatch/skipped/bad_url": "unsupported scheme",
+                "claimwatch/skipped/url_too_long": "URL over URLLENGTH_LIMIT",
+                "claimwatch/feed/entries_without_link": "entry without a link"}
 # A source whose own feed, sitemap or listing page failed has failed (coverage is missing).
 SOURCE_ERRORS = ("claimwatch/errors/feed", "claimwatch/errors/sitemap",
                  "claimwatch/errors/listing")
