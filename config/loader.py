@@ -880,12 +880,13 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def csv_safe(value: str) -> str:
     """``value`` for a CSV cell a spreadsheet shows as text (``'=1+1`` for ``=1+1``)."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    # '=x (already quoted by hand) gets its own apostrophe too, so it reads back as '=x
+    return "'" + value if value.lstrip("'").startswith(FORMULA_STARTS) else value
 
 
 def csv_unsafe(value: str) -> str:
     """The inverse of :func:`csv_safe`, for cells read back from a claims table."""
-    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+    if value.startswith("'") and value[1:].lstrip("'").startswith(FORMULA_STARTS):
         return value[1:]
     return value
 

@@ -80,8 +80,8 @@ class AddressGuardMiddleware:
     results are cached per host and port for the crawl. Redirects pass through
     again, so a public URL redirecting to ``169.254.169.254`` is refused too.
     ``CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES = True`` turns the address check off (the
-    offline demo and tests), never the scheme check; ``CLAIMWATCH_ALLOWED_PRIVATE_HOSTS`` lists ``host`` or
-    ``host:port`` entries allowed anyway (an intranet feed).
+    offline demo and tests), never the scheme check; ``CLAIMWATCH_ALLOWED_PRIVATE_HOSTS``
+    lists ``host`` or ``host:port`` entries allowed anyway (an intranet feed).
 
     The check resolves the name separately from the connection Scrapy makes: a
     DNS server that answers differently within seconds (rebinding) is not caught.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -217,6 +218,10 @@ def run_crawl(
                     summaries.append(SourceSummary(source=source.name, kind=source.kind,
                                                    run_id=None, status="busy", error=busy))
                     continue
+                if keeper is not None:
+                    # A run still `running` whose holder has no live lease was killed
+                    # (kill -9 of a crawl, a crashed daemon): say so before starting anew.
+                    leases.reap_interrupted_runs(sessions)
                 run_id = _start_run(sessions, topic.name, source.name, trigger,
                                     keeper.holder.id if keeper else None)
             summary = SourceSummary(source=source.name, kind=source.kind, run_id=run_id)
@@ -233,7 +238,10 @@ def run_crawl(
             _release_leases(sessions, keeper)
             raise SourcesBusy(summaries[0].error or "every source is being crawled already")
         if crawlers:
+            interval = scrapy_settings.getfloat("CLAIMWATCH_RUN_COUNTS_INTERVAL", 2.0)
+            writer = stack.enter_context(_CountsWriter(sessions, crawlers, interval))
             process.start()
+            writer.stop()
     for summary, crawler in crawlers:
         try:
             stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
@@ -259,6 +267,59 @@ def run_crawl(
     _release_leases(sessions, keeper)
     engine.dispose()
     return CrawlSummary(topic=topic.name, sources=summaries)
+
+
+class _CountsWriter:
+    """Writes each running source's counts into its ``crawl_runs`` row every ``interval``
+    seconds while the crawl runs, so a crawl killed half way (``kill -9``, a killed
+    crawl process) leaves a record that matches what it stored, not ``{}``."""
+
+    def __init__(self, sessions: Any, crawlers: list[tuple[SourceSummary, Any]],
+                 interval: float) -> None:
+        self.sessions = sessions
+        self.crawlers = crawlers
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="claimwatch-run-counts",
+                                        daemon=True)
+
+    def __enter__(self) -> _CountsWriter:
+        if self.interval > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        last: dict[int, dict[str, int]] = {}
+        while not self._stop.wait(self.interval):
+            for summary, crawler in self.crawlers:
+                if summary.run_id is None or crawler.stats is None:
+                    continue
+                try:
+                    counts = summarise_stats(dict(crawler.stats.get_stats()))
+                except RuntimeError:  # changed while copied, or not started: next time
+                    continue
+                if last.get(summary.run_id) == counts:
+                    continue
+                try:
+                    with self.sessions.begin() as session:
+                        session.execute(
+                            update(CrawlRun)
+                            .where(CrawlRun.id == summary.run_id, CrawlRun.status == "running")
+                            .values(counts=counts)
+                        )
+                except Exception as exc:  # noqa: BLE001 - progress only; the end writes them
+                    logger.warning("could not write the counts of run %s: %s",
+                                   summary.run_id, exc)
+                    continue
+                last[summary.run_id] = counts
 
 
 def _crawl_failed(failure: Any, summary: SourceSummary) -> None:

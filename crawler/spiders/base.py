@@ -74,8 +74,8 @@ class TopicSpider(scrapy.Spider):
         if not url.lower().startswith(("http://", "https://")):
             # Only the topic file may name a file:// URL (its source document); a link
             # found in a feed, sitemap or page is fetched over http(s) or not at all.
-            self.count("skipped/bad_url")
-            logger.warning("%s: skipping link with unsupported scheme: %r", self.source.name,
+            self.count("refused/scheme")
+            logger.warning("%s: refused %s: only http(s) links are fetched", self.source.name,
                            url[:200])
             return None
         limit = self.settings.getint("URLLENGTH_LIMIT", 2083)
