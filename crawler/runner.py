@@ -19,6 +19,7 @@ from typing import Any
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 
 from claimwatch import leases
 from claimwatch.leases import Holder, LeaseKeeper
@@ -250,7 +251,10 @@ def run_crawl(
         summary.stats = stats
         summary.counts = summarise_stats(stats)
         reason = stats.get("finish_reason")
-        if reason == "shutdown":  # SIGTERM/SIGINT: stopped, not the source's fault
+        if stats.get("claimwatch/database_problem"):  # full, or lost for good: stopped
+            summary.status = "failed"
+            summary.error = str(stats["claimwatch/database_problem"])
+        elif reason == "shutdown":  # SIGTERM/SIGINT: stopped, not the source's fault
             summary.status = "interrupted"
             summary.error = summary.error or "crawl stopped by a signal before it finished"
         elif reason != "finished":
@@ -259,13 +263,27 @@ def run_crawl(
         elif any(stats.get(key) for key in SOURCE_ERRORS):
             summary.status = "failed"
             summary.error = f"the source's {summary.kind} could not be fetched or parsed"
-    for summary in summaries:
-        if summary.run_id is None:
-            continue  # busy: someone else is crawling it
-        _finish_run(sessions, summary)
-        _record_source_state(store, topic.name, summary)
-    _release_leases(sessions, keeper)
-    engine.dispose()
+    try:
+        for summary in summaries:
+            if summary.run_id is None:
+                continue  # busy: someone else is crawling it
+            _finish_run(sessions, summary)
+            _record_source_state(store, topic.name, summary)
+        _release_leases(sessions, keeper)
+    except DBAPIError as exc:
+        # The database went away (or filled up) for good: the crawl's summary still
+        # reaches the caller; the runs left `running` are marked interrupted by the
+        # next crawl or daemon start, and the leases expire.
+        if keeper is not None:
+            keeper.stop()
+        first = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+        logger.error("could not record the crawl's outcome in the database: %s", first)
+        for summary in summaries:
+            if summary.status == "ok":
+                summary.status = "failed"
+            summary.error = summary.error or f"outcome not recorded: {first}"
+    finally:
+        engine.dispose()
     return CrawlSummary(topic=topic.name, sources=summaries)
 
 
