@@ -333,3 +333,64 @@ def test_a_crawl_whose_postgresql_stays_down_fails_cleanly(
     stored = articles(db_url)
     assert 1 <= len(stored) < pages
     assert len({a.canonical_url for a in stored}) == len(stored)
+
+
+# -- PostgreSQL connection cut under a running daemon ----------------------------------------------
+
+
+def test_the_daemon_reports_a_database_outage_and_keeps_scheduling(
+        tmp_path: Path, proxied_postgres: tuple[str, CuttingProxy]) -> None:
+    from tests.test_daemon import Daemon, wait_for
+
+    db_url, proxy = proxied_postgres
+    engine, sessions = open_db(db_url)
+
+    def runs(status: str | None = None) -> list[CrawlRun]:
+        with sessions() as session:
+            query = select(CrawlRun).order_by(CrawlRun.id)
+            if status:
+                query = query.where(CrawlRun.status == status)
+            return list(session.scalars(query))
+
+    with serve() as site:
+        make_site(site, 3)
+        topic = write_topic(tmp_path / "daemon.yaml", "outage", [
+            {"name": "wire", "kind": "feed", "url": f"{site.url}/feed.xml",
+             "schedule": "every 2s"}])
+        daemon = Daemon(tmp_path, [topic], db_url)
+        try:
+            daemon.wait_ready(30)
+            wait_for(lambda: len(runs("ok")) >= 1, 40, "a first scheduled run", daemon)
+            proxy.down.set()
+            proxy.cut()
+            health: dict[str, Any] = {}
+
+            def outage_reported() -> bool:
+                nonlocal health
+                status, health = daemon.request("GET", "/api/health")
+                return status == 200 and health.get("database", {}).get("ok") is False
+
+            wait_for(outage_reported, 20, "the outage in /api/health", daemon)
+            assert health["status"] == "alarm"
+            assert health["alarms"][0]["kind"] == "database" and health["database"]["error"]
+            time.sleep(3)  # scheduled runs come due while the database is away
+            proxy.down.clear()
+            ok_before = len(runs("ok"))
+            wait_for(lambda: len(runs("ok")) >= ok_before + 2, 60,
+                     "scheduled runs after the outage", daemon)
+            wait_for(lambda: daemon.health().get("database", {}).get("ok") is True, 20,
+                     "the database back in /api/health", daemon)
+            assert daemon.proc.poll() is None
+            assert daemon.stop() == 0
+        finally:
+            if daemon.proc.poll() is None:
+                daemon.proc.kill()
+                daemon.proc.wait()
+            proxy.down.clear()
+    try:
+        # nothing half-written: every run ended in a final state, every article once
+        assert not runs("running"), [(r.id, r.status) for r in runs()]
+        stored = articles(db_url)
+        assert len(stored) == 3 and len({a.canonical_url for a in stored}) == 3
+    finally:
+        engine.dispose()
