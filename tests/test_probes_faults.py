@@ -394,3 +394,63 @@ def test_the_daemon_reports_a_database_outage_and_keeps_scheduling(
         assert len(stored) == 3 and len({a.canonical_url for a in stored}) == 3
     finally:
         engine.dispose()
+
+
+# -- no worker-pool processes left behind -----------------------------------------------------------
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            text = Path(f"/proc/{pid}/task/{task}/children").read_text()
+        except OSError:
+            continue
+        found |= {int(p) for p in text.split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_a_killed_crawl_leaves_no_worker_pool_processes(tmp_path: Path) -> None:
+    """After `make test` three pool processes (two spawn workers and the resource
+    tracker) were found under pid 1: a crawl killed while its workers started."""
+    with serve() as site:
+        make_site(site, 6, delay=0.5)
+        topic = write_topic(tmp_path / "pool.yaml", "pool",
+                            [{"name": "wire", "kind": "feed", "url": f"{site.url}/feed.xml"}])
+        spec = {"topic": str(topic), "db": f"sqlite:///{tmp_path / 'pool.sqlite'}",
+                "sources": None, "settings": {**FAST_SETTINGS, "CLAIMWATCH_WORKERS": 2,
+                                              "CLAIMWATCH_WORKERS_MIN_ITEMS": 0}}
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen([sys.executable, "-m", "tests.crawl_helpers", json.dumps(spec)],
+                                cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            children: set[int] = set()
+            while len(children) < 3 and time.monotonic() < deadline:  # tracker + 2 workers
+                children |= _children(proc.pid)
+                time.sleep(0.01)
+            assert len(children) >= 3, children
+        finally:
+            proc.kill()  # while the workers are still starting up
+            proc.wait(10)
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [pid for pid in children if _alive(pid)]
+        for pid in left:  # do not leave them to the next test run either
+            os.kill(pid, 9)
+        assert not left, f"processes left behind by the killed crawl: {left}"
