@@ -13,7 +13,12 @@ from typing import Any
 
 import click
 
-from claimwatch.cli_common import DB_OPTION_HELP, parse_settings, user_errors
+from claimwatch.cli_common import (
+    DB_OPTION_HELP,
+    parse_settings,
+    user_errors,
+    warn_if_new_database,
+)
 
 
 def _configure_logging(verbose: int) -> None:
@@ -130,6 +135,7 @@ def digest(topic: str | None, since: str, fmt: str, include_reviewed: bool, db_u
     from claimwatch.render import render
     from storage.db import open_db
 
+    warn_if_new_database(db_url)
     engine, sessions = open_db(db_url)
     try:
         with sessions() as session:

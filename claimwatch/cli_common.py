@@ -47,6 +47,30 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def warn_if_new_database(db_url: str | None) -> None:
+    """Say on stderr when a command that reads the store is about to create an empty
+    SQLite database: a mistyped ``--db`` or ``CLAIMWATCH_DB`` must not pass unseen.
+    (``crawl``, ``daemon`` and ``db upgrade`` create one on purpose and stay quiet.)"""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from storage.db import default_db_url
+
+    try:
+        parsed = make_url(db_url or default_db_url())
+    except Exception:  # noqa: BLE001 - the command reports a bad URL itself
+        return
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    if not path.exists():
+        click.echo(f"Warning: {path} does not exist: creating a new, empty database there "
+                   "(check --db or CLAIMWATCH_DB)", err=True)
+
+
 def _database_name(db_url: str | None) -> str:
     """The database a command used, for messages: the SQLite file, else the URL (no password)."""
     from sqlalchemy.engine import make_url

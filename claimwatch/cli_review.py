@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from claimwatch.cli_common import DB_ID, DB_OPTION_HELP, user_errors
+from claimwatch.cli_common import DB_ID, DB_OPTION_HELP, user_errors, warn_if_new_database
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ TOKEN_ENV = "CLAIMWATCH_WEB_TOKEN"
 def _sessions(db_url: str | None) -> Iterator[Any]:
     from storage.db import open_db
 
+    warn_if_new_database(db_url)
     engine, sessions = open_db(db_url)
     try:
         yield sessions
@@ -306,6 +307,7 @@ def serve(topic_files: tuple[Path, ...], listen: str, token: str | None,
         topic = load_topic(path)
         topics[topic.name] = topic
     db_url = db_url or default_db_url()
+    warn_if_new_database(db_url)
     engine, sessions = open_db(db_url)
     crawls: SubprocessCrawls | None = None
     unavailable = None

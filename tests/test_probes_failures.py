@@ -205,8 +205,14 @@ def test_2_a_mistyped_database_path_is_announced(tmp_path: Path) -> None:
          f"sqlite:///{typo}"], cwd=REPO, capture_output=True, text=True, timeout=60,
         env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
-    assert f"{typo} does not exist: creating a new, empty database there" in result.stderr
+    assert f"Warning: {typo} does not exist: creating a new, empty database there" in \
+        result.stderr
     assert json.loads(result.stdout)["articles"] == []  # stdout stays clean
+    again = subprocess.run(  # it exists now: no warning
+        [sys.executable, "-m", "claimwatch.cli", "review", "mark", "1", "reviewed", "--db",
+         f"sqlite:///{typo}"], cwd=REPO, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert "does not exist" not in again.stderr
 
 
 # -- 3. billion laughs --------------------------------------------------------------------------
