@@ -40,6 +40,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
 MIN_TOKEN_LENGTH = 16
+MAX_ID = 2**63 - 1  # the biggest id a database integer column holds
 RUN_STATUSES = ("running", "ok", "failed", "timeout", "interrupted")
 
 
@@ -113,6 +115,8 @@ class Request:
             return json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise HTTPError(400, f"request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise HTTPError(400, "request body is not valid JSON: nested too deep") from None
 
     def int_arg(self, name: str, default: int, low: int = 0, high: int | None = None) -> int:
         value = self.query.get(name)
@@ -122,8 +126,9 @@ class Request:
             number = int(value)
         except ValueError:
             raise HTTPError(400, f"query parameter {name!r} must be a whole number") from None
-        if number < low or (high is not None and number > high):
-            bounds = f"{low}..{high}" if high is not None else f">= {low}"
+        high = MAX_ID if high is None else high
+        if number < low or number > high:
+            bounds = f"{low}..{high}"
             raise HTTPError(400, f"query parameter {name!r} must be {bounds}")
         return number
 
@@ -172,6 +177,11 @@ class Route:
     converters: dict[str, Callable[[str], Any]]
 
 
+def _route_int(text: str) -> int:
+    """A path's number; one of more than 19 digits (no id is that big) as MAX_ID + 1."""
+    return int(text) if len(text) <= 19 else MAX_ID + 1
+
+
 def _compile(pattern: str) -> tuple[re.Pattern[str], dict[str, Callable[[str], Any]]]:
     converters: dict[str, Callable[[str], Any]] = {}
     regex, last = "", 0
@@ -179,7 +189,7 @@ def _compile(pattern: str) -> tuple[re.Pattern[str], dict[str, Callable[[str], A
         regex += re.escape(pattern[last:match.start()])
         name, kind = match.group(1), match.group(2)
         regex += rf"(?P<{name}>\d+)" if kind == "int" else rf"(?P<{name}>[^/]+)"
-        converters[name] = int if kind == "int" else str
+        converters[name] = _route_int if kind == "int" else str
         last = match.end()
     regex += re.escape(pattern[last:])
     return re.compile(f"^{regex}$"), converters
@@ -297,6 +307,8 @@ class App:
                 continue
             params = {name: route.converters[name](value)
                       for name, value in match.groupdict().items()}
+            if any(isinstance(v, int) and v > MAX_ID for v in params.values()):
+                raise HTTPError(404, f"no such resource: {request.path}")  # no id that big
             return route.handler(request, **params)
         if allowed:
             error = HTTPError(405, f"{request.method} is not allowed on {request.path}",
@@ -336,7 +348,28 @@ def _error_response(error: HTTPError) -> Response:
 # ---------------------------------------------------------------------------
 
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+# Seconds a connection may sit without sending its request (or reading the answer) before
+# the server closes it: a half-open or stalled client must not hold a thread for ever.
+IDLE_TIMEOUT = 15.0
+_SECRET_IN_QUERY = re.compile(r"([?&](?:token|access_token)=)[^&\s\"]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """A request line fit for the log: ``?token=SECRET`` becomes ``?token=***``."""
+    return _SECRET_IN_QUERY.sub(r"\1***", text)
+
+
+class QuietErrorsMixin:
+    """A client that times out or hangs up is not a server error: no traceback on stderr."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (TimeoutError, ConnectionError)):
+            logger.debug("connection from %s closed: %s", client_address, sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)  # type: ignore[misc]
+
+
+class _ThreadingWSGIServer(QuietErrorsMixin, ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
 
@@ -346,8 +379,10 @@ class _ThreadingWSGIServer6(_ThreadingWSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = IDLE_TIMEOUT
+
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("api: " + format, *args)
+        logger.debug("api: %s", redact(format % args))
 
 
 def parse_listen(value: str) -> tuple[str, int] | None:

@@ -14,7 +14,12 @@ from typing import Any
 
 import click
 
-from claimwatch.cli_common import DB_OPTION_HELP, parse_settings, user_errors
+from claimwatch.cli_common import (
+    DB_OPTION_HELP,
+    parse_settings,
+    user_errors,
+    warn_if_new_database,
+)
 
 
 def _configure_logging(verbose: int) -> None:
@@ -82,7 +87,7 @@ def crawl(topic_file: Path, sources: tuple[str, ...], db_url: str | None,
 
 def format_summary(summary: Any) -> str:
     columns = ("fetched", "not_modified", "new", "duplicates", "matched", "conflicts",
-               "candidates", "off_topic", "seen", "refused", "errors")
+               "candidates", "off_topic", "seen", "refused", "skipped", "errors")
     col = {c: max(10, len(c)) for c in columns}
     width = max([len(s.source) for s in summary.sources] + [6])
     lines = [f"topic {summary.topic}",
@@ -96,6 +101,13 @@ def format_summary(summary: Any) -> str:
     if len(summary.sources) > 1:
         lines.append(f"{'total':<{width}}  "
                      + "  ".join(f"{summary.total(c):>{col[c]}}" for c in columns))
+    from crawler.runner import SKIP_REASONS
+
+    for source in summary.sources:
+        reasons = [f"{int(source.stats[key])} {why}" for key, why in SKIP_REASONS.items()
+                   if source.stats.get(key)]
+        if reasons:
+            lines.append(f"{source.source}: links skipped: {', '.join(reasons)}")
     flagged = summary.total("new")
     lines.append(f"{flagged} new article(s) flagged for review: run `claimwatch digest`.")
     return "\n".join(lines)
@@ -131,6 +143,7 @@ def digest(topic: str | None, since: str, fmt: str, include_reviewed: bool, db_u
     from claimwatch.render import render
     from storage.db import open_db
 
+    warn_if_new_database(db_url)
     engine, sessions = open_db(db_url)
     try:
         with sessions() as session:

@@ -14,6 +14,10 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 DB_OPTION_HELP = "Database URL (default: $CLAIMWATCH_DB, else a SQLite file in your data dir)."
+# A stored row's id: what a 64-bit integer column holds (a bigger number is a usage error,
+# not an OverflowError from the driver).
+MAX_DB_ID = 2**63 - 1
+DB_ID = click.IntRange(1, MAX_DB_ID)
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
@@ -38,7 +42,7 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except Exception as exc:
-            message = user_message(exc)
+            message = user_message(exc, kwargs.get("db_url"))
             if message is None:
                 raise
             raise click.ClickException(message) from exc
@@ -46,16 +50,67 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def user_message(exc: BaseException) -> str | None:
-    """The one line to show for a user error, or None for a bug (which keeps its traceback)."""
+def warn_if_new_database(db_url: str | None) -> None:
+    """Say on stderr when a command that reads the store is about to create an empty
+    SQLite database: a mistyped ``--db`` or ``CLAIMWATCH_DB`` must not pass unseen.
+    (``crawl``, ``daemon`` and ``db upgrade`` create one on purpose and stay quiet.)"""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from storage.db import default_db_url
+
+    try:
+        parsed = make_url(db_url or default_db_url())
+    except Exception:  # noqa: BLE001 - the command reports a bad URL itself
+        return
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        return
+    path = Path(database).expanduser()
+    if not path.exists():
+        click.echo(f"Warning: {path} does not exist: creating a new, empty database there "
+                   "(check --db or CLAIMWATCH_DB)", err=True)
+
+
+def _database_name(db_url: str | None) -> str:
+    """The database a command used, for messages: the SQLite file, else the URL (no password)."""
+    from sqlalchemy.engine import make_url
+
+    from storage.db import default_db_url, describe
+
+    url = db_url or default_db_url()
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - only naming it for a message
+        return url
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return parsed.database
+    return describe(url)
+
+
+def user_message(exc: BaseException, db_url: str | None = None) -> str | None:
+    """The one line to show for a user error, or None for a bug (which keeps its traceback).
+
+    ``db_url`` is the command's ``--db``, to name the database in its errors.
+    """
     import sys
 
-    from sqlalchemy.exc import ArgumentError, OperationalError
+    from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
+    if isinstance(exc, DatabaseError) and not isinstance(exc, OperationalError):
+        # A corrupted, truncated or overwritten SQLite file ("file is not a database",
+        # "database disk image is malformed") and the like: name the file, no traceback.
+        first = str(exc.orig).splitlines()[0] if exc.orig is not None else "unreadable"
+        return f"database error in {_database_name(db_url)}: {first}"
     if isinstance(exc, OperationalError):
-        return f"database error: {exc.orig}"
+        first = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+        return f"database error in {_database_name(db_url)}: {first}"
     if isinstance(exc, ArgumentError):
         return f"bad database URL: {exc}"
+    if isinstance(exc, OverflowError):
+        return f"number out of range: {exc}"
     if isinstance(exc, _user_error_types()):
         return str(exc)
     # Redis and queue errors, checked without importing Redis for commands that never use it.

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from claimwatch.cli_common import DB_OPTION_HELP, user_errors
+from claimwatch.cli_common import DB_ID, DB_OPTION_HELP, user_errors, warn_if_new_database
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ TOKEN_ENV = "CLAIMWATCH_WEB_TOKEN"
 def _sessions(db_url: str | None) -> Iterator[Any]:
     from storage.db import open_db
 
+    warn_if_new_database(db_url)
     engine, sessions = open_db(db_url)
     try:
         yield sessions
@@ -54,7 +55,7 @@ def review() -> None:
 
 
 @review.command("mark")
-@click.argument("article_ids", metavar="ID...", nargs=-1, required=True, type=int)
+@click.argument("article_ids", metavar="ID...", nargs=-1, required=True, type=DB_ID)
 @click.argument("status", type=click.Choice(["reviewed", "dismissed", "open"]))
 @click.option("--note", help="A note kept with the article (replaces an earlier note).")
 @click.option("--with-copies", is_flag=True, help="Give its stored copies the same status.")
@@ -82,7 +83,7 @@ def review_mark(article_ids: tuple[int, ...], status: str, note: str | None, wit
 
 
 @review.command("match")
-@click.argument("article_id", type=int)
+@click.argument("article_id", type=DB_ID)
 @click.argument("claim_id")
 @click.argument("decision", type=click.Choice(["confirm", "reject", "reopen"]))
 @click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
@@ -144,7 +145,7 @@ def _find_topic_file(topic_name: str, search: Sequence[Path]) -> Path:
 
 
 @claims.command("promote")
-@click.argument("candidate_id", type=int)
+@click.argument("candidate_id", type=DB_ID)
 @click.option("--id", "new_id", required=True, metavar="NEW_ID",
               help="The new claim's id (lower case, digits, '-', e.g. tns-staff-20-of-1500).")
 @click.option("--text", help="The claim's wording (default: the candidate sentence).")
@@ -317,6 +318,7 @@ def serve(topic_files: tuple[Path, ...], listen: str, token: str | None,
         topic = load_topic(path)
         topics[topic.name] = topic
     db_url = db_url or default_db_url()
+    warn_if_new_database(db_url)
     engine, sessions = open_db(db_url)
     crawls: SubprocessCrawls | None = None
     unavailable = None

@@ -754,7 +754,7 @@ class Daemon:
                 code = self._wait(run, proc)
         finally:
             try:
-                self._finish(run, code)
+                self._settle(run, code)
             finally:
                 self.keeper.discard(run.topic, run.source)
                 try:
@@ -764,6 +764,28 @@ class Daemon:
                                      run.topic, run.source)
                 with self._lock:
                     self._active.pop(run.run_id, None)
+
+    def _settle(self, run: ActiveRun, code: int | None) -> None:
+        """:meth:`_finish`, waiting out a database outage: a run is not left ``running``
+        and its lease (renewed with the daemon's others) is not kept for ever because
+        the database was away when the crawl ended. Given up when the daemon stops."""
+        from sqlalchemy.exc import DBAPIError
+
+        from storage.errors import database_problem
+
+        delay = 1.0
+        while True:
+            try:
+                self._finish(run, code)
+                return
+            except DBAPIError as exc:
+                if database_problem(exc) is None or (self._stopping and delay > 4):
+                    raise
+                first = (str(exc.orig or exc).strip().splitlines() or ["?"])[0]
+                logger.warning("crawl run %s: the database is unavailable (%s): recording "
+                               "its outcome again in %.0f s", run.run_id, first, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def _set_pid(self, run: ActiveRun) -> None:
         try:
@@ -869,6 +891,32 @@ class Daemon:
     # -- health ----------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
+        """The daemon's state for ``/api/health``; a database outage is reported, not
+        raised (the scheduler retries its job store and the crawls theirs meanwhile)."""
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            data = self._health()
+        except DBAPIError as exc:
+            first = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+            logger.warning("health: the database %s cannot be read: %s", self.db, first)
+            with self._lock:
+                active = list(self._active.values())
+            return {
+                "status": "stopping" if self._stopping else "alarm",
+                "database": {"ok": False, "db": self.db, "error": first},
+                "daemon": {"pid": os.getpid(), "host": self.holder.host, "db": self.db,
+                           "started": iso(self.started_at),
+                           "listen": self.api.address if self.api else None},
+                "running": [{"run_id": run.run_id, "topic": run.topic, "source": run.source,
+                             "trigger": run.trigger, "started": iso(run.started_at),
+                             "pid": run.pid} for run in sorted(active, key=lambda r: r.run_id)],
+                "alarms": [{"kind": "database", "error": first}],
+            }
+        data["database"] = {"ok": True, "db": self.db}
+        return data
+
+    def _health(self) -> dict[str, Any]:
         now = utcnow()
         with self._lock:
             topics = list(self.topics.values())

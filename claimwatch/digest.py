@@ -28,7 +28,10 @@ def parse_since(value: str | None, now: datetime | None = None) -> datetime:
         return now - timedelta(hours=24)
     match = _RELATIVE.match(value)
     if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except (OverflowError, ValueError):  # 99999999999d: before year 1
+            raise DigestError(f"--since {value!r} is too far back") from None
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError as exc:

@@ -34,10 +34,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, select, update
+from sqlalchemy import Table, and_, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.models import CrawlLease, CrawlRun, DaemonLock, utcnow
+from storage.models import Article, CrawlLease, CrawlRun, DaemonLock, utcnow
 from storage.repository import insert_ignore
 
 logger = logging.getLogger(__name__)
@@ -362,7 +362,8 @@ def reap_interrupted_runs(sessions: sessionmaker[Session], *, exclude: Iterable[
     now = utcnow()
     with sessions() as session:
         runs = session.execute(
-            select(CrawlRun.id, CrawlRun.topic, CrawlRun.source, CrawlRun.holder)
+            select(CrawlRun.id, CrawlRun.topic, CrawlRun.source, CrawlRun.holder,
+                   CrawlRun.started, CrawlRun.counts)
             .where(CrawlRun.status == "running")
         ).all()
     marked = 0
@@ -374,15 +375,39 @@ def reap_interrupted_runs(sessions: sessionmaker[Session], *, exclude: Iterable[
             continue
         who = _describe_holder(run.holder)
         with sessions.begin() as session:
+            counts = _stored_counts(session, run, now)
             marked += _rowcount(session.execute(
                 update(CrawlRun)
                 .where(CrawlRun.id == run.id, CrawlRun.status == "running")
-                .values(status="interrupted", finished=now,
+                .values(status="interrupted", finished=now, counts=counts,
                         error=f"interrupted: {who} stopped before the run finished")
             ))
         logger.warning("crawl run %s (%s/%s) was left running by %s: marked interrupted",
                        run.id, run.topic, run.source, who)
     return marked
+
+
+def _stored_counts(session: Session, run: Any, now: datetime) -> dict[str, int]:
+    """The counts of a run that died, made to match what it stored.
+
+    A crawl writes its counts as it goes (crawler/runner.py), but the last few seconds
+    before a ``kill -9`` are missing: the articles of the source fetched while the run
+    ran (the lease kept anyone else from storing them) are counted again, and the larger
+    figure kept."""
+    counts = {str(k): int(v) for k, v in dict(run.counts or {}).items()
+              if isinstance(v, int | float)}
+    if run.started is None:
+        return counts
+    window = and_(Article.topic == run.topic, Article.source == run.source,
+                  Article.fetched_at >= run.started, Article.fetched_at <= now)
+    new = session.scalar(select(func.count()).select_from(Article).where(window)) or 0
+    duplicates = session.scalar(
+        select(func.count()).select_from(Article)
+        .where(window, Article.duplicate_of_id.is_not(None))
+    ) or 0
+    counts["new"] = max(counts.get("new", 0), int(new))
+    counts["duplicates"] = max(counts.get("duplicates", 0), int(duplicates))
+    return counts
 
 
 def _describe_holder(holder_id: str | None) -> str:

@@ -55,7 +55,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from claimwatch.accounts import record
-from claimwatch.api import is_loopback  # one definition for the API and the page
+from claimwatch.api import (  # one definition for the API and the page
+    IDLE_TIMEOUT,
+    QuietErrorsMixin,
+    is_loopback,
+    redact,
+)
 from claimwatch.digest import FLAGS, DigestError, article_entry, build_digest, parse_since
 from claimwatch.render import FLAG_LABELS, FORMATS, render
 from claimwatch.review import (
@@ -94,6 +99,7 @@ OPEN_PATHS = ("/login", "/static/review.css")  # reachable before signing in
 MAX_BODY = 256 * 1024
 MAX_LIST = 300
 MIN_TOKEN_LENGTH = 16
+MAX_ID = 2**63 - 1  # the biggest id a database integer column holds
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STATUSES = ("open", "reviewed", "dismissed", "all")
 
@@ -315,7 +321,7 @@ class Request:
         if ctype == "application/json":
             try:
                 data = json.loads(text or "{}")
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
                 raise HTTPError(400, "the body is not valid JSON") from exc
             if not isinstance(data, dict):
                 raise HTTPError(400, "the JSON body must be an object")
@@ -463,6 +469,9 @@ class ReviewApp(DeskViews):
             if route_method != method:
                 allowed.append(route_method)
                 continue
+            if any(len(g) > 19 or (len(g) == 19 and int(g) > MAX_ID)
+                   for g in match.groups() if g and g.isdigit()):
+                raise HTTPError(404, f"no page at {req.path}")  # no stored id is that big
             if method == "GET":
                 req.environ["claimwatch.session_id"] = self._session_id(req, set_cookies)
             else:
@@ -538,7 +547,8 @@ class ReviewApp(DeskViews):
             return None
         req.environ["claimwatch.actor"] = "token"
         cookie = req.cookies.get(AUTH_COOKIE, "")
-        if cookie and hmac.compare_digest(cookie, self._sign("auth", self.token)):
+        if cookie and hmac.compare_digest(cookie.encode("utf-8", "replace"),
+                                          self._sign("auth", self.token).encode()):
             return None
         given = req.arg("token")
         if given and hmac.compare_digest(given.encode("utf-8", "replace"), self.token.encode()):
@@ -604,7 +614,9 @@ class ReviewApp(DeskViews):
                 raise HTTPError(403, "cross-origin request refused")
         sid = req.cookies.get(SESSION_COOKIE, "")
         given = req.field("csrf") or req.header("X-CSRF-Token")
-        if not sid or not given or not hmac.compare_digest(given, self._sign("csrf", sid)):
+        if not sid or not given or not hmac.compare_digest(
+            given.encode("utf-8", "replace"), self._sign("csrf", sid).encode()
+        ):
             raise HTTPError(403, "the form's security token is missing or stale: reload the "
                                  "page and try again")
         req.environ["claimwatch.session_id"] = sid
@@ -1659,11 +1671,13 @@ def make_app(
 
 
 class _Handler(WSGIRequestHandler):
+    timeout = IDLE_TIMEOUT  # a half-open connection is closed, not held for ever
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        logger.info("%s %s", self.address_string(), format % args)
+        logger.info("%s %s", self.address_string(), redact(format % args))  # no ?token=
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
+class _ThreadingServer(QuietErrorsMixin, ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
 

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .cron import is_interval, normalize_schedule
+from .cron import is_interval, normalize_schedule, parse_duration
 from .models import NOTIFY_EVENTS, SOURCE_KINDS, Claim, NotifyTarget, Query, Source, Topic
 
 __all__ = ["ConfigError", "append_claim", "load_claims", "load_topic"]
@@ -582,8 +582,40 @@ def _load_sources(doc: _Yaml, data: dict[Any, Any], has_serve_dir: bool) -> tupl
                     key,
                     close[0],
                 )
+            problem = _option_problem(key, options[key])
+            if problem:
+                raise doc.error((*at, key), problem)
         sources.append(Source(name=name, kind=kind, url=url, schedule=schedule, options=options))
     return tuple(sources)
+
+
+def _option_problem(key: str, value: object) -> str | None:
+    """What is wrong with a source option's value (checked when the topic is loaded, so
+    ``serve`` and ``daemon`` refuse the file at start, not a crawl hours later), or None.
+    The crawler reads the options; unknown ones are warned about there."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if key == "max_depth":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            return ("max_depth must be a whole number >= 1 (1 = the articles linked from the "
+                    f"page), got {value!r}")
+    elif key == "lastmod_days":
+        if value is not None and (not number or not value > 0 or value != value
+                                  or value == float("inf")):
+            return ("lastmod_days must be a positive number of days or null (no window), "
+                    f"got {value!r}")
+    elif key == "allow_offsite":
+        if not isinstance(value, bool):
+            return f"allow_offsite must be true or false, got {value!r}"
+    elif key == "timeout":
+        if not number and not isinstance(value, str):
+            return f"timeout must be a duration such as 90s, 10m or 1h, got {value!r}"
+        try:
+            duration = parse_duration(value)  # type: ignore[arg-type]
+        except (ValueError, OverflowError) as exc:
+            return f"timeout: {exc}"
+        if duration.total_seconds() <= 0:
+            return f"timeout must be positive, got {value!r}"
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -763,7 +795,8 @@ def _parse_csv(text: str, shown: str) -> _Table:
                 start,
             )
         fields = {
-            name: row[i] for i, name in enumerate(header) if name in CLAIM_FIELDS and i < len(row)
+            name: csv_unsafe(row[i])
+            for i, name in enumerate(header) if name in CLAIM_FIELDS and i < len(row)
         }
 
         def fail(field: str, problem: str, _where: str = where, _line: int = start) -> NoReturn:
@@ -906,9 +939,28 @@ def _line_ending(lines: list[str]) -> str:
     return "\n"
 
 
+# A cell a spreadsheet would run as a formula (=HYPERLINK(...), +1, -1, @SUM, a leading
+# tab or carriage return) is written with a leading apostrophe, as OWASP advises for CSV
+# injection; reading a claims table drops that apostrophe again, so the text round-trips.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: str) -> str:
+    """``value`` for a CSV cell a spreadsheet shows as text (``'=1+1`` for ``=1+1``)."""
+    # '=x (already quoted by hand) gets its own apostrophe too, so it reads back as '=x
+    return "'" + value if value.lstrip("'").startswith(FORMULA_STARTS) else value
+
+
+def csv_unsafe(value: str) -> str:
+    """The inverse of :func:`csv_safe`, for cells read back from a claims table."""
+    if value.startswith("'") and value[1:].lstrip("'").startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
 def _csv_line(values: list[str], newline: str) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator=newline).writerow(values)
+    csv.writer(buffer, lineterminator=newline).writerow([csv_safe(v) for v in values])
     return buffer.getvalue()
 
 

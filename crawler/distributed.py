@@ -65,6 +65,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 from scrapy.http import Request
@@ -673,9 +674,54 @@ class RedisJobScheduler(RedisScheduler):
 
     def open(self, spider: Any) -> None:
         super().open(spider)
+        # Work Redis could not take while it was away (restarted, unreachable): requests
+        # to queue and in-flight entries to acknowledge, handed over once it is back.
+        # Dropping them would lose pages, or leave the job in flight for ever.
+        self.unsent: list[Request] = []
+        self.unacked: list[str] = []
+        self._redis_down_since: float | None = None
         _EngineHooks(self.crawler).on_request_done(self.request_done)
 
+    def _redis_down(self, what: str, exc: Exception) -> None:
+        if self._redis_down_since is None:
+            self._redis_down_since = time.monotonic()
+            logger.warning("job %s: Redis is unavailable (%s) while %s: the work is kept here "
+                           "and handed over when it is back", self.queue.jobs.job_id, exc, what)
+        self.stats.inc_value("claimwatch/redis/unavailable")
+
+    def _redis_up(self) -> None:
+        if self._redis_down_since is not None:
+            logger.info("job %s: Redis is back after %.1f s", self.queue.jobs.job_id,
+                        time.monotonic() - self._redis_down_since)
+            self._redis_down_since = None
+
+    def flush_unsent(self) -> bool:
+        """Hand over what Redis missed; False while it is still away."""
+        try:
+            while self.unacked:
+                self.queue.jobs.ack(self.unacked[0])
+                self.unacked.pop(0)
+            while self.unsent:
+                self._enqueue(self.unsent[0])
+                self.unsent.pop(0)
+        except RedisError as exc:
+            self._redis_down("handing over work", exc)
+            return False
+        self._redis_up()
+        return True
+
     def enqueue_request(self, request: Request) -> bool:
+        if self.unsent and not self.flush_unsent():
+            self.unsent.append(request)
+            return True
+        try:
+            return self._enqueue(request)
+        except RedisError as exc:
+            self._redis_down("queueing a request", exc)
+            self.unsent.append(request)
+            return True
+
+    def _enqueue(self, request: Request) -> bool:
         if not request.dont_filter and self.df.request_seen(request):
             self.df.log(request, self.spider)
             return False
@@ -684,19 +730,43 @@ class RedisJobScheduler(RedisScheduler):
         return True
 
     def next_request(self) -> Request | None:
-        request = self.queue.pop()
+        if (self.unsent or self.unacked) and not self.flush_unsent():
+            return None
+        try:
+            request = self.queue.pop()
+        except RedisError as exc:
+            self._redis_down("taking a request", exc)
+            return None
+        self._redis_up()
         if request is not None:
             self.stats.inc_value("scheduler/dequeued/redis")
         return request
 
+    def has_pending_requests(self) -> bool:
+        if self.unsent or self.unacked:
+            return True
+        try:
+            return bool(super().has_pending_requests())
+        except RedisError as exc:
+            self._redis_down("checking the queue", exc)
+            return True  # not idle while Redis cannot say: the job is not over
+
     def request_done(self, request: Request) -> None:
         token = request.meta.get(INFLIGHT_META)
-        if token:
+        if not token:
+            return
+        try:
             self.queue.jobs.ack(token)
+        except RedisError as exc:
+            self._redis_down("acknowledging a request", exc)
+            self.unacked.append(token)
 
     def close(self, reason: str) -> None:
         # Requests this worker still holds (none after a graceful close, which waits for
         # them) go back to the queue for the others.
+        if (self.unsent or self.unacked) and not self.flush_unsent():
+            logger.error("job %s: Redis is still unavailable at close: %s request(s) not "
+                         "queued", self.queue.jobs.job_id, len(self.unsent))
         mine = [t.decode() for t in self.server.hkeys(self.queue.jobs.inflight_key)
                 if t.decode().rsplit("|", 1)[0] == self.queue.jobs.worker_id]
         if mine:
@@ -826,7 +896,12 @@ class DistributedSpiderMixin:
             logger.warning("job %s: %s", self.jobs.job_id, exc)
 
     def _job_idle(self, spider: Any) -> None:
-        state = self.jobs.try_finish(self.job_result_ttl)
+        try:
+            state = self.jobs.try_finish(self.job_result_ttl)
+        except RedisError as exc:  # Redis away: the job is not known to be over; wait
+            logger.warning("job %s: cannot check whether it is finished: %s",
+                           self.jobs.job_id, exc)
+            raise DontCloseSpider from None
         if state == 1:
             self.job_finished_here = True
             logger.info("job %s finished", self.jobs.job_id)

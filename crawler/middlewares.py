@@ -79,9 +79,9 @@ class AddressGuardMiddleware:
     Every resolved address must be public (``pipeline.addresses.refusal_reason``);
     results are cached per host and port for the crawl. Redirects pass through
     again, so a public URL redirecting to ``169.254.169.254`` is refused too.
-    ``CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES = True`` turns the guard off (the offline
-    demo and tests); ``CLAIMWATCH_ALLOWED_PRIVATE_HOSTS`` lists ``host`` or
-    ``host:port`` entries allowed anyway (an intranet feed).
+    ``CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES = True`` turns the address check off (the
+    offline demo and tests), never the scheme check; ``CLAIMWATCH_ALLOWED_PRIVATE_HOSTS``
+    lists ``host`` or ``host:port`` entries allowed anyway (an intranet feed).
 
     The check resolves the name separately from the connection Scrapy makes: a
     DNS server that answers differently within seconds (rebinding) is not caught.
@@ -102,14 +102,16 @@ class AddressGuardMiddleware:
         return cls(crawler)
 
     async def process_request(self, request: Request) -> None:
-        if self.allow_private:
-            return None
         parts = urlparse_cached(request)
         scheme = (parts.scheme or "").lower()
+        # The scheme is checked whatever the address settings: allowing private addresses
+        # (the demo, a daemon with an intranet feed) must never let a link read local files.
         if scheme not in ("http", "https"):
             if _is_source_doc(self.crawler, request):
                 return None  # the topic file names it: trusted like any configured URL
             self._refuse(request, "scheme", f"the {scheme or 'missing'} scheme is not fetched")
+        if self.allow_private:
+            return None
         host = (parts.hostname or "").lower()
         port = parts.port or (443 if scheme == "https" else 80)
         if host in self.allowed_hosts or f"{host}:{port}" in self.allowed_hosts:
@@ -271,14 +273,26 @@ def _decodes(body: bytes, encoding: str) -> bool:
     return True
 
 
+def _mostly_utf8(body: bytes) -> bool:
+    """Whether a body that fails to decode as UTF-8 is still UTF-8 at heart: it has valid
+    multi-byte characters and no more invalid bytes than valid ones (a windows-1252 page
+    mislabelled UTF-8 has invalid bytes and, almost always, no valid sequence at all)."""
+    text = body.decode("utf-8", "replace")
+    bad = text.count("\ufffd")
+    good = sum(1 for ch in text if ord(ch) > 127) - bad
+    return good > 0 and bad <= good
+
+
 class CharsetMiddleware:
     """Repair HTML whose declared charset does not decode it (a UTF-8 header on a
     windows-1252 page, a stale ``<meta charset>``).
 
     When the declared encoding fails on the bytes, the other declaration, then
     UTF-8, then windows-1252 are tried; the first that decodes the whole body is
-    used, with a warning and ``claimwatch/errors/charset``. Binary bodies are left
-    to the extraction stage, which refuses them.
+    used, with a warning and ``claimwatch/errors/charset``. A UTF-8 page with a few
+    stray bytes among valid UTF-8 characters stays UTF-8, the bad bytes replaced
+    (``claimwatch/charset/bad_bytes_replaced``). Binary bodies are left to the
+    extraction stage, which refuses them.
     """
 
     FALLBACKS = ("utf-8", "cp1252")
@@ -301,6 +315,13 @@ class CharsetMiddleware:
         meta = html_body_declared_encoding(body)
         declared = resolve_encoding(header or meta or "") or header or meta
         if declared is None or _decodes(body, declared):
+            return response
+        if declared == "utf-8" and _mostly_utf8(body):
+            # Valid UTF-8 with a stray byte or two (a truncated character, a pasted byte):
+            # the page stays UTF-8 and the bad bytes become U+FFFD when it is decoded.
+            self.crawler.stats.inc_value("claimwatch/charset/bad_bytes_replaced")
+            logger.info("%s: %s has bytes that are not UTF-8; they are replaced",
+                        _spider_name(self.crawler), response.url)
             return response
         candidates = [resolve_encoding(e) or e for e in (meta, header, *self.FALLBACKS) if e]
         for candidate in dict.fromkeys(candidates):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 from scrapy.crawler import CrawlerProcess
 from scrapy.settings import Settings
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 
 from claimwatch import leases
 from claimwatch.leases import Holder, LeaseKeeper
@@ -43,7 +45,15 @@ SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
     "off_topic": ("claimwatch/filter/off_topic",),
     "seen": ("claimwatch/skipped/seen", "claimwatch/dedup/seen"),
     "refused": ("claimwatch/refused/",),
+    # Links the source listed but the crawl will not fetch: non-http(s) schemes, links
+    # over URLLENGTH_LIMIT, entries without a link (each counted under its reason).
+    "skipped": ("claimwatch/skipped/bad_url", "claimwatch/skipped/url_too_long",
+                "claimwatch/feed/entries_without_link"),
 }
+# The reasons behind the "skipped" column, as the summary names them.
+SKIP_REASONS = {"claimwatch/skipped/bad_url": "unsupported scheme",
+                "claimwatch/skipped/url_too_long": "URL over URLLENGTH_LIMIT",
+                "claimwatch/feed/entries_without_link": "entry without a link"}
 # A source whose own feed, sitemap or listing page failed has failed (coverage is missing).
 SOURCE_ERRORS = ("claimwatch/errors/feed", "claimwatch/errors/sitemap",
                  "claimwatch/errors/listing")
@@ -209,6 +219,10 @@ def run_crawl(
                     summaries.append(SourceSummary(source=source.name, kind=source.kind,
                                                    run_id=None, status="busy", error=busy))
                     continue
+                if keeper is not None:
+                    # A run still `running` whose holder has no live lease was killed
+                    # (kill -9 of a crawl, a crashed daemon): say so before starting anew.
+                    leases.reap_interrupted_runs(sessions)
                 run_id = _start_run(sessions, topic.name, source.name, trigger,
                                     keeper.holder.id if keeper else None)
             summary = SourceSummary(source=source.name, kind=source.kind, run_id=run_id)
@@ -225,7 +239,10 @@ def run_crawl(
             _release_leases(sessions, keeper)
             raise SourcesBusy(summaries[0].error or "every source is being crawled already")
         if crawlers:
+            interval = scrapy_settings.getfloat("CLAIMWATCH_RUN_COUNTS_INTERVAL", 2.0)
+            writer = stack.enter_context(_CountsWriter(sessions, crawlers, interval))
             process.start()
+            writer.stop()
     for summary, crawler in crawlers:
         try:
             stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
@@ -234,7 +251,10 @@ def run_crawl(
         summary.stats = stats
         summary.counts = summarise_stats(stats)
         reason = stats.get("finish_reason")
-        if reason == "shutdown":  # SIGTERM/SIGINT: stopped, not the source's fault
+        if stats.get("claimwatch/database_problem"):  # full, or lost for good: stopped
+            summary.status = "failed"
+            summary.error = str(stats["claimwatch/database_problem"])
+        elif reason == "shutdown":  # SIGTERM/SIGINT: stopped, not the source's fault
             summary.status = "interrupted"
             summary.error = summary.error or "crawl stopped by a signal before it finished"
         elif reason != "finished":
@@ -243,14 +263,81 @@ def run_crawl(
         elif any(stats.get(key) for key in SOURCE_ERRORS):
             summary.status = "failed"
             summary.error = f"the source's {summary.kind} could not be fetched or parsed"
-    for summary in summaries:
-        if summary.run_id is None:
-            continue  # busy: someone else is crawling it
-        _finish_run(sessions, summary)
-        _record_source_state(store, topic.name, summary)
-    _release_leases(sessions, keeper)
-    engine.dispose()
+    try:
+        for summary in summaries:
+            if summary.run_id is None:
+                continue  # busy: someone else is crawling it
+            _finish_run(sessions, summary)
+            _record_source_state(store, topic.name, summary)
+        _release_leases(sessions, keeper)
+    except DBAPIError as exc:
+        # The database went away (or filled up) for good: the crawl's summary still
+        # reaches the caller; the runs left `running` are marked interrupted by the
+        # next crawl or daemon start, and the leases expire.
+        if keeper is not None:
+            keeper.stop()
+        first = (str(exc.orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+        logger.error("could not record the crawl's outcome in the database: %s", first)
+        for summary in summaries:
+            if summary.status == "ok":
+                summary.status = "failed"
+            summary.error = summary.error or f"outcome not recorded: {first}"
+    finally:
+        engine.dispose()
     return CrawlSummary(topic=topic.name, sources=summaries)
+
+
+class _CountsWriter:
+    """Writes each running source's counts into its ``crawl_runs`` row every ``interval``
+    seconds while the crawl runs, so a crawl killed half way (``kill -9``, a killed
+    crawl process) leaves a record that matches what it stored, not ``{}``."""
+
+    def __init__(self, sessions: Any, crawlers: list[tuple[SourceSummary, Any]],
+                 interval: float) -> None:
+        self.sessions = sessions
+        self.crawlers = crawlers
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="claimwatch-run-counts",
+                                        daemon=True)
+
+    def __enter__(self) -> _CountsWriter:
+        if self.interval > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        last: dict[int, dict[str, int]] = {}
+        while not self._stop.wait(self.interval):
+            for summary, crawler in self.crawlers:
+                if summary.run_id is None or crawler.stats is None:
+                    continue
+                try:
+                    counts = summarise_stats(dict(crawler.stats.get_stats()))
+                except RuntimeError:  # changed while copied, or not started: next time
+                    continue
+                if last.get(summary.run_id) == counts:
+                    continue
+                try:
+                    with self.sessions.begin() as session:
+                        session.execute(
+                            update(CrawlRun)
+                            .where(CrawlRun.id == summary.run_id, CrawlRun.status == "running")
+                            .values(counts=counts)
+                        )
+                except Exception as exc:  # noqa: BLE001 - progress only; the end writes them
+                    logger.warning("could not write the counts of run %s: %s",
+                                   summary.run_id, exc)
+                    continue
+                last[summary.run_id] = counts
 
 
 def _crawl_failed(failure: Any, summary: SourceSummary) -> None:

@@ -112,6 +112,10 @@ CLAIMWATCH_LISTING_MAX_PAGES = 20  # listing pages followed per crawl at most
 
 # --- claimwatch: daemon, leases and gap alarms (claimwatch/daemon.py, leases.py, health.py) -----
 CLAIMWATCH_LEASE_TTL = 60  # seconds a source's crawl lease lasts unless renewed (every TTL/3)
+CLAIMWATCH_RUN_COUNTS_INTERVAL = 2.0  # seconds between writes of a running crawl's counts
+# Seconds to wait before each retry when the database connection is lost mid-crawl; after
+# the last one (or at once when the disk is full) the crawl stops with a clear error.
+CLAIMWATCH_DB_RETRY_DELAYS = [1, 3, 10]
 CLAIMWATCH_ALARM_FAILURES = 3  # alarm when a source failed this many times in a row
 CLAIMWATCH_ALARM_GAP_FACTOR = 3.0  # alarm when quiet/unvisited this many times its usual gap
 CLAIMWATCH_ALARM_MIN_HISTORY = 4  # runs of history needed before gap alarms are judged

@@ -64,7 +64,8 @@ def refusal_reason(address: str) -> str | None:
         return "unspecified"
     if ip.is_multicast:
         return "multicast"
-    if ip.is_private or (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED):
+    if ip.is_private or (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED) \
+            or getattr(ip, "is_site_local", False):  # fec0::/10: deprecated, still internal
         return "private"
     if ip.is_reserved or not ip.is_global:
         return "reserved"

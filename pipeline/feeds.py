@@ -122,8 +122,32 @@ def _rss_link(item: lxml.etree._Element, feed_url: str) -> str | None:
     return None
 
 
-def parse_feed(body: bytes, base_url: str) -> list[FeedEntry]:
-    """Entries of an RSS or Atom feed, in document order."""
+# libxml2 errors after which the recovering parser stops reading the document (an entity
+# expansion bomb, an entity loop, a nesting or size limit): what follows is lost, so the
+# feed is reported as broken instead of looking like a short, healthy one.
+_GAVE_UP_TYPES = {"ERR_RESOURCE_LIMIT", "ERR_ENTITY_LOOP", "ERR_ENTITY_AMPLIFICATION",
+                  "ERR_INTERNAL_ERROR", "ERR_NO_MEMORY", "ERR_USER_STOP"}
+_GAVE_UP_WORDS = ("amplification", "entity reference loop", "excessive depth", "huge input")
+
+
+def _gave_up(parser: lxml.etree.XMLParser) -> str | None:
+    """Why the recovering parser stopped before the end of the document, or None."""
+    for error in parser.error_log:
+        message = str(error.message or "")
+        if error.type_name in _GAVE_UP_TYPES or any(
+            word in message.lower() for word in _GAVE_UP_WORDS
+        ):
+            return f"line {error.line}: {message.strip()}"
+    return None
+
+
+def parse_feed(body: bytes, base_url: str, problems: list[str] | None = None) -> list[FeedEntry]:
+    """Entries of an RSS or Atom feed, in document order.
+
+    When the parser had to stop early (an entity bomb such as "billion laughs"), the
+    entries read so far are returned and the reason is appended to ``problems``; without
+    a ``problems`` list, or with no entry read, :class:`FeedError` is raised instead.
+    """
     if not body or not body.strip():
         raise FeedError("the feed is empty")
     parser = lxml.etree.XMLParser(recover=True, resolve_entities=False, no_network=True,
@@ -134,6 +158,19 @@ def parse_feed(body: bytes, base_url: str) -> list[FeedEntry]:
         raise FeedError(f"not XML: {exc}") from exc
     if root is None:
         raise FeedError("not XML: nothing could be parsed")
+    stopped = _gave_up(parser)
+    if stopped is not None:
+        why = f"the parser stopped reading the feed early ({stopped}); later entries are lost"
+        if problems is None:
+            raise FeedError(why)
+        problems.append(why)
+    entries = _entries(root, base_url)
+    if stopped is not None and not entries:
+        raise FeedError(f"the parser stopped reading the feed early ({stopped})")
+    return entries
+
+
+def _entries(root: lxml.etree._Element, base_url: str) -> list[FeedEntry]:
     kind = _local(root.tag)
     entries: list[FeedEntry] = []
     if kind == "feed":

@@ -41,6 +41,65 @@ class _Stage:
         self.crawler.stats.inc_value(f"claimwatch/{key}", n)
 
 
+class _DatabaseStage(_Stage):
+    """A stage that reads or writes the database, through :meth:`with_database`.
+
+    A lost connection (PostgreSQL restarted, the network cut) is retried after
+    ``CLAIMWATCH_DB_RETRY_DELAYS`` seconds each; the work is one transaction that an
+    error rolls back, and storing is an upsert, so a retry never stores twice. A full
+    disk, or a connection still lost after the retries, stops the crawl with one clear
+    error (``claimwatch/errors/database``); what was committed before stays.
+    """
+
+    async def with_database(self, work: Any, item: dict[str, Any]) -> dict[str, Any]:
+        from sqlalchemy.exc import DBAPIError
+
+        from storage.errors import LOST, database_problem
+
+        delays = [float(d) for d in self.settings.getlist("CLAIMWATCH_DB_RETRY_DELAYS",
+                                                          [1, 3, 10])]
+        for attempt in range(len(delays) + 1):
+            try:
+                return work(item)  # type: ignore[no-any-return]
+            except DBAPIError as exc:
+                problem = database_problem(exc)
+                if problem is None:
+                    raise
+                first = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc) \
+                    else type(exc).__name__
+                if problem == LOST and attempt < len(delays):
+                    self.count("database/retries")
+                    logger.warning("the database connection was lost (%s): %s again in %.0f s",
+                                   first, item.get("url"), delays[attempt])
+                    await _sleep(delays[attempt])
+                    continue
+                why = ("the database is full" if problem != LOST else
+                       f"the database cannot be reached after {len(delays)} retries")
+                self._stop_crawl(f"{why} ({first}): the crawl stops; what it stored is kept",
+                                 f"database_{problem}")
+                raise DropItem(f"{item.get('url')}: not stored: {why}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _stop_crawl(self, message: str, reason: str) -> None:
+        stats = self.crawler.stats
+        if stats.get_value("claimwatch/database_problem"):
+            return  # said once; the crawl is closing
+        self.count("errors/database")
+        stats.set_value("claimwatch/database_problem", message)
+        logger.error("%s", message)
+        from scrapy.utils.defer import deferred_from_coro
+
+        deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))
+
+
+async def _sleep(seconds: float) -> None:
+    from scrapy.utils.defer import maybe_deferred_to_future
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    await maybe_deferred_to_future(deferLater(reactor, seconds, lambda: None))  # type: ignore[arg-type]
+
+
 class ExtractPipeline(_Stage):
     """HTML -> text and metadata (trafilatura). Pages with no article are counted and dropped.
 
@@ -107,7 +166,7 @@ class ClaimsPipeline(_Stage):
         return item
 
 
-class DedupPipeline(_Stage):
+class DedupPipeline(_DatabaseStage):
     """Finds the original of a copy or rewrite: flags it, never drops it.
 
     Evidence, in order: the same canonical URL (already stored: dropped as
@@ -122,7 +181,10 @@ class DedupPipeline(_Stage):
         self.topic = topic_for(self.crawler).name
         self.max_candidates = self.settings.getint("CLAIMWATCH_DEDUP_MAX_CANDIDATES", 20)
 
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        return await self.with_database(self._dedup, item)
+
+    def _dedup(self, item: dict[str, Any]) -> dict[str, Any]:
         extracted = item["extracted"]
         canonical = canonical_url(item["url"], declared=extracted.declared_canonical)
         item["canonical_url"] = canonical
@@ -169,13 +231,16 @@ class DedupPipeline(_Stage):
         return original.root_id, str(verdict.kind), float(verdict.similarity)
 
 
-class StorePipeline(_Stage):
+class StorePipeline(_DatabaseStage):
     """Upserts the article and everything found about it, in one transaction."""
 
     def open_spider(self) -> None:
         self.store = store_for(self.crawler)
 
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        return await self.with_database(self._store, item)
+
+    def _store(self, item: dict[str, Any]) -> dict[str, Any]:
         extracted = item["extracted"]
         duplicate = item.get("duplicate")
         record = ArticleRecord(

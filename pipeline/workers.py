@@ -201,13 +201,15 @@ class _Capture(logging.Handler):
 _CAPTURE = _Capture()
 
 
-def _init_worker(config: AnalysisConfig, log_level: int) -> None:
+def _init_worker(config: AnalysisConfig, log_level: int, parent: int | None = None) -> None:
     """Pool initializer: build this worker's analyser (claims index, query) once."""
     global _WORKER
     # Ctrl-C reaches the whole process group: the crawl handles it and stops the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         _die_with_parent()
+    if parent is not None:
+        _watch_parent(parent)
     root = logging.getLogger()
     root.handlers[:] = [_CAPTURE]
     root.setLevel(log_level)
@@ -223,6 +225,30 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # pragma: no cover - exotic libc
         pass
+
+
+def _watch_parent(parent: int, interval: float = 1.0) -> None:
+    """Exit when the crawl process that made this worker is gone.
+
+    PR_SET_PDEATHSIG misses a parent that died while this worker was still starting
+    (spawn imports for a second or more before the initializer runs): such a worker
+    would wait on the pool's queue for ever, under pid 1, with the resource tracker
+    (seen after ``make test``). So check at once, then every ``interval`` seconds.
+    """
+    import threading
+
+    def gone() -> bool:
+        return os.getppid() != parent
+
+    if gone():
+        os._exit(0)
+
+    def watch() -> None:
+        while not gone():
+            time.sleep(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="claimwatch-parent-watch", daemon=True).start()
 
 
 def _ready() -> int:
@@ -276,7 +302,7 @@ class WorkerPool:
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self.config, self.log_level),
+            initargs=(self.config, self.log_level, os.getpid()),
         )
         # one per worker: each worker runs the initializer before its first task
         self._warmups = [self._executor.submit(_ready) for _ in range(self.workers)]

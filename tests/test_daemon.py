@@ -407,6 +407,7 @@ def test_kill_9_mid_crawl_then_restart(
     restarted = daemons([topic], db.url)
     interrupted = db.query(lambda s: s.get(CrawlRun, run.id))
     assert interrupted.status == "interrupted" and interrupted.finished is not None
+    assert interrupted.counts["new"] == 2  # what it stored before the kill (issue 12)
     assert interrupted.error == (f"interrupted: the claimwatch daemon (pid {daemon.proc.pid} on "
                                  f"host {os.uname().nodename}) stopped before the run finished")
     # The schedule resumes: the next runs complete, the missing article is stored once.

@@ -382,20 +382,27 @@ def test_second_crawl_is_incremental(first_crawl: CrawlResult, news_site: Site,
     assert f"{news_site.url}{new_path}" in _stored(news_db)
 
 
-def test_a_bad_source_option_fails_that_source_only(tmp_path: Path, news_site: Site) -> None:
+def test_a_bad_source_option_is_refused_at_load_and_a_misspelled_one_warned(
+        tmp_path: Path, news_site: Site) -> None:
+    # Issue 12 changed this: a bad option value used to fail only its source at crawl
+    # time; now the topic file is refused when it is loaded (serve and daemon included),
+    # naming the file and the key.
+    from config.loader import ConfigError, load_topic
+
     url = news_site.url
+    for option, problem in (({"max_depth": 0}, "max_depth must be a whole number >= 1"),
+                            ({"lastmod_days": "a week"},
+                             "lastmod_days must be a positive number of days or null")):
+        bad = write_topic(tmp_path / "bad.yaml", "options-test", [
+            {"name": "bad", "kind": "sitemap", "url": f"{url}/news-sitemap.xml", **option}])
+        with pytest.raises(ConfigError, match=problem) as error:
+            load_topic(bad)
+        assert "bad.yaml" in str(error.value) and f"sources[0].{next(iter(option))}" in str(
+            error.value)
     topic = write_topic(tmp_path / "topic.yaml", "options-test", [
         {"name": "typo", "kind": "sitemap", "url": f"{url}/news-sitemap.xml", "lastmod_day": 7},
-        {"name": "bad-depth", "kind": "listing", "url": f"{url}/index.html", "max_depth": 0},
-        {"name": "bad-window", "kind": "sitemap", "url": f"{url}/news-sitemap.xml",
-         "lastmod_days": "a week"},
     ])
     result = run_crawl_in_subprocess(topic, f"sqlite:///{tmp_path / 'db.sqlite'}")
     assert result.sources["typo"]["status"] == "ok"
     assert "unknown option 'lastmod_day' ignored, did you mean 'lastmod_days'?" in result.stderr
     assert result.stat("typo", "fetched") == 1  # the default window (2 days) applied
-    bad = result.sources["bad-depth"]
-    assert bad["status"] == "failed" and "max_depth must be a whole number >= 1" in bad["error"]
-    window = result.sources["bad-window"]
-    assert window["status"] == "failed"
-    assert "lastmod_days must be a positive number of days or null" in window["error"]

@@ -71,11 +71,20 @@ class TopicSpider(scrapy.Spider):
         self, url: str, *, listed_title: str | None = None, listed_published: datetime | None = None
     ) -> scrapy.Request | None:
         """A request for one article page, or None when it is stored or queued already."""
-        if not url.startswith(("http://", "https://", "file://")):
-            self.count("skipped/bad_url")
-            logger.warning("%s: skipping link with unsupported scheme: %r", self.source.name, url)
+        if not url.lower().startswith(("http://", "https://")):
+            # Only the topic file may name a file:// URL (its source document); a link
+            # found in a feed, sitemap or page is fetched over http(s) or not at all.
+            self.count("refused/scheme")
+            logger.warning("%s: refused %s: only http(s) links are fetched", self.source.name,
+                           url[:200])
             return None
-        key = canonical_url(url) if not url.startswith("file://") else url
+        limit = self.settings.getint("URLLENGTH_LIMIT", 2083)
+        if limit and len(url) > limit:
+            self.count("skipped/url_too_long")
+            logger.warning("%s: skipping link of %d characters (over URLLENGTH_LIMIT %d): %s...",
+                           self.source.name, len(url), limit, url[:100])
+            return None
+        key = canonical_url(url)
         if key in self.known_urls or url in self.known_urls:
             self.count("skipped/seen")
             return None

@@ -26,12 +26,16 @@ class FeedSpider(TopicSpider):
         )
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[scrapy.Request]:
+        problems: list[str] = []
         try:
-            entries = parse_feed(response.body, base_url=response.url)
+            entries = parse_feed(response.body, base_url=response.url, problems=problems)
         except FeedError as exc:
             self.count("errors/feed")
             logger.error("%s: feed %s: %s", self.source.name, response.url, exc)
             return
+        for problem in problems:  # read in part (an entity bomb): the rest is lost
+            self.count("errors/feed")
+            logger.error("%s: feed %s: %s", self.source.name, response.url, problem)
         self.count("feed/entries", len(entries))
         for entry in entries:
             if not entry.link:

@@ -1,0 +1,103 @@
+"""Probe: Redis restarted under running workers (issue 12).
+
+The test starts its own ``redis-server`` (own port, own directory, append-only file on,
+as a production Redis that must not lose its queue would run) and NEVER touches the
+shared one on 6379. Two workers crawl a queued job; Redis is restarted in the middle;
+the job must finish once, every page stored exactly once, and the workers must
+reconnect and take the next job.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crawler.distributed import enqueue_crawl, redis_client, wait_for_jobs
+from tests.test_distributed import PAGES, article_fetches, deployment, stop, wait_until
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+class OwnRedis:
+    def __init__(self, directory: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.dir = directory
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        assert REDIS_SERVER
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                client = redis_client(self.url)
+                client.ping()
+                client.close()
+                return
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.05)
+        raise AssertionError("the test's redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: Redis's own clean shutdown
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed: cannot restart a Redis of the test's own")
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    redis = OwnRedis(directory)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
+def test_workers_survive_a_redis_restart_and_no_crawl_is_lost_or_run_twice(
+        tmp_path: Path, own_redis: OwnRedis, postgres_url: str) -> None:
+    prefix = "cwprobe"
+    url = own_redis.url
+    with deployment(tmp_path, url, postgres_url, prefix, delay=0.02) as dep:
+        w1, w2 = dep.start_worker("w1"), dep.start_worker("w2")
+        dep.wait_for_workers("w1", "w2")
+        job = enqueue_crawl(url, dep.site.topic_file, "gazette", prefix=prefix).job
+        dep.release_feed_when_crawling("w1", "w2")
+        wait_until(lambda: len(dep.stored()) >= PAGES // 5, 60, "a fifth of the pages")
+        own_redis.stop()
+        time.sleep(1.0)  # the workers see it gone
+        own_redis.start()
+        assert len(dep.stored()) < PAGES, "the crawl was over before the restart"
+        [result] = wait_for_jobs(url, [job.id], timeout=180, prefix=prefix).values()
+        assert w1.poll() is None and w2.poll() is None  # reconnected, not crashed
+        stored = dep.stored()
+        assert len(stored) == len(set(stored)) == PAGES, result  # nothing lost or doubled
+        fetches = article_fetches(dep.access)
+        assert sorted(fetches) == sorted(dep.site.paths)
+        # the workers took the next job after the restart
+        again = enqueue_crawl(url, dep.site.topic_file, "gazette", prefix=prefix).job
+        [second] = wait_for_jobs(url, [again.id], timeout=120, prefix=prefix).values()
+        assert second["errors"] == [], second
+        for worker in (w1, w2):
+            code, _ = stop(worker)
+            assert code == 0
