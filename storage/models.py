@@ -57,6 +57,11 @@ class Article(Base):
         UniqueConstraint("topic", "canonical_url", name="uq_articles_topic_canonical_url"),
         Index("ix_articles_topic_hash", "topic", "content_hash"),
         Index("ix_articles_topic_fetched", "topic", "fetched_at"),
+        # The review list and the digest, newest first, paged by (fetched_at, id):
+        # per topic and status, and across topics.
+        Index("ix_articles_topic_status_fetched", "topic", "review_status", "fetched_at", "id"),
+        Index("ix_articles_status_fetched", "review_status", "fetched_at", "id"),
+        Index("ix_articles_fetched", "fetched_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -99,6 +104,8 @@ class ArticleClaim(Base):
     __table_args__ = (
         UniqueConstraint("article_id", "claim_id", name="uq_article_claims_article_claim"),
         Index("ix_article_claims_claim", "claim_id"),
+        # The list filtered by claim: the claim's articles without reading their rows.
+        Index("ix_article_claims_claim_review", "claim_id", "review", "article_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -142,7 +149,8 @@ class ArticleBand(Base):
     """
 
     __tablename__ = "article_bands"
-    __table_args__ = (Index("ix_article_bands_key", "band_key"),)
+    # (band_key, article_id): a lookup reads the index alone, never the table.
+    __table_args__ = (Index("ix_article_bands_key_article", "band_key", "article_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     article_id: Mapped[int] = mapped_column(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, func, literal_column, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.models import Claim
@@ -156,18 +156,34 @@ class Store:
             )
 
     def band_candidates(self, topic: str, keys: Iterable[int], limit: int = 20) -> list[int]:
-        """Stored articles sharing LSH band keys, most shared first (one indexed query)."""
-        keys = list(dict.fromkeys(keys))
+        """Stored articles sharing LSH band keys, most shared first (one indexed query).
+
+        The join order does not depend on planner statistics: the band rows of ``keys``
+        are grouped first (a derived table read from ``ix_article_bands_key_article``),
+        then each article found is checked for ``topic`` by its primary key. A plan that
+        starts from the topic's articles walks all of them (tests/test_query_plans.py).
+        """
+        keys = list(dict.fromkeys(int(k) for k in keys))
         if not keys:
             return []
-        shared = func.count(ArticleBand.id).label("shared")
+        shared = func.count().label("shared")
+        found = (
+            select(ArticleBand.article_id.label("article_id"), shared)
+            .where(ArticleBand.band_key.in_(keys))
+            .group_by(ArticleBand.article_id)
+            .subquery("found")
+        )
         with self.sessions() as session:
+            topic_column: Any = Article.topic
+            if session.get_bind().dialect.name == "sqlite":
+                # "+topic" keeps SQLite from starting at (an index on) the topic's articles.
+                topic_column = literal_column("+articles.topic", String)
             rows = session.execute(
-                select(ArticleBand.article_id, shared)
-                .join(Article, Article.id == ArticleBand.article_id)
-                .where(ArticleBand.band_key.in_(keys), Article.topic == topic)
-                .group_by(ArticleBand.article_id)
-                .order_by(shared.desc(), ArticleBand.article_id)
+                select(found.c.article_id, found.c.shared)
+                .select_from(found)
+                .join(Article, Article.id == found.c.article_id)
+                .where(topic_column == topic)
+                .order_by(found.c.shared.desc(), found.c.article_id)
                 .limit(limit)
             )
             return [article_id for article_id, _ in rows]
