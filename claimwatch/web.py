@@ -110,7 +110,7 @@ class ListPage:
     articles: list[dict[str, Any]]
     problem: str
     next: str | None  # the id to pass as ``before`` for the next (older) page
-    total: int  # articles matching the filters, counted up to MAX_COUNT + 1
+    total: int | None  # articles matching the filters, counted up to MAX_COUNT + 1
 TriggerCrawl = Callable[[str, str], object]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -689,9 +689,12 @@ class ReviewApp:
             shown, more = shown[:limit], True
         if not before and not more:
             total = len(shown)
+        elif flag in ("conflict", "new_claim_candidate") or filters["claim"]:
+            total = None  # counting them would read every match of the topic: not counted
         else:
             total = int(session.scalar(
-                select(func.count()).select_from(query.limit(MAX_COUNT + 1).subquery())) or 0)
+                select(func.count()).select_from(
+                    query.with_only_columns(Article.id).limit(MAX_COUNT + 1).subquery())) or 0)
         next_id = str(shown[-1]["id"]) if more and shown else None
         return ListPage(shown, problem, next_id, total)
 
@@ -715,7 +718,9 @@ class ReviewApp:
         shown = listed.articles
         label = {"open": "open", "reviewed": "reviewed", "dismissed": "dismissed",
                  "all": ""}[filters["status"]]
-        if listed.total > MAX_COUNT:
+        if listed.total is None:
+            summary = f"{label} articles".strip().capitalize()
+        elif listed.total > MAX_COUNT:
             summary = f"more than {MAX_COUNT:,} {label} articles".replace("  ", " ")
         else:
             summary = _plural(listed.total, f"{label} article".strip())
@@ -1197,7 +1202,8 @@ class ReviewApp:
         if listed.problem:
             raise HTTPError(400, listed.problem)
         return Response.json({
-            "count": min(listed.total, MAX_COUNT + 1), "more_than": listed.total > MAX_COUNT,
+            "count": None if listed.total is None else min(listed.total, MAX_COUNT + 1),
+            "more_than": listed.total is not None and listed.total > MAX_COUNT,
             "filters": filters, "articles": listed.articles,
             "next": (self._page_url(req, filters, listed.next, "/articles.json")
                      if listed.next else None),

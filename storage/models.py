@@ -182,7 +182,12 @@ class CrawlRun(Base):
     """One crawl of one source: written when it starts and when it ends."""
 
     __tablename__ = "crawl_runs"
-    __table_args__ = (Index("ix_crawl_runs_topic_source", "topic", "source", "started"),)
+    __table_args__ = (
+        Index("ix_crawl_runs_topic_source", "topic", "source", "started"),
+        # recent runs, newest first: of every topic, of one topic
+        Index("ix_crawl_runs_started", "started", "id"),
+        Index("ix_crawl_runs_topic_started", "topic", "started", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     topic: Mapped[str] = mapped_column(String(200))

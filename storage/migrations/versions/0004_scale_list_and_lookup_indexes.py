@@ -36,9 +36,16 @@ def upgrade() -> None:
         batch_op.create_index('ix_articles_status_fetched',
                               ['review_status', 'fetched_at', 'id'], unique=False)
         batch_op.create_index('ix_articles_fetched', ['fetched_at', 'id'], unique=False)
+    with op.batch_alter_table('crawl_runs', schema=None) as batch_op:
+        batch_op.create_index('ix_crawl_runs_started', ['started', 'id'], unique=False)
+        batch_op.create_index('ix_crawl_runs_topic_started', ['topic', 'started', 'id'],
+                              unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('crawl_runs', schema=None) as batch_op:
+        batch_op.drop_index('ix_crawl_runs_topic_started')
+        batch_op.drop_index('ix_crawl_runs_started')
     with op.batch_alter_table('articles', schema=None) as batch_op:
         batch_op.drop_index('ix_articles_fetched')
         batch_op.drop_index('ix_articles_status_fetched')
