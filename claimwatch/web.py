@@ -747,8 +747,9 @@ class ReviewApp:
         return self._layout(req, "Articles", "\n".join(parts), "articles")
 
     def _page_url(self, req: Request, filters: Mapping[str, str], before: str = "",
-                  path: str = "/") -> str:
+                  path: str = "/", **extra: str) -> str:
         params = {k: v for k, v in filters.items() if v and not (k == "status" and v == "open")}
+        params.update(extra)
         if before:
             params["before"] = before
         return req.url(path, **params)
@@ -1205,7 +1206,8 @@ class ReviewApp:
             "count": None if listed.total is None else min(listed.total, MAX_COUNT + 1),
             "more_than": listed.total is not None and listed.total > MAX_COUNT,
             "filters": filters, "articles": listed.articles,
-            "next": (self._page_url(req, filters, listed.next, "/articles.json")
+            "next": (self._page_url(req, filters, listed.next, "/articles.json",
+                                    limit=str(limit))
                      if listed.next else None),
         })
 
