@@ -98,11 +98,19 @@ def paragraphs(body: str) -> list[str]:
 
 def grow(engine: Engine, n: int, texts: list[str], claim_ids: list[str]) -> float:
     """Bulk-insert ``n`` articles of TOPIC with their rows; returns seconds."""
-    from storage.models import Article, ArticleClaim, ClaimCandidate, CrawlRun
+    from storage.models import Article, ArticleBand, ArticleClaim, ClaimCandidate, CrawlRun
 
     t0 = time.perf_counter()
     rng = random.Random(n)
     now = datetime.now(UTC)
+    # Band rows go in without their indexes, which are built once at the end (a bulk load
+    # into a fresh store: 52 random keys per article would otherwise cost a B-tree insert
+    # each). The store is the same afterwards.
+    band_indexes = [ix for ix in ArticleBand.__table__.indexes]
+    if n:
+        with engine.begin() as conn:
+            for ix in band_indexes:
+                ix.drop(conn)
     year = timedelta(days=365).total_seconds()
     pg = engine.dialect.name == "postgresql"
     for start in range(1, n + 1, CHUNK):
@@ -151,6 +159,24 @@ def grow(engine: Engine, n: int, texts: list[str], claim_ids: list[str]) -> floa
             else:
                 raw.executemany("INSERT INTO article_bands (article_id, band_key) VALUES (?, ?)",
                                 bands)
+    if n:
+        with engine.begin() as conn:
+            for ix in band_indexes:
+                ix.create(conn)
+            # the claims' coverage counters, as Store.save keeps them (the 0004 backfill)
+            conn.execute(text(
+                "INSERT INTO claim_coverage (topic, claim_id, articles, conflicts, first_seen, "
+                "last_seen) SELECT a.topic, c.claim_id, count(*), "
+                "sum(CASE WHEN c.conflict THEN 1 ELSE 0 END), "
+                "min(coalesce(a.published, a.fetched_at)), max(coalesce(a.published, "
+                "a.fetched_at)) FROM article_claims c JOIN articles a ON a.id = c.article_id "
+                "WHERE c.review <> 'rejected' GROUP BY a.topic, c.claim_id"))
+            conn.execute(text(
+                "INSERT INTO claim_outlets (topic, claim_id, outlet, articles) "
+                "SELECT a.topic, c.claim_id, coalesce(a.outlet, a.source), count(*) "
+                "FROM article_claims c JOIN articles a ON a.id = c.article_id "
+                "WHERE c.review <> 'rejected' "
+                "GROUP BY a.topic, c.claim_id, coalesce(a.outlet, a.source)"))
     if pg and n:
         with engine.begin() as conn:  # ids were given: move the sequences past them
             for table in ("articles", "article_claims", "claim_candidates", "crawl_runs"):

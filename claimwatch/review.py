@@ -22,7 +22,16 @@ from sqlalchemy.orm import Session
 
 from config.loader import ConfigError, append_claim
 from config.models import Claim, Topic
-from storage.models import Article, ArticleClaim, ClaimCandidate, CrawlRun, KnownClaim
+from storage.models import (
+    Article,
+    ArticleClaim,
+    ClaimCandidate,
+    ClaimCoverageRow,
+    ClaimOutletRow,
+    CrawlRun,
+    KnownClaim,
+)
+from storage.repository import recount_claim
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +114,10 @@ def review_match(session: Session, article_id: int, claim_id: str, decision: str
     )
     if match is None:
         raise ReviewError(f"article {article_id} has no match to claim {claim_id!r}")
-    match.review = MATCH_DECISIONS[decision]
+    before, match.review = match.review, MATCH_DECISIONS[decision]
+    if (before == "rejected") != (match.review == "rejected"):
+        session.flush()
+        recount_claim(session, match.article.topic, claim_id)
     logger.info("match of article %s to claim %s: %s", article_id, claim_id, match.review)
     return match
 
@@ -234,29 +246,29 @@ class ClaimCoverage:
 def claim_coverage(session: Session, topic: str | None = None) -> list[ClaimCoverage]:
     """Per known claim: articles and outlets repeating it (rejected matches left out),
     conflicting articles, and when it was first and last seen (publication date, else
-    fetch date). Claims nobody repeated yet are listed with zero counts. One grouped query.
+    fetch date). Claims nobody repeated yet are listed with zero counts.
+
+    Read from the coverage counters every write keeps (``claim_coverage``,
+    ``claim_outlets``: one row per claim and outlet), not by aggregating the topic's
+    matches, so the page costs the same at any number of stored articles.
     """
-    seen = func.coalesce(Article.published, Article.fetched_at)
-    conflict = func.sum(ArticleClaim.conflict.cast(Integer))
-    query = (
-        select(
-            Article.topic,
-            ArticleClaim.claim_id,
-            func.count(distinct(Article.id)),
-            func.count(distinct(func.coalesce(Article.outlet, Article.source))),
-            conflict,
-            func.min(seen),
-            func.max(seen),
-        )
-        .join(Article, Article.id == ArticleClaim.article_id)
-        .where(ArticleClaim.review != "rejected")
-        .group_by(Article.topic, ArticleClaim.claim_id)
+    coverage_query = select(ClaimCoverageRow).where(ClaimCoverageRow.articles > 0)
+    outlet_query = (
+        select(ClaimOutletRow.topic, ClaimOutletRow.claim_id, func.count())
+        .where(ClaimOutletRow.articles > 0)
+        .group_by(ClaimOutletRow.topic, ClaimOutletRow.claim_id)
     )
     claims_query = select(KnownClaim)
     if topic:
-        query = query.where(Article.topic == topic)
+        coverage_query = coverage_query.where(ClaimCoverageRow.topic == topic)
+        outlet_query = outlet_query.where(ClaimOutletRow.topic == topic)
         claims_query = claims_query.where(KnownClaim.topic == topic)
-    counts = {(row[0], row[1]): row for row in session.execute(query)}
+    outlets = {(t, c): n for t, c, n in session.execute(outlet_query)}
+    counts = {
+        (r.topic, r.claim_id): (r.articles, outlets.get((r.topic, r.claim_id), 0), r.conflicts,
+                                r.first_seen, r.last_seen)
+        for r in session.scalars(coverage_query)
+    }
     rows: list[ClaimCoverage] = []
     for claim in session.scalars(claims_query.order_by(KnownClaim.topic, KnownClaim.id)):
         row = counts.pop((claim.topic, claim.claim_id), None)
@@ -269,8 +281,8 @@ def claim_coverage(session: Session, topic: str | None = None) -> list[ClaimCove
 def _coverage(topic: str, claim_id: str, text: str | None, row: Any) -> ClaimCoverage:
     if row is None:
         return ClaimCoverage(topic, claim_id, text, 0, 0, 0, None, None)
-    return ClaimCoverage(topic, claim_id, text, int(row[2]), int(row[3]), int(row[4] or 0),
-                         row[5], row[6])
+    return ClaimCoverage(topic, claim_id, text, int(row[0]), int(row[1]), int(row[2] or 0),
+                         row[3], row[4])
 
 
 def recent_runs(session: Session, topic: str | None = None, limit: int = 20) -> list[CrawlRun]:

@@ -123,6 +123,44 @@ class ArticleClaim(Base):
     article: Mapped[Article] = relationship(back_populates="claims")
 
 
+class ClaimCoverageRow(Base):
+    """Per (topic, claim): its non-rejected matches, kept by every write that changes them.
+
+    The claims page reads these (one row per claim) instead of aggregating every match
+    of the topic. ``Store.save`` adds an article's matches; a review that rejects (or
+    un-rejects) a match recounts that claim (``storage.repository.recount_claim``).
+    """
+
+    __tablename__ = "claim_coverage"
+    __table_args__ = (
+        UniqueConstraint("topic", "claim_id", name="uq_claim_coverage_topic_claim"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    claim_id: Mapped[str] = mapped_column(String(200))
+    articles: Mapped[int] = mapped_column(Integer, default=0)
+    conflicts: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ClaimOutletRow(Base):
+    """Per (topic, claim, outlet): non-rejected matches; the claim's outlets are its rows
+    with ``articles > 0`` (outlet: the article's outlet, else its source)."""
+
+    __tablename__ = "claim_outlets"
+    __table_args__ = (
+        UniqueConstraint("topic", "claim_id", "outlet", name="uq_claim_outlets_topic_claim"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    claim_id: Mapped[str] = mapped_column(String(200))
+    outlet: Mapped[str] = mapped_column(String(300))
+    articles: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class ClaimCandidate(Base):
     """A claim-like sentence that matches no known claim: maybe a new claim."""
 
