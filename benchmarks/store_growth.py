@@ -14,7 +14,8 @@ article, some copies, one crawl run per 10 articles, fetched over the last year.
 - lookup: the production ``Store.band_candidates`` for the band keys of 100 of the
   crawl's pages, median and p95 ms;
 - crawl: ``run_crawl`` (a subprocess, worker pool as configured) of a local site of
-  ``--pages`` DISTINCT pages (real texts, a distinct sentence each; every tenth page a
+  ``--pages`` DISTINCT pages (new ones each of ``--rounds`` rounds; the sizes are crawled
+  in turn within a round, and the ratio is the median of the rounds' ratios) (real texts, a distinct sentence each; every tenth page a
   copy of an earlier one with a paragraph dropped, so the dedup path finds copies),
   one RSS feed, into that store: pages/s and the ratio to the crawl into the empty store;
 - pages: the review app (WSGI, in process) - the list ``/``, a deep list page
@@ -188,21 +189,23 @@ def grow(engine: Engine, n: int, texts: list[str], claim_ids: list[str]) -> floa
 # --------------------------------------------------------------------------- the site
 
 
-def make_pages(texts: list[str], count: int) -> list[tuple[str, str, bytes]]:
-    """(path, text, html): distinct pages; every tenth a copy of one five pages back."""
+def make_pages(texts: list[str], count: int, round_: int = 0) -> list[tuple[str, str, bytes]]:
+    """(path, text, html): distinct pages (distinct from other rounds' too); every tenth a
+    copy of one five pages back."""
     pages: list[tuple[str, str, bytes]] = []
     now = datetime.now(UTC)
     bodies: list[list[str]] = []
-    for i in range(count):
-        if i % 10 == 9:
-            paras = list(bodies[i - 5])
+    for j in range(count):
+        i = j + round_ * 100_000
+        if j % 10 == 9:
+            paras = list(bodies[j - 5])
             del paras[len(paras) // 2]
         else:
-            paras = paragraphs(texts[(i * 7 + 3) % len(texts)])[:30]
+            paras = paragraphs(texts[(j * 7 + 3 + round_ * 331) % len(texts)])[:30]
             paras.insert(min(2, len(paras)), distinct_sentence(i))
         bodies.append(paras)
         title = f"Page {i}: " + paras[0][:70]
-        published = (now - timedelta(minutes=5 * i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        published = (now - timedelta(minutes=5 * j)).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = "".join(f"<p>{p}</p>\n" for p in paras)
         html = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{title}</title>"
                 f'<meta property="article:published_time" content="{published}">'
@@ -210,12 +213,13 @@ def make_pages(texts: list[str], count: int) -> list[tuple[str, str, bytes]]:
                 f'<a href="/">Home</a></nav></header><article><h1>{title}</h1>'
                 f"<p class=byline>By Staff</p>{body}</article><footer>Copyright site"
                 "</footer></body></html>")
-        pages.append((f"/news/{i:05d}.html", "\n".join(paras), html.encode()))
+        pages.append((f"/r{round_}/news/{j:05d}.html", "\n".join(paras), html.encode()))
     return pages
 
 
-def serve(pages: list[tuple[str, str, bytes]]) -> tuple[ThreadingHTTPServer, str]:
-    docs = {path: (html, "text/html") for path, _, html in pages}
+def serve(rounds: list[list[tuple[str, str, bytes]]]) -> tuple[ThreadingHTTPServer, str]:
+    """Every round's pages, and a feed per round (/rss-<round>.xml) listing its pages."""
+    docs = {path: (html, "text/html") for pages in rounds for path, _, html in pages}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
@@ -235,22 +239,25 @@ def serve(pages: list[tuple[str, str, bytes]]) -> tuple[ThreadingHTTPServer, str
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    items = "".join(f"<item><title>Page {i}</title><link>{base}{p}</link></item>"
-                    for i, (p, _, _) in enumerate(pages))
-    docs["/rss.xml"] = ((f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-                         f"<title>growth</title><link>{base}/</link><description>d</description>"
-                         f"{items}</channel></rss>").encode(), "application/rss+xml")
+    for r, pages in enumerate(rounds):
+        items = "".join(f"<item><title>Page {i}</title><link>{base}{p}</link></item>"
+                        for i, (p, _, _) in enumerate(pages))
+        docs[f"/rss-{r}.xml"] = (
+            (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+             f"<title>growth</title><link>{base}/</link><description>d</description>"
+             f"{items}</channel></rss>").encode(), "application/rss+xml")
     docs["/robots.txt"] = (b"User-agent: *\nAllow: /\n", "text/plain")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, base
 
 
-def write_topic(directory: Path, site: str) -> Path:
+def write_topic(directory: Path, site: str, round_: int) -> Path:
+    """The topic (one name for every round), its source the round's feed."""
     claims = directory / "claims.csv"
     claims.write_bytes(SEED_CLAIMS.read_bytes())
-    topic = directory / "topic.yaml"
+    topic = directory / f"topic-{round_}.yaml"
     topic.write_text(f"name: {TOPIC}\nquery: {{}}\nclaims: claims.csv\nsources:\n"
-                     f'  - {{name: growth-feed, kind: feed, url: "{site}/rss.xml"}}\n',
+                     f'  - {{name: growth-feed, kind: feed, url: "{site}/rss-{round_}.xml"}}\n',
                      encoding="utf-8")
     return topic
 
@@ -397,7 +404,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="0,10000,100000")
     ap.add_argument("--dbs", default="sqlite,postgresql")
-    ap.add_argument("--pages", type=int, default=300, help="distinct pages the crawl fetches")
+    ap.add_argument("--pages", type=int, default=300, help="distinct pages a crawl fetches")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="interleaved crawl rounds (new distinct pages each round)")
     ap.add_argument("--requests", type=int, default=20, help="rounds of page requests")
     ap.add_argument("--workers", type=int, default=None)
     args = ap.parse_args()
@@ -407,55 +416,67 @@ def main() -> int:
     t_all = time.perf_counter()
     print("load before:", load())
     texts = load_texts()
-    pages = make_pages(texts, args.pages)
-    server, site = serve(pages)
+    rounds = [make_pages(texts, args.pages, r) for r in range(args.rounds)]
+    server, site = serve(rounds)
+    sizes = [int(s) for s in args.sizes.split(",")]
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        topic_file = write_topic(Path(tmp), site)
-        claim_ids = [c.id for c in load_topic(topic_file).claims]
-        print(f"{len(texts)} real texts; a site of {len(pages)} distinct pages; "
-              f"claims: {len(claim_ids)}")
-        print(f"{'db':10} {'stored':>8} | {'grow s':>6} | {'lookup ms p50/p95':>17} | "
-              f"{'crawl p/s':>9} {'ratio':>5} | {'digest s':>8} {'MB':>5} {'arts':>4} | "
-              "pages p50/p95 ms")
+        topics = [write_topic(Path(tmp), site, r) for r in range(args.rounds)]
+        claim_ids = [c.id for c in load_topic(topics[0]).claims]
+        print(f"{len(texts)} real texts; {args.rounds} rounds of {args.pages} distinct pages; "
+              f"{len(claim_ids)} claims; crawl workers: {args.workers or 'default'}")
         for kind in args.dbs.split(","):
-            base_rate = None
-            for size in (int(s) for s in args.sizes.split(",")):
-                db = Database(kind, Path(tmp), size)
-                try:
+            dbs: dict[int, Database] = {}
+            try:
+                rows: dict[int, dict[str, Any]] = {}
+                for size in sizes:
+                    db = dbs[size] = Database(kind, Path(tmp), size)
                     engine = make_engine(db.url)
                     init_db(engine)
                     grow_s = grow(engine, size, texts, claim_ids)
                     refresh_statistics(engine)
                     engine.dispose()
-                    lookup = time_lookups(db.url, pages)
-                    crawled = crawl(db.url, topic_file, site, args.workers)
-                    rate = crawled["pages_per_s"]
-                    if size == 0 or base_rate is None:
-                        base_rate = rate
-                    ratio = rate / base_rate
-                    timed = time_pages(db.url, topic_file, args.requests, claim_ids[0])
-                    d_s, d_mb, d_n = digest_peak(db.url)
-                finally:
+                    rows[size] = {"db": kind, "size": size, "grow_s": grow_s,
+                                  "lookup": time_lookups(db.url, rounds[0]), "crawls": []}
+                    print(f"{kind} {size:,}: grown in {grow_s:.1f} s; band_candidates "
+                          f"p50 {rows[size]['lookup']['p50']:.3f} ms, p95 "
+                          f"{rows[size]['lookup']['p95']:.3f} ms", flush=True)
+                for r in range(args.rounds):  # interleaved: every size once per round
+                    for size in sizes:
+                        crawled = crawl(dbs[size].url, topics[r], site, args.workers)
+                        rows[size]["crawls"].append(crawled)
+                        print(f"  round {r} {kind} {size:>7,}: {crawled['pages']} pages in "
+                              f"{crawled['seconds']:.1f} s = {crawled['pages_per_s']:.1f}/s; "
+                              f"stored {crawled['stored']}; reactor-side store s "
+                              f"{crawled['store_seconds']}", flush=True)
+                base = sizes[0]
+                for size in sizes:
+                    row = rows[size]
+                    row["pages_per_s"] = statistics.median(c["pages_per_s"] for c in row["crawls"])
+                    row["ratio"] = statistics.median(
+                        c["pages_per_s"] / b["pages_per_s"]
+                        for c, b in zip(row["crawls"], rows[base]["crawls"], strict=True))
+                    row["requests"] = time_pages(dbs[size].url, topics[0], args.requests,
+                                                 claim_ids[0])
+                    row["digest_s"], row["digest_mb"], row["digest_articles"] = \
+                        digest_peak(dbs[size].url)
+                    shown = " ".join(f"{k} {v['p50']:.0f}/{v['p95']:.0f}"
+                                     for k, v in row["requests"].items())
+                    print(f"{kind} {size:,}: crawl {row['pages_per_s']:.1f} pages/s, ratio "
+                          f"{row['ratio']:.2f} (median of {args.rounds} interleaved rounds); "
+                          f"digest --since 24h {row['digest_s']:.2f} s, "
+                          f"{row['digest_mb']:.0f} MB, {row['digest_articles']} articles; "
+                          f"requests p50/p95 ms: {shown}", flush=True)
+                    results.append(row)
+            finally:
+                for db in dbs.values():
                     db.drop()
-                row = {"db": kind, "size": size, "grow_s": grow_s, "lookup": lookup,
-                       "crawl": {k: crawled[k] for k in ("pages", "seconds", "stored",
-                                                         "store_seconds")},
-                       "pages_per_s": rate, "ratio": ratio, "digest_s": d_s,
-                       "digest_mb": d_mb, "digest_articles": d_n, "requests": timed}
-                results.append(row)
-                shown = " ".join(f"{k} {v['p50']:.0f}/{v['p95']:.0f}" for k, v in timed.items())
-                print(f"{kind:10} {size:>8,} | {grow_s:6.1f} | {lookup['p50']:8.3f}/"
-                      f"{lookup['p95']:.3f} | {rate:9.1f} {ratio:5.2f} | {d_s:8.2f} "
-                      f"{d_mb:5.0f} {d_n:4} | {shown}", flush=True)
-                print(f"    crawl: {crawled['pages']} pages in {crawled['seconds']:.1f} s, "
-                      f"stored {crawled['stored']}, reactor-side store s "
-                      f"{crawled['store_seconds']}", flush=True)
     server.shutdown()
     print("load after:", load())
     print(f"(total {time.perf_counter() - t_all:.0f} s)")
     for r in results:
         name = f"{r['db']}-{r['size'] // 1000}k" if r["size"] else f"{r['db']}-0"
+        print(f"RESULT {name} grow-s {r['grow_s']:.0f}")
         print(f"RESULT {name} lookup-ms-p50 {r['lookup']['p50']:.3f}")
         print(f"RESULT {name} crawl-pages-per-s {r['pages_per_s']:.1f}")
         print(f"RESULT {name} crawl-ratio {r['ratio']:.2f}")
