@@ -14,10 +14,11 @@ article, some copies, one crawl run per 10 articles, fetched over the last year.
 - lookup: the production ``Store.band_candidates`` for the band keys of 100 of the
   crawl's pages, median and p95 ms;
 - crawl: ``run_crawl`` (a subprocess, worker pool as configured) of a local site of
-  ``--pages`` DISTINCT pages (new ones each of ``--rounds`` rounds; the sizes are crawled
-  in turn within a round, and the ratio is the median of the rounds' ratios) (real texts, a distinct sentence each; every tenth page a
-  copy of an earlier one with a paragraph dropped, so the dedup path finds copies),
-  one RSS feed, into that store: pages/s and the ratio to the crawl into the empty store;
+  ``--pages`` DISTINCT pages (real texts, a distinct sentence each; every tenth page a
+  copy of an earlier one with a paragraph dropped, so the dedup path finds copies), one
+  RSS feed, into that store: pages/s and the ratio to the crawl into the empty store.
+  New pages each of ``--rounds`` rounds; within a round every size is crawled in turn,
+  and the ratio is the median of the rounds' ratios;
 - pages: the review app (WSGI, in process) - the list ``/``, a deep list page
   (``/?before=``), ``/articles.json``, an article page, the claims page, the list of one
   claim, ``/digest?since=24h`` - ``--requests`` interleaved rounds, p50/p95 ms;
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import io
 import json
 import os
@@ -302,7 +302,7 @@ def time_pages(url: str, topic_file: Path, rounds: int, claim: str) -> dict[str,
         "digest-page": lambda: "/digest?since=24h&format=json",
     }
     times: dict[str, list[float]] = {k: [] for k in requests}
-    for name, make in requests.items():  # warm-up: one of each
+    for make in requests.values():  # warm-up: one of each
         wsgi_get(app, make())
     for _ in range(rounds):
         for name, make in requests.items():
@@ -340,8 +340,8 @@ def digest_peak(url: str) -> tuple[float, float, int]:
     with tempfile.TemporaryFile() as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen([str(Path(sys.executable).parent / "claimwatch"), "digest",
-                                 "--since", "24h", "--format", "json"], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.PIPE)
+                                 "--since", "24h", "--format", "json"], cwd=REPO, env=env,
+                                stdout=out, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
         if status != 0:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, distinct, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.loader import ConfigError, append_claim

@@ -154,7 +154,7 @@ def pg_problems(conn: Any, statement: str, parameters: Any) -> list[str]:
     plan = [row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters)]
     problems = []
     for i, step in enumerate(plan):
-        if not re.search(r"Seq Scan on (%s)\b" % "|".join(TABLES), step):
+        if not re.search(r"Seq Scan on ({})\b".format("|".join(TABLES)), step):
             continue
         indent = len(step) - len(step.lstrip(" ->"))
         parent = next((p for p in reversed(plan[:i])
