@@ -23,7 +23,9 @@ article, some copies, one crawl run per 10 articles, fetched over the last year.
   (``/?before=``), ``/articles.json``, an article page, the claims page, the list of one
   claim, ``/digest?since=24h`` - ``--requests`` interleaved rounds, p50/p95 ms;
 - digest: ``claimwatch digest --since 24h --format json`` as a subprocess: wall time and
-  peak RSS in MB (10^6 bytes).
+  peak RSS in MB (10^6 bytes);
+- memory while serving: this process's RSS (MB) after the warm-up requests and after
+  all of them ("rss-MB before/after": flat when the pages load what they show).
 
 Prints the machine load (``uptime``) before and after, and RESULT lines.
 """
@@ -304,6 +306,7 @@ def time_pages(url: str, topic_file: Path, rounds: int, claim: str) -> dict[str,
     times: dict[str, list[float]] = {k: [] for k in requests}
     for make in requests.values():  # warm-up: one of each
         wsgi_get(app, make())
+    rss_before = rss_mb()
     for _ in range(rounds):
         for name, make in requests.items():
             t0 = time.perf_counter()
@@ -311,11 +314,25 @@ def time_pages(url: str, topic_file: Path, rounds: int, claim: str) -> dict[str,
             times[name].append(1000 * (time.perf_counter() - t0))
             if status not in (200, 404):
                 raise SystemExit(f"{name}: HTTP {status}")
+    rss_after = rss_mb()
     engine.dispose()
-    return {k: {"p50": pct(v, 0.5), "p95": pct(v, 0.95)} for k, v in times.items()}
+    out = {k: {"p50": pct(v, 0.5), "p95": pct(v, 0.95)} for k, v in times.items()}
+    out["rss-MB"] = {"p50": rss_before, "p95": rss_after}  # before / after the requests
+    return out
 
 
-def time_lookups(url: str, pages: list[tuple[str, str, bytes]]) -> dict[str, float]:
+def rss_mb() -> float:
+    """This process's resident memory in MB (10^6 bytes)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    return 0.0
+
+
+def time_lookups(url: str, pages: list[tuple[str, str, bytes]],
+                 warm: list[tuple[str, str, bytes]]) -> dict[str, float]:
+    """``Store.band_candidates`` for the band keys of ``pages`` (100), after 30 lookups of
+    other pages (``warm``: a store just grown is not in the page cache yet)."""
     from pipeline.dedup import all_band_keys
     from storage.db import make_engine, session_factory
     from storage.repository import Store
@@ -323,8 +340,8 @@ def time_lookups(url: str, pages: list[tuple[str, str, bytes]]) -> dict[str, flo
     engine = make_engine(url)
     store = Store(session_factory(engine))
     probes = [all_band_keys(body) for _, body, _ in pages[:100]]
-    for keys in probes[:5]:
-        store.band_candidates(TOPIC, keys)
+    for _, body, _ in warm[:30]:
+        store.band_candidates(TOPIC, all_band_keys(body))
     times = []
     for keys in probes:
         t0 = time.perf_counter()
@@ -417,6 +434,7 @@ def main() -> int:
     print("load before:", load())
     texts = load_texts()
     rounds = [make_pages(texts, args.pages, r) for r in range(args.rounds)]
+    warm = make_pages(texts, 30, 99)  # pages never crawled: lookups before measuring
     server, site = serve(rounds)
     sizes = [int(s) for s in args.sizes.split(",")]
     results: list[dict[str, Any]] = []
@@ -437,7 +455,8 @@ def main() -> int:
                     refresh_statistics(engine)
                     engine.dispose()
                     rows[size] = {"db": kind, "size": size, "grow_s": grow_s,
-                                  "lookup": time_lookups(db.url, rounds[0]), "crawls": []}
+                                  "lookup": time_lookups(db.url, rounds[0], warm),
+                                  "crawls": []}
                     print(f"{kind} {size:,}: grown in {grow_s:.1f} s; band_candidates "
                           f"p50 {rows[size]['lookup']['p50']:.3f} ms, p95 "
                           f"{rows[size]['lookup']['p95']:.3f} ms", flush=True)
@@ -452,6 +471,8 @@ def main() -> int:
                 base = sizes[0]
                 for size in sizes:
                     row = rows[size]
+                    # again after the crawls (the store in use): the lookups of pages it holds
+                    row["lookup_after"] = time_lookups(dbs[size].url, rounds[0], warm)
                     row["pages_per_s"] = statistics.median(c["pages_per_s"] for c in row["crawls"])
                     row["ratio"] = statistics.median(
                         c["pages_per_s"] / b["pages_per_s"]
@@ -462,6 +483,9 @@ def main() -> int:
                         digest_peak(dbs[size].url)
                     shown = " ".join(f"{k} {v['p50']:.0f}/{v['p95']:.0f}"
                                      for k, v in row["requests"].items())
+                    print(f"{kind} {size:,}: band_candidates after the crawls p50 "
+                          f"{row['lookup_after']['p50']:.3f} ms, p95 "
+                          f"{row['lookup_after']['p95']:.3f} ms", flush=True)
                     print(f"{kind} {size:,}: crawl {row['pages_per_s']:.1f} pages/s, ratio "
                           f"{row['ratio']:.2f} (median of {args.rounds} interleaved rounds); "
                           f"digest --since 24h {row['digest_s']:.2f} s, "
@@ -478,10 +502,14 @@ def main() -> int:
         name = f"{r['db']}-{r['size'] // 1000}k" if r["size"] else f"{r['db']}-0"
         print(f"RESULT {name} grow-s {r['grow_s']:.0f}")
         print(f"RESULT {name} lookup-ms-p50 {r['lookup']['p50']:.3f}")
+        print(f"RESULT {name} lookup-after-crawl-ms-p50 {r['lookup_after']['p50']:.3f}")
         print(f"RESULT {name} crawl-pages-per-s {r['pages_per_s']:.1f}")
         print(f"RESULT {name} crawl-ratio {r['ratio']:.2f}")
         for k, v in r["requests"].items():
-            print(f"RESULT {name} {k}-p95-ms {v['p95']:.0f}")
+            if k == "rss-MB":
+                print(f"RESULT {name} serving-rss-MB-before-after {v['p50']:.0f} {v['p95']:.0f}")
+            else:
+                print(f"RESULT {name} {k}-p95-ms {v['p95']:.0f}")
         print(f"RESULT {name} digest-24h-s {r['digest_s']:.2f}")
         print(f"RESULT {name} digest-24h-peak-MB {r['digest_mb']:.0f}")
     return 0

@@ -243,26 +243,42 @@ class ClaimCoverage:
         }
 
 
-def claim_coverage(session: Session, topic: str | None = None) -> list[ClaimCoverage]:
+def claim_coverage(session: Session, topic: str | None = None, *, after: int | None = None,
+                   limit: int | None = None) -> list[ClaimCoverage]:
     """Per known claim: articles and outlets repeating it (rejected matches left out),
     conflicting articles, and when it was first and last seen (publication date, else
-    fetch date). Claims nobody repeated yet are listed with zero counts.
+    fetch date). Claims nobody repeated yet are listed with zero counts; claims matched
+    but no longer in the claims table come last.
 
     Read from the coverage counters every write keeps (``claim_coverage``,
     ``claim_outlets``: one row per claim and outlet), not by aggregating the topic's
-    matches, so the page costs the same at any number of stored articles.
+    matches, so it costs the same at any number of stored articles. ``limit`` known
+    claims after the one whose row id is ``after`` (a page, in table order; the claims
+    no longer in the table come with the last page).
     """
+    claims_query = select(KnownClaim).order_by(KnownClaim.id)
+    if topic:
+        claims_query = claims_query.where(KnownClaim.topic == topic)
+    if after is not None:
+        claims_query = claims_query.where(KnownClaim.id > after)
+    if limit is not None:
+        claims_query = claims_query.limit(limit + 1)
+    claims = list(session.scalars(claims_query))
+    last_page = limit is None or len(claims) <= limit
+    claims = claims[:limit] if limit is not None else claims
     coverage_query = select(ClaimCoverageRow).where(ClaimCoverageRow.articles > 0)
     outlet_query = (
         select(ClaimOutletRow.topic, ClaimOutletRow.claim_id, func.count())
         .where(ClaimOutletRow.articles > 0)
         .group_by(ClaimOutletRow.topic, ClaimOutletRow.claim_id)
     )
-    claims_query = select(KnownClaim)
     if topic:
         coverage_query = coverage_query.where(ClaimCoverageRow.topic == topic)
         outlet_query = outlet_query.where(ClaimOutletRow.topic == topic)
-        claims_query = claims_query.where(KnownClaim.topic == topic)
+    if not last_page:  # only this page's claims
+        ids = {c.claim_id for c in claims}
+        coverage_query = coverage_query.where(ClaimCoverageRow.claim_id.in_(ids))
+        outlet_query = outlet_query.where(ClaimOutletRow.claim_id.in_(ids))
     outlets = {(t, c): n for t, c, n in session.execute(outlet_query)}
     counts = {
         (r.topic, r.claim_id): (r.articles, outlets.get((r.topic, r.claim_id), 0), r.conflicts,
@@ -270,11 +286,17 @@ def claim_coverage(session: Session, topic: str | None = None) -> list[ClaimCove
         for r in session.scalars(coverage_query)
     }
     rows: list[ClaimCoverage] = []
-    for claim in session.scalars(claims_query.order_by(KnownClaim.topic, KnownClaim.id)):
+    for claim in sorted(claims, key=lambda c: (c.topic, c.id)):
         row = counts.pop((claim.topic, claim.claim_id), None)
         rows.append(_coverage(claim.topic, claim.claim_id, claim.text, row))
-    for (claim_topic, claim_id), row in sorted(counts.items()):
-        rows.append(_coverage(claim_topic, claim_id, None, row))
+    if last_page:
+        known_query = select(KnownClaim.topic, KnownClaim.claim_id)
+        if topic:
+            known_query = known_query.where(KnownClaim.topic == topic)
+        known = {(t, c) for t, c in session.execute(known_query)}
+        for (claim_topic, claim_id), row in sorted(counts.items()):
+            if (claim_topic, claim_id) not in known:
+                rows.append(_coverage(claim_topic, claim_id, None, row))
     return rows
 
 

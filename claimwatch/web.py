@@ -98,6 +98,7 @@ MAX_LIST = 300  # the most articles one list page or /articles.json request retu
 PAGE_SIZE = 50  # articles per list page (newest first; "Older articles" pages on)
 MAX_COUNT = 1000  # a list counts its articles up to this many ("more than 1,000")
 MAX_LIST_ROUNDS = 20
+CLAIMS_PAGE = 200  # claims per claims page
 MIN_TOKEN_LENGTH = 16
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STATUSES = ("open", "reviewed", "dismissed", "all")
@@ -1077,17 +1078,32 @@ class ReviewApp:
 
     # -- pages: claims, sources, digest --------------------------------------------------------
 
-    def _coverage(self, req: Request) -> tuple[str, list[Any]]:
+    def _coverage(self, req: Request, limit: int = CLAIMS_PAGE) -> tuple[str, list[Any], str]:
+        """One page of claims (``after``: the row id of the last claim shown before)."""
         topic = req.arg("topic")
+        after = req.arg("after")
         with self._read() as session:
-            return topic, claim_coverage(session, topic or None)
+            rows = claim_coverage(session, topic or None,
+                                  after=int(after) if after.isdigit() else None, limit=limit + 1)
+            more = len([r for r in rows if r.text is not None]) > limit
+            if more:
+                rows = rows[:limit]
+                last = session.scalar(select(func.max(KnownClaim.id)).where(
+                    KnownClaim.topic == rows[-1].topic, KnownClaim.claim_id == rows[-1].claim_id))
+                next_url = req.url(req.path, topic=topic, after=str(last))
+            else:
+                next_url = ""
+        return topic, rows, next_url
 
     def json_claims(self, req: Request) -> Response:
-        _, rows = self._coverage(req)
-        return Response.json({"claims": [r.as_dict() for r in rows]})
+        limit = min(max(_int(req.arg("limit"), CLAIMS_PAGE), 1), CLAIMS_PAGE)
+        _, rows, next_url = self._coverage(req, limit)
+        if next_url:
+            next_url += f"&limit={limit}"
+        return Response.json({"claims": [r.as_dict() for r in rows], "next": next_url or None})
 
     def page_claims(self, req: Request) -> Response:
-        topic, rows = self._coverage(req)
+        topic, rows, next_url = self._coverage(req)
         body_rows = []
         for r in rows:
             articles = (
@@ -1110,6 +1126,9 @@ class ReviewApp:
             "<th>Outlets</th><th>Conflicts</th><th>First seen</th><th>Last seen</th></tr>"
             "</thead><tbody>" + "".join(body_rows) + "</tbody></table>"
         )
+        if next_url:
+            body += (f'<nav class="pager"><a href="{h(next_url)}" rel="next" id="next">'
+                     "More claims</a></nav>")
         return self._layout(req, title, body, "claims")
 
     def json_runs(self, req: Request) -> Response:
