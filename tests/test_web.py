@@ -725,3 +725,15 @@ def test_articles_json_pages_with_a_next_link(client: Client, world: World,
     assert sorted(got) == sorted(bulk + list(world.ids.values()))
     assert len(got) == len(set(got))
     assert client.get("/articles.json?limit=0").json()["articles"]  # clamped to 1..300
+
+
+def test_claims_json_pages_by_claim(client: Client) -> None:
+    whole = [c["claim_id"] for c in client.get("/claims.json").json()["claims"]]
+    reply = client.get("/claims.json?limit=1").json()
+    got, pages = [c["claim_id"] for c in reply["claims"]], 1
+    while reply["next"]:
+        reply = client.get(reply["next"]).json()
+        got += [c["claim_id"] for c in reply["claims"]]
+        pages += 1
+    assert got == whole == ["staff-25", "engineers-half", "never-repeated"]
+    assert pages == 3
