@@ -104,16 +104,18 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STATUSES = ("open", "reviewed", "dismissed", "all")
 
 SessionFactory = Callable[[], Session]
+TriggerCrawl = Callable[[str, str], object]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 @dataclass
 class ListPage:
+    """One page of the article list."""
+
     articles: list[dict[str, Any]]
     problem: str
     next: str | None  # the id to pass as ``before`` for the next (older) page
     total: int | None  # articles matching the filters, counted up to MAX_COUNT + 1
-TriggerCrawl = Callable[[str, str], object]
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
@@ -675,7 +677,7 @@ class ReviewApp:
                 key = (fetched, int(before))
         order = (Article.fetched_at.desc(), Article.id.desc())
         shown: list[dict[str, Any]] = []
-        more = False
+        more = exhausted = False
         for _ in range(MAX_LIST_ROUNDS):
             page = query if key is None else query.where(
                 tuple_(Article.fetched_at, Article.id) < tuple_(*key))
@@ -684,10 +686,15 @@ class ReviewApp:
                 key = (rows[-1].fetched_at, rows[-1].id)
             # a copy whose only candidates are its original's has not the candidate flag
             shown += entries(session, rows, flag if flag == "new_claim_candidate" else None)
-            if len(shown) > limit or len(rows) <= limit:
+            exhausted = len(rows) <= limit
+            if len(shown) > limit or exhausted:
                 break
+        next_id = None
         if len(shown) > limit:
             shown, more = shown[:limit], True
+            next_id = str(shown[-1]["id"])
+        elif not exhausted and key is not None:  # rounds spent on rows the filter dropped
+            more, next_id = True, str(key[1])
         if not before and not more:
             total = len(shown)
         elif flag in ("conflict", "new_claim_candidate") or filters["claim"]:
@@ -696,7 +703,6 @@ class ReviewApp:
             total = int(session.scalar(
                 select(func.count()).select_from(
                     query.with_only_columns(Article.id).limit(MAX_COUNT + 1).subquery())) or 0)
-        next_id = str(shown[-1]["id"]) if more and shown else None
         return ListPage(shown, problem, next_id, total)
 
     def page_articles(self, req: Request) -> Response:
