@@ -112,8 +112,9 @@ def refresh_statistics(engine: Engine, *, force: bool = False) -> list[str]:
                 return _refresh_sqlite(conn, force)
             if conn.dialect.name == "postgresql":
                 return _refresh_postgresql(conn, force)
-    except Exception:  # statistics are an optimisation: never fail a crawl or a page for them
-        logger.warning("could not refresh planner statistics", exc_info=True)
+    except Exception as exc:  # statistics are an optimisation: never fail a crawl for them
+        logger.warning("could not refresh the planner's statistics: %s",
+                       str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     return []
 
 
