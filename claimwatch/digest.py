@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Select, exists, select
+from sqlalchemy.orm import Session
 
-from storage.models import Article, ClaimCandidate, KnownClaim, SourceState, utcnow
+from storage.models import (
+    Article,
+    ArticleClaim,
+    ClaimCandidate,
+    KnownClaim,
+    SourceState,
+    utcnow,
+)
 
 FLAGS = ("new_report", "duplicate", "conflict", "new_claim_candidate")
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
@@ -51,28 +58,43 @@ def _folded(text: str) -> str:
     return " ".join(text.split())
 
 
+def _open_candidates(candidates: Sequence[Any], original_text: str | None) -> list[Any]:
+    open_ = [c for c in candidates if c.status == "open"]
+    if original_text is None or not open_:
+        return open_
+    folded = _folded(original_text)
+    return [c for c in open_ if _folded(c.sentence) not in folded]
+
+
 def open_candidates(article: Article) -> list[ClaimCandidate]:
     """Open candidates, less those a copy shares with its original (offered there already)."""
-    candidates = [c for c in article.candidates if c.status == "open"]
     original = article.duplicate_of
-    if original is None or not candidates:
-        return candidates
-    original_text = _folded(original.text)
-    return [c for c in candidates if _folded(c.sentence) not in original_text]
+    return _open_candidates(article.candidates, original.text if original is not None else None)
 
 
 def article_flags(article: Article) -> list[str]:
+    return _flags(article, article.claims, open_candidates(article))
+
+
+def _flags(article: Any, claims: Sequence[Any], candidates: Sequence[Any]) -> list[str]:
     flags = ["duplicate" if article.duplicate_of_id else "new_report"]
-    if any(c.conflict and c.review != "rejected" for c in article.claims):
+    if any(c.conflict and c.review != "rejected" for c in claims):
         flags.append("conflict")
-    if open_candidates(article):
+    if candidates:
         flags.append("new_claim_candidate")
     return flags
 
 
 def article_entry(article: Article) -> dict[str, Any]:
-    claims = [c for c in article.claims if c.review != "rejected"]
     original = article.duplicate_of
+    return _entry(article, article.claims, open_candidates(article),
+                  (original.id, original.url) if original is not None else None)
+
+
+def _entry(article: Any, all_claims: Sequence[Any], candidates: Sequence[Any],
+           original: tuple[int, str] | None) -> dict[str, Any]:
+    """One article of the JSON contract, from an ORM article or a list row (columns only)."""
+    claims = [c for c in all_claims if c.review != "rejected"]
     return {
         "id": article.id,
         "url": article.url,
@@ -82,9 +104,9 @@ def article_entry(article: Article) -> dict[str, Any]:
         "published": _iso(article.published),
         "fetched_at": _iso(article.fetched_at),
         "source": article.source,
-        "flags": article_flags(article),
+        "flags": _flags(article, all_claims, candidates),
         "duplicate_of": (
-            {"id": original.id, "url": original.url,
+            {"id": original[0], "url": original[1],
              "similarity": round(article.duplicate_similarity or 0.0, 3),
              "kind": article.duplicate_kind}
             if original is not None else None
@@ -101,10 +123,129 @@ def article_entry(article: Article) -> dict[str, Any]:
         ],
         "candidates": [
             {"id": c.id, "sentence": c.sentence, "score": round(c.score, 3)}
-            for c in open_candidates(article)
+            for c in candidates
         ],
         "review": {"status": article.review_status, "note": article.review_note},
     }
+
+
+# -- lists: columns only, paged by keyset ------------------------------------------------------
+
+#: What a list row needs of an article: never its text.
+LIST_COLUMNS = (
+    Article.id, Article.url, Article.canonical_url, Article.title, Article.outlet,
+    Article.published, Article.fetched_at, Article.source, Article.duplicate_of_id,
+    Article.duplicate_kind, Article.duplicate_similarity, Article.review_status,
+    Article.review_note,
+)
+BATCH = 500
+
+
+def list_query(
+    *,
+    topic: str | None = None,
+    since: datetime | None = None,
+    status: str | None = "open",
+    flag: str | None = None,
+    claim: str | None = None,
+) -> Select[Any]:
+    """The articles of a list (columns only), unordered: every filter is in SQL.
+
+    ``status`` None means any status. The ``new_claim_candidate`` flag selects articles
+    with an open candidate; :func:`entries` drops the copies whose only candidates are
+    their original's.
+    """
+    query = select(*LIST_COLUMNS)
+    if topic:
+        query = query.where(Article.topic == topic)
+    if status:
+        query = query.where(Article.review_status == status)
+    if since is not None:
+        query = query.where(Article.fetched_at >= since)
+    if flag == "duplicate":
+        query = query.where(Article.duplicate_of_id.is_not(None))
+    elif flag == "new_report":
+        query = query.where(Article.duplicate_of_id.is_(None))
+    elif flag == "conflict":
+        query = query.where(exists().where(
+            ArticleClaim.article_id == Article.id, ArticleClaim.conflict.is_(True),
+            ArticleClaim.review != "rejected"))
+    elif flag == "new_claim_candidate":
+        query = query.where(exists().where(
+            ClaimCandidate.article_id == Article.id, ClaimCandidate.status == "open"))
+    if claim:
+        query = query.where(exists().where(
+            ArticleClaim.article_id == Article.id, ArticleClaim.claim_id == claim,
+            ArticleClaim.review != "rejected"))
+    return query
+
+
+def entries(session: Session, rows: Sequence[Any], flag: str | None = None) -> list[dict]:
+    """Digest entries of list rows: their matches, candidates and original, three queries
+    for the whole batch (an original's text only for a copy with open candidates)."""
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    claims: dict[int, list[Any]] = {i: [] for i in ids}
+    for c in session.execute(
+        select(ArticleClaim.article_id, ArticleClaim.claim_id, ArticleClaim.score,
+               ArticleClaim.sentence, ArticleClaim.tier, ArticleClaim.review,
+               ArticleClaim.conflict, ArticleClaim.claim_numbers, ArticleClaim.article_numbers)
+        .where(ArticleClaim.article_id.in_(ids)).order_by(ArticleClaim.id)
+    ):
+        claims[c.article_id].append(c)
+    candidates: dict[int, list[Any]] = {i: [] for i in ids}
+    for c in session.execute(
+        select(ClaimCandidate.article_id, ClaimCandidate.id, ClaimCandidate.sentence,
+               ClaimCandidate.score, ClaimCandidate.status)
+        .where(ClaimCandidate.article_id.in_(ids), ClaimCandidate.status == "open")
+        .order_by(ClaimCandidate.id)
+    ):
+        candidates[c.article_id].append(c)
+    original_ids = {r.duplicate_of_id for r in rows if r.duplicate_of_id is not None}
+    originals: dict[int, tuple[int, str]] = {}
+    texts: dict[int, str] = {}
+    if original_ids:
+        originals = {
+            o.id: (o.id, o.url)
+            for o in session.execute(select(Article.id, Article.url)
+                                     .where(Article.id.in_(original_ids)))
+        }
+        need_text = {r.duplicate_of_id for r in rows
+                     if r.duplicate_of_id in originals and candidates[r.id]}
+        if need_text:
+            texts = dict(session.execute(select(Article.id, Article.text)
+                                         .where(Article.id.in_(need_text))).all())
+    out = []
+    for r in rows:
+        original = originals.get(r.duplicate_of_id) if r.duplicate_of_id is not None else None
+        shown = _open_candidates(candidates[r.id], texts.get(r.duplicate_of_id)
+                                 if original is not None else None)
+        entry = _entry(r, claims[r.id], shown, original)
+        if flag and flag not in entry["flags"]:
+            continue
+        out.append(entry)
+    return out
+
+
+def iter_entries(session: Session, query: Select[Any], flags: Sequence[str] | None = None,
+                 batch: int = BATCH) -> Iterator[dict[str, Any]]:
+    """Every article of ``query`` as a digest entry, oldest id first, ``batch`` rows at a
+    time (keyset on id): memory is bounded by a batch, whatever the size of the store."""
+    after = 0
+    wanted = set(flags or ())
+    while True:
+        rows = session.execute(
+            query.where(Article.id > after).order_by(Article.id).limit(batch)
+        ).all()
+        if not rows:
+            return
+        after = rows[-1].id
+        for entry in entries(session, rows):
+            if not wanted or wanted & set(entry["flags"]):
+                yield entry
+        if len(rows) < batch:
+            return
 
 
 def _alarm(session: Session, state: SourceState, now: datetime) -> dict[str, Any] | None:
@@ -127,23 +268,9 @@ def build_digest(
     """Articles fetched since ``since`` (default: the last 24 hours), newest story first."""
     now = now or utcnow()
     since = since or now - timedelta(hours=24)
-    query = (
-        select(Article)
-        .where(Article.fetched_at >= since)
-        .options(
-            selectinload(Article.claims),
-            selectinload(Article.candidates),
-            selectinload(Article.duplicate_of),
-        )
-        .order_by(Article.id)
-    )
-    if topic:
-        query = query.where(Article.topic == topic)
-    if not include_reviewed:
-        query = query.where(Article.review_status == "open")
-    articles = [article_entry(a) for a in session.scalars(query)]
-    if flags:
-        articles = [a for a in articles if set(a["flags"]) & set(flags)]
+    query = list_query(topic=topic, since=since,
+                       status=None if include_reviewed else "open")
+    articles = list(iter_entries(session, query, flags))
     articles.sort(key=lambda a: (a["published"] is None, a["published"] or "", a["id"]))
 
     claim_query = select(KnownClaim)

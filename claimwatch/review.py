@@ -17,12 +17,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, distinct, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.loader import ConfigError, append_claim
 from config.models import Claim, Topic
-from storage.models import Article, ArticleClaim, ClaimCandidate, CrawlRun, KnownClaim
+from storage.models import (
+    Article,
+    ArticleClaim,
+    ClaimCandidate,
+    ClaimCoverageRow,
+    ClaimOutletRow,
+    CrawlRun,
+    KnownClaim,
+)
+from storage.repository import recount_claim
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +114,10 @@ def review_match(session: Session, article_id: int, claim_id: str, decision: str
     )
     if match is None:
         raise ReviewError(f"article {article_id} has no match to claim {claim_id!r}")
-    match.review = MATCH_DECISIONS[decision]
+    before, match.review = match.review, MATCH_DECISIONS[decision]
+    if (before == "rejected") != (match.review == "rejected"):
+        session.flush()
+        recount_claim(session, match.article.topic, claim_id)
     logger.info("match of article %s to claim %s: %s", article_id, claim_id, match.review)
     return match
 
@@ -231,46 +243,68 @@ class ClaimCoverage:
         }
 
 
-def claim_coverage(session: Session, topic: str | None = None) -> list[ClaimCoverage]:
+def claim_coverage(session: Session, topic: str | None = None, *, after: int | None = None,
+                   limit: int | None = None) -> list[ClaimCoverage]:
     """Per known claim: articles and outlets repeating it (rejected matches left out),
     conflicting articles, and when it was first and last seen (publication date, else
-    fetch date). Claims nobody repeated yet are listed with zero counts. One grouped query.
+    fetch date). Claims nobody repeated yet are listed with zero counts; claims matched
+    but no longer in the claims table come last.
+
+    Read from the coverage counters every write keeps (``claim_coverage``,
+    ``claim_outlets``: one row per claim and outlet), not by aggregating the topic's
+    matches, so it costs the same at any number of stored articles. ``limit`` known
+    claims after the one whose row id is ``after`` (a page, in table order; the claims
+    no longer in the table come with the last page).
     """
-    seen = func.coalesce(Article.published, Article.fetched_at)
-    conflict = func.sum(ArticleClaim.conflict.cast(Integer))
-    query = (
-        select(
-            Article.topic,
-            ArticleClaim.claim_id,
-            func.count(distinct(Article.id)),
-            func.count(distinct(func.coalesce(Article.outlet, Article.source))),
-            conflict,
-            func.min(seen),
-            func.max(seen),
-        )
-        .join(Article, Article.id == ArticleClaim.article_id)
-        .where(ArticleClaim.review != "rejected")
-        .group_by(Article.topic, ArticleClaim.claim_id)
-    )
-    claims_query = select(KnownClaim)
+    claims_query = select(KnownClaim).order_by(KnownClaim.id)
     if topic:
-        query = query.where(Article.topic == topic)
         claims_query = claims_query.where(KnownClaim.topic == topic)
-    counts = {(row[0], row[1]): row for row in session.execute(query)}
+    if after is not None:
+        claims_query = claims_query.where(KnownClaim.id > after)
+    if limit is not None:
+        claims_query = claims_query.limit(limit + 1)
+    claims = list(session.scalars(claims_query))
+    last_page = limit is None or len(claims) <= limit
+    claims = claims[:limit] if limit is not None else claims
+    coverage_query = select(ClaimCoverageRow).where(ClaimCoverageRow.articles > 0)
+    outlet_query = (
+        select(ClaimOutletRow.topic, ClaimOutletRow.claim_id, func.count())
+        .where(ClaimOutletRow.articles > 0)
+        .group_by(ClaimOutletRow.topic, ClaimOutletRow.claim_id)
+    )
+    if topic:
+        coverage_query = coverage_query.where(ClaimCoverageRow.topic == topic)
+        outlet_query = outlet_query.where(ClaimOutletRow.topic == topic)
+    if not last_page:  # only this page's claims
+        ids = {c.claim_id for c in claims}
+        coverage_query = coverage_query.where(ClaimCoverageRow.claim_id.in_(ids))
+        outlet_query = outlet_query.where(ClaimOutletRow.claim_id.in_(ids))
+    outlets = {(t, c): n for t, c, n in session.execute(outlet_query)}
+    counts = {
+        (r.topic, r.claim_id): (r.articles, outlets.get((r.topic, r.claim_id), 0), r.conflicts,
+                                r.first_seen, r.last_seen)
+        for r in session.scalars(coverage_query)
+    }
     rows: list[ClaimCoverage] = []
-    for claim in session.scalars(claims_query.order_by(KnownClaim.topic, KnownClaim.id)):
+    for claim in sorted(claims, key=lambda c: (c.topic, c.id)):
         row = counts.pop((claim.topic, claim.claim_id), None)
         rows.append(_coverage(claim.topic, claim.claim_id, claim.text, row))
-    for (claim_topic, claim_id), row in sorted(counts.items()):
-        rows.append(_coverage(claim_topic, claim_id, None, row))
+    if last_page:
+        known_query = select(KnownClaim.topic, KnownClaim.claim_id)
+        if topic:
+            known_query = known_query.where(KnownClaim.topic == topic)
+        known = {(t, c) for t, c in session.execute(known_query)}
+        for (claim_topic, claim_id), row in sorted(counts.items()):
+            if (claim_topic, claim_id) not in known:
+                rows.append(_coverage(claim_topic, claim_id, None, row))
     return rows
 
 
 def _coverage(topic: str, claim_id: str, text: str | None, row: Any) -> ClaimCoverage:
     if row is None:
         return ClaimCoverage(topic, claim_id, text, 0, 0, 0, None, None)
-    return ClaimCoverage(topic, claim_id, text, int(row[2]), int(row[3]), int(row[4] or 0),
-                         row[5], row[6])
+    return ClaimCoverage(topic, claim_id, text, int(row[0]), int(row[1]), int(row[2] or 0),
+                         row[3], row[4])
 
 
 def recent_runs(session: Session, topic: str | None = None, limit: int = 20) -> list[CrawlRun]:

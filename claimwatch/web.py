@@ -51,7 +51,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from claimwatch.accounts import record
@@ -61,7 +61,15 @@ from claimwatch.api import (  # one definition for the API and the page
     is_loopback,
     redact,
 )
-from claimwatch.digest import FLAGS, DigestError, article_entry, build_digest, parse_since
+from claimwatch.digest import (
+    FLAGS,
+    DigestError,
+    article_entry,
+    build_digest,
+    entries,
+    list_query,
+    parse_since,
+)
 from claimwatch.render import FLAG_LABELS, FORMATS, render
 from claimwatch.review import (
     ReviewError,
@@ -97,7 +105,11 @@ LOGIN_HOURS = 12
 UNDO_MINUTES = 15  # the last action of a session can be undone for this long
 OPEN_PATHS = ("/login", "/static/review.css")  # reachable before signing in
 MAX_BODY = 256 * 1024
-MAX_LIST = 300
+MAX_LIST = 300  # the most articles one list page or /articles.json request returns
+PAGE_SIZE = 50  # articles per list page (newest first; "Older articles" pages on)
+MAX_COUNT = 1000  # a list counts its articles up to this many ("more than 1,000")
+MAX_LIST_ROUNDS = 20
+CLAIMS_PAGE = 200  # claims per claims page
 MIN_TOKEN_LENGTH = 16
 MAX_ID = 2**63 - 1  # the biggest id a database integer column holds
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -106,6 +118,16 @@ STATUSES = ("open", "reviewed", "dismissed", "all")
 SessionFactory = Callable[[], Session]
 TriggerCrawl = Callable[[str, str], object]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass
+class ListPage:
+    """One page of the article list."""
+
+    articles: list[dict[str, Any]]
+    problem: str
+    next: str | None  # the id to pass as ``before`` for the next (older) page
+    total: int | None  # articles matching the filters, counted up to MAX_COUNT + 1
 
 PAGE_CSP = (  # script: only our own file (static/review.js), never inline
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -648,8 +670,13 @@ class ReviewApp(DeskViews):
             yield session
 
     def _topic_names(self, session: Session) -> list[str]:
-        stored = session.scalars(select(Article.topic).distinct())
-        return sorted(set(self.topics) | set(stored))
+        # A loose index scan (one index probe per topic), not DISTINCT over every article.
+        stored: set[str] = set()
+        topic = session.scalar(select(func.min(Article.topic)))
+        while topic is not None and len(stored) < 1000:
+            stored.add(topic)
+            topic = session.scalar(select(func.min(Article.topic)).where(Article.topic > topic))
+        return sorted(set(self.topics) | stored)
 
     # -- layout --------------------------------------------------------------------------------
 
@@ -744,51 +771,90 @@ class ReviewApp(DeskViews):
             "since": req.arg("since"),
         }
 
-    def _list(self, session: Session, filters: Mapping[str, str]) -> tuple[list[dict], str]:
+    def _list(self, session: Session, filters: Mapping[str, str], before: str = "",
+              limit: int = PAGE_SIZE) -> ListPage:
+        """One page of the list, newest fetched first, keyset-paged by (fetched_at, id):
+        ``before`` is the id of the last article of the previous page. Columns only (no
+        text), and the matches and candidates of the page's articles alone."""
         problem = ""
-        since = EPOCH
+        since = None
         if filters["since"]:
             try:
                 since = parse_since(filters["since"])
             except DigestError as exc:
                 problem = str(exc).replace("--since", "since")
-        digest = build_digest(
-            session, topic=filters["topic"] or None, since=since, include_reviewed=True,
-            flags=[filters["flag"]] if filters["flag"] else None,
+        flag = filters["flag"] or None
+        query = list_query(
+            topic=filters["topic"] or None, since=since,
+            status=None if filters["status"] == "all" else filters["status"],
+            flag=flag, claim=filters["claim"] or None,
         )
-        articles = digest["articles"]
-        if filters["status"] != "all":
-            articles = [a for a in articles if a["review"]["status"] == filters["status"]]
-        if filters["claim"]:
-            articles = [a for a in articles
-                        if any(c["claim_id"] == filters["claim"] for c in a["claims"])]
-        articles.sort(key=lambda a: (a["published"] or a["fetched_at"] or "", a["id"]),
-                      reverse=True)
-        return articles, problem
+        key = None
+        if before.isdigit():
+            fetched = session.scalar(select(Article.fetched_at).where(Article.id == int(before)))
+            if fetched is not None:
+                key = (fetched, int(before))
+        order = (Article.fetched_at.desc(), Article.id.desc())
+        shown: list[dict[str, Any]] = []
+        more = exhausted = False
+        for _ in range(MAX_LIST_ROUNDS):
+            page = query if key is None else query.where(
+                tuple_(Article.fetched_at, Article.id) < tuple_(*key))
+            rows = session.execute(page.order_by(*order).limit(limit + 1)).all()
+            if rows:
+                key = (rows[-1].fetched_at, rows[-1].id)
+            # a copy whose only candidates are its original's has not the candidate flag
+            shown += entries(session, rows, flag if flag == "new_claim_candidate" else None)
+            exhausted = len(rows) <= limit
+            if len(shown) > limit or exhausted:
+                break
+        next_id = None
+        if len(shown) > limit:
+            shown, more = shown[:limit], True
+            next_id = str(shown[-1]["id"])
+        elif not exhausted and key is not None:  # rounds spent on rows the filter dropped
+            more, next_id = True, str(key[1])
+        if not before and not more:
+            total = len(shown)
+        elif flag in ("conflict", "new_claim_candidate") or filters["claim"]:
+            total = None  # counting them would read every match of the topic: not counted
+        else:
+            total = int(session.scalar(
+                select(func.count()).select_from(
+                    query.with_only_columns(Article.id).limit(MAX_COUNT + 1).subquery())) or 0)
+        return ListPage(shown, problem, next_id, total)
 
     def page_articles(self, req: Request) -> Response:
         filters = self._filters(req)
+        before = req.arg("before")
         with self._read() as session:
-            articles, problem = self._list(session, filters)
+            listed = self._list(session, filters, before)
             topic_names = self._topic_names(session)
+            ids = [a["id"] for a in listed.articles]
             copies = dict(
                 session.execute(
                     select(Article.duplicate_of_id, func.count(Article.id))
-                    .where(Article.duplicate_of_id.is_not(None))
+                    .where(Article.duplicate_of_id.in_(ids))
                     .group_by(Article.duplicate_of_id)
                 ).all()
-            )
+            ) if ids else {}
         parts = [self._filter_form(req, filters, topic_names)]
-        if problem:
-            parts.append(f'<p class="flash flash-error">{h(problem)}</p>')
-        shown = articles[:MAX_LIST]
+        if listed.problem:
+            parts.append(f'<p class="flash flash-error">{h(listed.problem)}</p>')
+        shown = listed.articles
         label = {"open": "open", "reviewed": "reviewed", "dismissed": "dismissed",
                  "all": ""}[filters["status"]]
-        summary = _plural(len(articles), f"{label} article".strip())
+        if listed.total is None:
+            summary = f"{label} articles".strip().capitalize()
+        elif listed.total > MAX_COUNT:
+            summary = f"more than {MAX_COUNT:,} {label} articles".replace("  ", " ")
+        else:
+            summary = _plural(listed.total, f"{label} article".strip())
         if filters["claim"]:
             summary += f" repeating claim {filters['claim']}"
-        if len(articles) > len(shown):
-            summary += f"; showing the newest {len(shown)}, narrow the filters to see the rest"
+        if before or listed.next:
+            summary += (f"; showing {len(shown)} older ones" if before
+                        else f"; showing the newest {len(shown)}")
         parts.append(f'<p class="count" id="count">{h(summary)}</p>')
         parts.append(self.download_links(
             req, topic=filters["topic"], status=filters["status"], flag=filters["flag"],
@@ -800,7 +866,23 @@ class ReviewApp(DeskViews):
         for a in shown:
             parts.append(self._article_card(req, a, copies.get(a["id"], 0)))
         parts.append("</div>")
+        pager = []
+        if before:
+            pager.append(f'<a href="{h(self._page_url(req, filters))}" rel="first">Newest</a>')
+        if listed.next:
+            pager.append(f'<a href="{h(self._page_url(req, filters, listed.next))}" '
+                         'rel="next" id="next">Older articles</a>')
+        if pager:
+            parts.append(f'<nav class="pager">{" · ".join(pager)}</nav>')
         return self._layout(req, "Articles", "\n".join(parts), "articles")
+
+    def _page_url(self, req: Request, filters: Mapping[str, str], before: str = "",
+                  path: str = "/", **extra: str) -> str:
+        params = {k: v for k, v in filters.items() if v and not (k == "status" and v == "open")}
+        params.update(extra)
+        if before:
+            params["before"] = before
+        return req.url(path, **params)
 
     def _filter_form(self, req: Request, filters: Mapping[str, str], topics: list[str]) -> str:
         def select_box(name: str, options: Sequence[tuple[str, str]]) -> str:
@@ -1152,17 +1234,32 @@ class ReviewApp(DeskViews):
 
     # -- pages: claims, sources, digest --------------------------------------------------------
 
-    def _coverage(self, req: Request) -> tuple[str, list[Any]]:
+    def _coverage(self, req: Request, limit: int = CLAIMS_PAGE) -> tuple[str, list[Any], str]:
+        """One page of claims (``after``: the row id of the last claim shown before)."""
         topic = req.arg("topic")
+        after = req.arg("after")
         with self._read() as session:
-            return topic, claim_coverage(session, topic or None)
+            rows = claim_coverage(session, topic or None,
+                                  after=int(after) if after.isdigit() else None, limit=limit + 1)
+            more = len([r for r in rows if r.text is not None]) > limit
+            if more:
+                rows = rows[:limit]
+                last = session.scalar(select(func.max(KnownClaim.id)).where(
+                    KnownClaim.topic == rows[-1].topic, KnownClaim.claim_id == rows[-1].claim_id))
+                next_url = req.url(req.path, topic=topic, after=str(last))
+            else:
+                next_url = ""
+        return topic, rows, next_url
 
     def json_claims(self, req: Request) -> Response:
-        _, rows = self._coverage(req)
-        return Response.json({"claims": [r.as_dict() for r in rows]})
+        limit = min(max(_int(req.arg("limit"), CLAIMS_PAGE), 1), CLAIMS_PAGE)
+        _, rows, next_url = self._coverage(req, limit)
+        if next_url:
+            next_url += f"&limit={limit}"
+        return Response.json({"claims": [r.as_dict() for r in rows], "next": next_url or None})
 
     def page_claims(self, req: Request) -> Response:
-        topic, rows = self._coverage(req)
+        topic, rows, next_url = self._coverage(req)
         body_rows = []
         for r in rows:
             articles = (
@@ -1187,6 +1284,9 @@ class ReviewApp(DeskViews):
             "<th>Outlets</th><th>Conflicts</th><th>First seen</th><th>Last seen</th></tr>"
             "</thead><tbody>" + "".join(body_rows) + "</tbody></table>"
         )
+        if next_url:
+            body += (f'<nav class="pager"><a href="{h(next_url)}" rel="next" id="next">'
+                     "More claims</a></nav>")
         return self._layout(req, title, body, "claims")
 
     def json_runs(self, req: Request) -> Response:
@@ -1278,11 +1378,19 @@ class ReviewApp(DeskViews):
 
     def json_articles(self, req: Request) -> Response:
         filters = self._filters(req)
+        limit = min(max(_int(req.arg("limit"), PAGE_SIZE), 1), MAX_LIST)
         with self._read() as session:
-            articles, problem = self._list(session, filters)
-        if problem:
-            raise HTTPError(400, problem)
-        return Response.json({"count": len(articles), "filters": filters, "articles": articles})
+            listed = self._list(session, filters, req.arg("before"), limit)
+        if listed.problem:
+            raise HTTPError(400, listed.problem)
+        return Response.json({
+            "count": None if listed.total is None else min(listed.total, MAX_COUNT + 1),
+            "more_than": listed.total is not None and listed.total > MAX_COUNT,
+            "filters": filters, "articles": listed.articles,
+            "next": (self._page_url(req, filters, listed.next, "/articles.json",
+                                    limit=str(limit))
+                     if listed.next else None),
+        })
 
     def json_session(self, req: Request) -> Response:
         return Response.json({"csrf": self.csrf_token(req)})

@@ -26,7 +26,13 @@ from claimwatch.leases import Holder, LeaseKeeper
 from config.loader import load_topic
 from config.models import Topic
 from crawler.localsite import serve_directory
-from storage.db import default_db_url, init_db, make_engine, session_factory
+from storage.db import (
+    default_db_url,
+    init_db,
+    make_engine,
+    refresh_statistics,
+    session_factory,
+)
 from storage.models import CrawlRun, utcnow
 from storage.repository import Store
 
@@ -270,6 +276,7 @@ def run_crawl(
             _finish_run(sessions, summary)
             _record_source_state(store, topic.name, summary)
         _release_leases(sessions, keeper)
+        refresh_statistics(engine)  # the crawl grew the tables: keep the plans flat
     except DBAPIError as exc:
         # The database went away (or filled up) for good: the crawl's summary still
         # reaches the caller; the runs left `running` are marked interrupted by the

@@ -89,6 +89,79 @@ def init_db(engine: Engine) -> None:
     from storage.schema import upgrade
 
     upgrade(engine)
+    refresh_statistics(engine)
+
+
+#: The tables whose planner statistics matter to the crawl, the lists and the digest.
+STAT_TABLES = ("articles", "article_bands", "article_claims", "claim_candidates", "crawl_runs")
+
+
+def refresh_statistics(engine: Engine, *, force: bool = False) -> list[str]:
+    """Bring the planner's statistics up to date when they are missing or stale.
+
+    SQLite has none until ANALYZE runs, and a plan chosen without them can walk every
+    article of a topic; PostgreSQL's autovacuum analyses on its own schedule, which a
+    crawl into a young database outruns. Run at open (:func:`init_db`) and after every
+    crawl: the check is a few indexed reads; ANALYZE runs only when a table grew or
+    changed by more than half since it was last analysed (SQLite: sampled, at most
+    ``analysis_limit`` rows per index). Returns the tables analysed.
+    """
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                return _refresh_sqlite(conn, force)
+            if conn.dialect.name == "postgresql":
+                return _refresh_postgresql(conn, force)
+    except Exception as exc:  # statistics are an optimisation: never fail a crawl for them
+        logger.warning("could not refresh the planner's statistics: %s",
+                       str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return []
+
+
+def _refresh_sqlite(conn: Any, force: bool) -> list[str]:
+    from sqlalchemy import text
+
+    names = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))}
+    stats: dict[str, int] = {}
+    if "sqlite_stat1" in names:
+        for tbl, stat in conn.execute(text("SELECT tbl, stat FROM sqlite_stat1")):
+            if stat:
+                stats[tbl] = max(stats.get(tbl, 0), int(str(stat).split()[0]))
+    stale = []
+    for table in STAT_TABLES:
+        if table not in names:
+            continue
+        # max(id) is one index probe; ids only grow, so it bounds the row count.
+        rows = conn.execute(text(f"SELECT max(id) FROM {table}")).scalar() or 0
+        known = stats.get(table)
+        if force or (rows and (known is None or rows > 1.5 * known + 100)):
+            stale.append(table)
+    if stale:
+        conn.exec_driver_sql("PRAGMA analysis_limit = 1000")
+        for table in stale:
+            conn.exec_driver_sql(f"ANALYZE {table}")
+        conn.commit()
+        logger.debug("analysed %s", ", ".join(stale))
+    return stale
+
+
+def _refresh_postgresql(conn: Any, force: bool) -> list[str]:
+    from sqlalchemy import bindparam, text
+
+    rows = conn.execute(
+        text("SELECT relname, n_live_tup, n_mod_since_analyze, "
+             "coalesce(last_analyze, last_autoanalyze) IS NULL FROM pg_stat_user_tables "
+             "WHERE relname IN :names AND schemaname = current_schema()")
+        .bindparams(bindparam("names", expanding=True)),
+        {"names": list(STAT_TABLES)},
+    ).all()
+    stale = [name for name, live, modified, never in rows
+             if force or ((never and (live or modified))
+                          or modified > 0.5 * max(live, 0) + 100)]
+    for table in stale:
+        conn.exec_driver_sql(f"ANALYZE {table}")
+    conn.commit()
+    return stale
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -57,6 +57,11 @@ class Article(Base):
         UniqueConstraint("topic", "canonical_url", name="uq_articles_topic_canonical_url"),
         Index("ix_articles_topic_hash", "topic", "content_hash"),
         Index("ix_articles_topic_fetched", "topic", "fetched_at"),
+        # The review list and the digest, newest first, paged by (fetched_at, id):
+        # per topic and status, and across topics.
+        Index("ix_articles_topic_status_fetched", "topic", "review_status", "fetched_at", "id"),
+        Index("ix_articles_status_fetched", "review_status", "fetched_at", "id"),
+        Index("ix_articles_fetched", "fetched_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -99,6 +104,8 @@ class ArticleClaim(Base):
     __table_args__ = (
         UniqueConstraint("article_id", "claim_id", name="uq_article_claims_article_claim"),
         Index("ix_article_claims_claim", "claim_id"),
+        # The list filtered by claim: the claim's articles without reading their rows.
+        Index("ix_article_claims_claim_review", "claim_id", "review", "article_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -114,6 +121,44 @@ class ArticleClaim(Base):
     review: Mapped[str] = mapped_column(String(20), default="open")  # open|confirmed|rejected
 
     article: Mapped[Article] = relationship(back_populates="claims")
+
+
+class ClaimCoverageRow(Base):
+    """Per (topic, claim): its non-rejected matches, kept by every write that changes them.
+
+    The claims page reads these (one row per claim) instead of aggregating every match
+    of the topic. ``Store.save`` adds an article's matches; a review that rejects (or
+    un-rejects) a match recounts that claim (``storage.repository.recount_claim``).
+    """
+
+    __tablename__ = "claim_coverage"
+    __table_args__ = (
+        UniqueConstraint("topic", "claim_id", name="uq_claim_coverage_topic_claim"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    claim_id: Mapped[str] = mapped_column(String(200))
+    articles: Mapped[int] = mapped_column(Integer, default=0)
+    conflicts: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ClaimOutletRow(Base):
+    """Per (topic, claim, outlet): non-rejected matches; the claim's outlets are its rows
+    with ``articles > 0`` (outlet: the article's outlet, else its source)."""
+
+    __tablename__ = "claim_outlets"
+    __table_args__ = (
+        UniqueConstraint("topic", "claim_id", "outlet", name="uq_claim_outlets_topic_claim"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    claim_id: Mapped[str] = mapped_column(String(200))
+    outlet: Mapped[str] = mapped_column(String(300))
+    articles: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ClaimCandidate(Base):
@@ -142,7 +187,8 @@ class ArticleBand(Base):
     """
 
     __tablename__ = "article_bands"
-    __table_args__ = (Index("ix_article_bands_key", "band_key"),)
+    # (band_key, article_id): a lookup reads the index alone, never the table.
+    __table_args__ = (Index("ix_article_bands_key_article", "band_key", "article_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     article_id: Mapped[int] = mapped_column(
@@ -174,7 +220,12 @@ class CrawlRun(Base):
     """One crawl of one source: written when it starts and when it ends."""
 
     __tablename__ = "crawl_runs"
-    __table_args__ = (Index("ix_crawl_runs_topic_source", "topic", "source", "started"),)
+    __table_args__ = (
+        Index("ix_crawl_runs_topic_source", "topic", "source", "started"),
+        # recent runs, newest first: of every topic, of one topic
+        Index("ix_crawl_runs_started", "started", "id"),
+        Index("ix_crawl_runs_topic_started", "topic", "started", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     topic: Mapped[str] = mapped_column(String(200))

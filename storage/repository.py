@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, case, func, literal_column, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.models import Claim
@@ -22,6 +22,8 @@ from storage.models import (
     ArticleBand,
     ArticleClaim,
     ClaimCandidate,
+    ClaimCoverageRow,
+    ClaimOutletRow,
     KnownClaim,
     SkippedUrl,
     SourceState,
@@ -101,6 +103,83 @@ def insert_ignore(session: Session, table, values: dict) -> int:  # type: ignore
     return len(result.fetchall())
 
 
+def _upsert(session: Session, table: Any, values: dict[str, Any], keys: Sequence[str],
+            set_: dict[str, Any]) -> None:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values(**values)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=list(keys), set_=set_(statement.excluded) if callable(set_) else set_))
+
+
+def count_matches(session: Session, topic: str, seen: datetime, outlet: str,
+                  matches: Iterable[Any]) -> None:
+    """Add the (new, so not rejected) ``matches`` of one article, published or fetched at
+    ``seen`` by ``outlet``, to the coverage counters of their claims."""
+    coverage = ClaimCoverageRow.__table__
+    outlets = ClaimOutletRow.__table__
+    for m in matches:
+        conflict = 1 if m.conflict else 0
+        _upsert(session, coverage,
+                {"topic": topic, "claim_id": m.claim_id, "articles": 1, "conflicts": conflict,
+                 "first_seen": seen, "last_seen": seen},
+                ("topic", "claim_id"),
+                lambda new: {
+                    "articles": coverage.c.articles + 1,
+                    "conflicts": coverage.c.conflicts + new.conflicts,
+                    "first_seen": case((coverage.c.first_seen.is_(None), new.first_seen),
+                                       (new.first_seen < coverage.c.first_seen, new.first_seen),
+                                       else_=coverage.c.first_seen),
+                    "last_seen": case((coverage.c.last_seen.is_(None), new.last_seen),
+                                      (new.last_seen > coverage.c.last_seen, new.last_seen),
+                                      else_=coverage.c.last_seen),
+                })
+        _upsert(session, outlets,
+                {"topic": topic, "claim_id": m.claim_id, "outlet": outlet, "articles": 1},
+                ("topic", "claim_id", "outlet"),
+                lambda new: {"articles": outlets.c.articles + 1})
+
+
+def recount_claim(session: Session, topic: str, claim_id: str) -> None:
+    """Recount one claim's coverage from its matches (after a review rejected one, or
+    took a rejection back): reads the claim's matches only."""
+    seen = func.coalesce(Article.published, Article.fetched_at)
+    live = (
+        select(Article.id, Article.outlet, Article.source, seen.label("seen"),
+               ArticleClaim.conflict)
+        .join(Article, Article.id == ArticleClaim.article_id)
+        .where(ArticleClaim.claim_id == claim_id, ArticleClaim.review != "rejected",
+               Article.topic == topic)
+    ).subquery()
+    row = session.execute(select(
+        func.count(), func.sum(case((live.c.conflict, 1), else_=0)),
+        func.min(live.c.seen), func.max(live.c.seen))).one()
+    by_outlet = session.execute(
+        select(func.coalesce(live.c.outlet, live.c.source), func.count())
+        .group_by(func.coalesce(live.c.outlet, live.c.source))).all()
+    session.execute(ClaimCoverageRow.__table__.delete().where(
+        ClaimCoverageRow.topic == topic, ClaimCoverageRow.claim_id == claim_id))
+    session.execute(ClaimOutletRow.__table__.delete().where(
+        ClaimOutletRow.topic == topic, ClaimOutletRow.claim_id == claim_id))
+    if row[0]:
+        session.execute(ClaimCoverageRow.__table__.insert().values(
+            topic=topic, claim_id=claim_id, articles=row[0], conflicts=int(row[1] or 0),
+            first_seen=_as_utc(row[2]), last_seen=_as_utc(row[3])))
+        session.execute(ClaimOutletRow.__table__.insert(), [
+            {"topic": topic, "claim_id": claim_id, "outlet": outlet, "articles": n}
+            for outlet, n in by_outlet])
+
+
+def _as_utc(value: Any) -> datetime | None:
+    """A min()/max() of a date column: a string on SQLite, a datetime on PostgreSQL."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
 def _insert_many(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> None:
     """INSERT ``rows`` into ``model``'s table in one executemany (column defaults applied)."""
     if rows:
@@ -156,18 +235,34 @@ class Store:
             )
 
     def band_candidates(self, topic: str, keys: Iterable[int], limit: int = 20) -> list[int]:
-        """Stored articles sharing LSH band keys, most shared first (one indexed query)."""
-        keys = list(dict.fromkeys(keys))
+        """Stored articles sharing LSH band keys, most shared first (one indexed query).
+
+        The join order does not depend on planner statistics: the band rows of ``keys``
+        are grouped first (a derived table read from ``ix_article_bands_key_article``),
+        then each article found is checked for ``topic`` by its primary key. A plan that
+        starts from the topic's articles walks all of them (tests/test_query_plans.py).
+        """
+        keys = list(dict.fromkeys(int(k) for k in keys))
         if not keys:
             return []
-        shared = func.count(ArticleBand.id).label("shared")
+        shared = func.count().label("shared")
+        found = (
+            select(ArticleBand.article_id.label("article_id"), shared)
+            .where(ArticleBand.band_key.in_(keys))
+            .group_by(ArticleBand.article_id)
+            .subquery("found")
+        )
         with self.sessions() as session:
+            topic_column: Any = Article.topic
+            if session.get_bind().dialect.name == "sqlite":
+                # "+topic" keeps SQLite from starting at (an index on) the topic's articles.
+                topic_column = literal_column("+articles.topic", String)
             rows = session.execute(
-                select(ArticleBand.article_id, shared)
-                .join(Article, Article.id == ArticleBand.article_id)
-                .where(ArticleBand.band_key.in_(keys), Article.topic == topic)
-                .group_by(ArticleBand.article_id)
-                .order_by(shared.desc(), ArticleBand.article_id)
+                select(found.c.article_id, found.c.shared)
+                .select_from(found)
+                .join(Article, Article.id == found.c.article_id)
+                .where(topic_column == topic)
+                .order_by(found.c.shared.desc(), found.c.article_id)
                 .limit(limit)
             )
             return [article_id for article_id, _ in rows]
@@ -258,6 +353,8 @@ class Store:
                 {"article_id": article_id, "band_key": int(k)}
                 for k in dict.fromkeys(record.band_keys)
             ])
+            count_matches(session, record.topic, values["published"] or values["fetched_at"],
+                          values["outlet"] or values["source"], record.matches)
             if record.duplicate_of_id is not None:
                 self._maybe_become_original(session, article_id, record)
         return SaveResult(article_id, created=True)

@@ -162,10 +162,20 @@ def test_oldest_schema_with_data_is_upgraded_without_loss(engine: Engine) -> Non
     _assert_kept(before, _table_rows(engine))
     assert not compare_to_models(engine), explain(compare_to_models(engine))
     # The store works on the migrated database, next to the old rows.
+    # The coverage counters (0004) were filled from the stored matches.
+    from claimwatch.review import claim_coverage
+
+    with session_factory(engine)() as session:
+        [c1] = claim_coverage(session, "t")
+    assert (c1.claim_id, c1.articles, c1.outlets, c1.conflicts) == ("c1", 1, 1, 1)
+    assert c1.first_seen == c1.last_seen == T.replace(tzinfo=c1.first_seen.tzinfo)
     store = Store(session_factory(engine))
     assert store.find_by_hash("t", "h1") == 1
     assert store.band_candidates("t", [9223372036854775807]) == [1]
     assert store.save(record(7, topic="t")).created
+    with session_factory(engine)() as session:
+        [c1] = claim_coverage(session, "t")
+    assert (c1.articles, c1.conflicts) == (2, 2)  # and later saves add to them
 
 
 def test_database_from_before_migrations_is_recognised_and_upgraded(engine: Engine) -> None:

@@ -26,6 +26,7 @@ from claimwatch.review import (
 from config.loader import load_claims
 from storage.db import open_db
 from storage.models import Article, ArticleClaim, ClaimCandidate, KnownClaim
+from storage.repository import recount_claim
 from tests.review_fixtures import CLAIMS_CSV, ORIGINAL_TEXT, TOPIC, World, make_world
 
 EPOCH = "2000-01-01"
@@ -264,10 +265,54 @@ def test_claim_coverage(tmp_path: Path, db_url: str) -> None:
         engine.dispose()
 
 
+def _recounted(session: Any) -> dict[str, tuple]:
+    """Coverage by aggregating every match (what the counters must always equal)."""
+    from sqlalchemy import distinct, func
+
+    seen = func.coalesce(Article.published, Article.fetched_at)
+    rows = session.execute(
+        select(ArticleClaim.claim_id, func.count(distinct(Article.id)),
+               func.count(distinct(func.coalesce(Article.outlet, Article.source))),
+               func.min(seen), func.max(seen))
+        .join(Article, Article.id == ArticleClaim.article_id)
+        .where(ArticleClaim.review != "rejected", Article.topic == TOPIC)
+        .group_by(ArticleClaim.claim_id))
+    return {r[0]: (r[1], r[2], str(r[3])[:16], str(r[4])[:16]) for r in rows}
+
+
+def test_coverage_counters_follow_saves_and_reviews(tmp_path: Path, db_url: str) -> None:
+    world = make_world(tmp_path, db_url)
+    engine, sessions = open_db(world.db_url)
+    try:
+        steps = [(world.ids["original"], "staff-25", "reject"),
+                 (world.ids["hostile"], "staff-25", "reject"),
+                 (world.ids["original"], "staff-25", "confirm"),
+                 (world.ids["original"], "engineers-half", "reject"),
+                 (world.ids["original"], "engineers-half", "reopen")]
+        for article_id, claim_id, decision in [(None, None, None), *steps]:
+            if article_id is not None:
+                with sessions.begin() as session:
+                    review_match(session, article_id, claim_id, decision)
+            with sessions() as session:
+                counted = {r.claim_id: (r.articles, r.outlets, str(r.first_seen)[:16].replace("T", " "),
+                                        str(r.last_seen)[:16].replace("T", " "))
+                           for r in claim_coverage(session, TOPIC) if r.articles}
+                assert counted == {k: (a, o, f.replace("T", " "), la.replace("T", " "))
+                                   for k, (a, o, f, la) in _recounted(session).items()}, decision
+        with sessions() as session:
+            staff = {r.claim_id: r for r in claim_coverage(session, TOPIC)}["staff-25"]
+        assert staff.articles == 2  # the hostile article's match stays rejected
+    finally:
+        engine.dispose()
+
+
 def test_coverage_lists_claims_dropped_from_the_table(world: World, sessions: Any) -> None:
     with sessions.begin() as session:
         session.add(ArticleClaim(article_id=world.ids["other"], claim_id="retired-claim",
                                  sentence="x", sentence_index=0, score=90.0, tier="linked"))
+        # a match written outside Store.save: the coverage counters learn it by a recount
+        session.flush()
+        recount_claim(session, TOPIC, "retired-claim")
     with sessions() as session:
         rows = {r.claim_id: r for r in claim_coverage(session)}
     assert rows["retired-claim"].text is None and rows["retired-claim"].articles == 1

@@ -657,3 +657,92 @@ def test_demo_digest_renders_in_every_format(tmp_path: Path) -> None:
         assert "Stories" in text.stdout
     finally:
         engine.dispose()
+
+
+# -- pagination (issue 13): keyset pages, newest first, columns only --------------------------
+
+
+def _save_many(sessions: Any, n: int, **extra: Any) -> list[int]:
+    from datetime import timedelta
+
+    from storage.models import utcnow
+    from storage.repository import ArticleRecord, CandidateRecord, MatchRecord, Store
+
+    store = Store(sessions)
+    now = utcnow()
+    ids = []
+    for i in range(n):
+        ids.append(store.save(ArticleRecord(
+            topic=TOPIC, source="bulk", url=f"https://bulk.example/{i}",
+            canonical_url=f"https://bulk.example/{i}", title=f"Bulk {i}", outlet="Bulk",
+            # two articles share each fetch time: the pages must order (fetched_at, id)
+            fetched_at=now - timedelta(days=2, minutes=n - i // 2), text=f"Bulk text {i}.",
+            content_hash=f"bulk-{i}",
+            matches=[MatchRecord("staff-25", f"Bulk text {i}.", 0, 90.0, "linked",
+                                 conflict=i % 3 == 0)],
+            candidates=[CandidateRecord(f"Bulk text {i}.", 0, 0.7)], **extra,
+        )).id)
+    return ids
+
+
+def _pages(client: Client, first: str) -> tuple[list[int], int]:
+    seen, url, pages = [], first, 0
+    while url:
+        reply = client.get(url)
+        assert reply.status == 200
+        pages += 1
+        seen += article_cards(reply.text)
+        found = re.search(r'<a href="([^"]+)" rel="next"', reply.text)
+        url = found.group(1).replace("&amp;", "&") if found else ""
+        assert pages < 20
+    return seen, pages
+
+
+def test_list_pages_newest_first_and_every_article_once(client: Client, world: World,
+                                                        sessions: Any) -> None:
+    from claimwatch.web import PAGE_SIZE
+
+    bulk = _save_many(sessions, 2 * PAGE_SIZE + 7)
+    first = client.get("/")
+    ids = world.ids
+    fixture = [ids["hostile"], ids["other"], ids["copy"], ids["original"]]
+    total = len(bulk) + 4
+    assert f"{total} open articles; showing the newest {PAGE_SIZE}" in first.text
+    assert len(article_cards(first.text)) == PAGE_SIZE
+    seen, pages = _pages(client, "/")
+    assert pages == 3
+    # newest fetched first; equal fetch times newest id first
+    assert seen == fixture + sorted(bulk, key=lambda i: (-(bulk.index(i) // 2), -i))
+    # a filter and a page: the conflicting bulk articles, every one once
+    conflicts, _ = _pages(client, f"/?topic={TOPIC}&flag=conflict")
+    assert sorted(conflicts) == sorted([ids["original"]] + bulk[::3])
+    assert "Older articles" not in client.get(f"/?topic={TOPIC}&flag=duplicate").text
+
+
+def test_articles_json_pages_with_a_next_link(client: Client, world: World,
+                                              sessions: Any) -> None:
+    bulk = _save_many(sessions, 30)
+    reply = client.get("/articles.json?limit=12&status=all").json()
+    assert reply["count"] == 34 and len(reply["articles"]) == 12
+    assert "text" not in reply["articles"][0]  # a list row carries no article text
+    got = [a["id"] for a in reply["articles"]]
+    while reply["next"]:
+        assert "limit=12" in reply["next"]
+        reply = client.get(reply["next"]).json()
+        assert len(reply["articles"]) <= 12
+        got += [a["id"] for a in reply["articles"]]
+    assert sorted(got) == sorted(bulk + list(world.ids.values()))
+    assert len(got) == len(set(got))
+    assert client.get("/articles.json?limit=0").json()["articles"]  # clamped to 1..300
+
+
+def test_claims_json_pages_by_claim(client: Client) -> None:
+    whole = [c["claim_id"] for c in client.get("/claims.json").json()["claims"]]
+    reply = client.get("/claims.json?limit=1").json()
+    got, pages = [c["claim_id"] for c in reply["claims"]], 1
+    while reply["next"]:
+        reply = client.get(reply["next"]).json()
+        got += [c["claim_id"] for c in reply["claims"]]
+        pages += 1
+    assert got == whole == ["staff-25", "engineers-half", "never-repeated"]
+    assert pages == 3
