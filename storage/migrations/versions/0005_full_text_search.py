@@ -1,7 +1,7 @@
 """full-text search over articles: SQLite FTS5 with triggers, PostgreSQL GIN on a tsvector
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-06 04:30:00
 
 The statements are a frozen copy of storage/fts.py's (migrations never import code
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = '0004'
-down_revision: str | Sequence[str] | None = '0003'
+revision: str = '0005'
+down_revision: str | Sequence[str] | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 # Only objects the models do not describe (tests/test_migrations.py reads this).

@@ -5,7 +5,7 @@ matches, so the claims page reads one row per claim. The near-duplicate lookup r
 list, /articles.json and the digest page newest first by (fetched_at, id) per topic
 and status; the list filtered by a claim starts from the claim's matches.
 
-Revision ID: 0004_scale
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-06 04:30:00
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = '0004_scale'
+revision: str = '0004'
 down_revision: str | Sequence[str] | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
