@@ -59,9 +59,12 @@ def main(verbose: int) -> None:
               hidden=True)
 @click.option("--notify/--no-notify", default=True, show_default=True,
               help="Send the topic's alerts (its `notify` channels) after the crawl.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Live progress on standard error (redrawn on a terminal, else a line "
+                   "per source every few seconds).")
 @user_errors
 def crawl(topic_file: Path, sources: tuple[str, ...], db_url: str | None,
-          overrides: tuple[str, ...], trigger: str, notify: bool) -> None:
+          overrides: tuple[str, ...], trigger: str, notify: bool, progress: bool) -> None:
     """Crawl a topic's sources once, now, and print a summary.
 
     \b
@@ -73,8 +76,16 @@ def crawl(topic_file: Path, sources: tuple[str, ...], db_url: str | None,
 
     settings: dict[str, str] = {"LOG_LEVEL": logging.getLevelName(logging.getLogger().level)}
     settings.update(parse_settings(overrides))
-    summary = run_crawl(topic_file, sources=sources or None, db_url=db_url, settings=settings,
-                        trigger=trigger)
+    from crawler.progress import ProgressPrinter
+
+    printer = ProgressPrinter(sys.stderr) if progress else None
+    try:
+        summary = run_crawl(topic_file, sources=sources or None, db_url=db_url,
+                            settings=settings, trigger=trigger,
+                            progress=printer.update if printer else None)
+    finally:
+        if printer:
+            printer.close()
     click.echo(format_summary(summary))
     if notify:
         from claimwatch.cli_search import notify_channels

@@ -1346,6 +1346,23 @@ class ReviewApp(DeskViews):
                 f'<td>{h(fmt_dt(r["started"]))}</td><td>{h(fmt_dt(r["finished"]))}</td>'
                 f'<td>{h(r["status"])}</td><td>{h(shown)}</td><td>{h(r["error"] or "")}</td></tr>'
             )
+        running = [r for r in runs if r["status"] == "running"]
+        if running:
+            now = datetime.now(UTC)
+            items = []
+            for r in running:
+                counts = r["counts"] or {}
+                started = datetime.fromisoformat(r["started"]) if r["started"] else now
+                took = max(int((now - started).total_seconds()), 0)
+                items.append(
+                    f'<li id="running-{int(r["id"])}"><strong>{h(r["source"])}</strong> '
+                    f'({h(r["topic"])}), running for {took // 60}m {took % 60:02d}s: '
+                    f'{int(counts.get("fetched", 0))} fetched, {int(counts.get("new", 0))} new, '
+                    f'{int(counts.get("duplicates", 0))} duplicates, '
+                    f'{int(counts.get("errors", 0))} errors</li>')
+            parts.append('<h2>Running now</h2><ul class="running">' + "".join(items)
+                         + '</ul><p class="muted small">Counts are written as the crawl goes; '
+                         "reload for the latest.</p>")
         parts.append(
             "<h2>Recent runs</h2>"
             + ("<table><thead><tr><th>Run</th><th>Topic</th><th>Source</th><th>Trigger</th>"

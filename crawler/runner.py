@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from claimwatch.leases import Holder, LeaseKeeper
 from config.loader import load_topic
 from config.models import Topic
 from crawler.localsite import serve_directory
+from crawler.progress import SourceProgress
 from storage.db import (
     default_db_url,
     init_db,
@@ -167,6 +169,7 @@ def run_crawl(
     trigger: str = "manual",
     run_ids: Mapping[str, int] | None = None,
     lease: bool = True,
+    progress: Callable[[list[SourceProgress]], None] | None = None,
 ) -> CrawlSummary:
     """Crawl the topic's sources (all, or those named) once, in this process.
 
@@ -246,7 +249,7 @@ def run_crawl(
             raise SourcesBusy(summaries[0].error or "every source is being crawled already")
         if crawlers:
             interval = scrapy_settings.getfloat("CLAIMWATCH_RUN_COUNTS_INTERVAL", 2.0)
-            writer = stack.enter_context(_CountsWriter(sessions, crawlers, interval))
+            writer = stack.enter_context(_CountsWriter(sessions, crawlers, interval, progress))
             process.start()
             writer.stop()
     for summary, crawler in crawlers:
@@ -300,16 +303,19 @@ class _CountsWriter:
     crawl process) leaves a record that matches what it stored, not ``{}``."""
 
     def __init__(self, sessions: Any, crawlers: list[tuple[SourceSummary, Any]],
-                 interval: float) -> None:
+                 interval: float, progress: Callable[[list[SourceProgress]], None] | None = None
+                 ) -> None:
         self.sessions = sessions
         self.crawlers = crawlers
         self.interval = interval
+        self.progress = progress  # told every tick: pages fetched, queued, analysed per source
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="claimwatch-run-counts",
                                         daemon=True)
 
     def __enter__(self) -> _CountsWriter:
-        if self.interval > 0:
+        if self.interval > 0 or self.progress is not None:
+            self.interval = self.interval if self.interval > 0 else 3600.0
             self._thread.start()
         return self
 
@@ -321,9 +327,31 @@ class _CountsWriter:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
 
+    def _tell_progress(self) -> None:
+        if self.progress is None:
+            return
+        shown = []
+        for summary, crawler in self.crawlers:
+            try:
+                stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
+            except RuntimeError:
+                continue
+            shown.append(SourceProgress.from_stats(summary.source, stats))
+        try:
+            self.progress(shown)
+        except Exception as exc:  # noqa: BLE001 - a closed terminal never stops a crawl
+            logger.debug("progress not shown: %s", exc)
+
     def _loop(self) -> None:
         last: dict[int, dict[str, int]] = {}
-        while not self._stop.wait(self.interval):
+        tick = min(self.interval, 1.0) if self.progress else self.interval
+        next_write = 0.0
+        while not self._stop.wait(tick):
+            self._tell_progress()
+            now = time.monotonic()
+            if now < next_write:
+                continue
+            next_write = now + self.interval - tick / 2
             for summary, crawler in self.crawlers:
                 if summary.run_id is None or crawler.stats is None:
                     continue

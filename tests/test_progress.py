@@ -55,3 +55,46 @@ def test_one_redrawn_line_on_a_terminal() -> None:
     assert text.count("\r") == 2 and text.endswith("\x1b[K\n")
     assert "2 sources: 24 fetched, 14 queued, 20 analysed, 14 new, 4 errors" in text
     assert "a: 12 fetched" in text.split("\r")[-1]
+
+
+def test_crawl_command_shows_progress_and_the_page_shows_running_crawls(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`claimwatch crawl` (stderr not a terminal: plain lines), then a run still running
+    as the sources page shows it."""
+    import socket
+    import subprocess
+    import sys
+
+    from claimwatch.web import make_app
+    from config.loader import load_topic
+    from storage.db import open_db
+    from storage.models import CrawlRun, utcnow
+    from tests.conftest import DEMO_TOPIC, REPO
+    from tests.test_web import Client
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    db = f"sqlite:///{tmp_path / 'demo.sqlite'}"
+    crawl = subprocess.run(
+        [sys.executable, "-m", "claimwatch.cli", "crawl", str(DEMO_TOPIC), "--db", db,
+         "--set", f"CLAIMWATCH_SITE_PORT={port}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert crawl.returncode == 0, crawl.stderr
+    lines = [line for line in crawl.stderr.splitlines() if line.startswith("progress")]
+    assert lines and "demo-wire:" in lines[0] and " fetched, " in lines[0], crawl.stderr
+    quiet = subprocess.run(
+        [sys.executable, "-m", "claimwatch.cli", "crawl", str(DEMO_TOPIC), "--db", db,
+         "--set", f"CLAIMWATCH_SITE_PORT={port}", "--no-progress"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and "progress" not in quiet.stderr
+    engine, sessions = open_db(db)
+    try:
+        with sessions.begin() as session:
+            session.add(CrawlRun(topic="demo-twitter-child-safety", source="demo-wire",
+                                 trigger="manual", started=utcnow(), status="running",
+                                 counts={"fetched": 7, "new": 3, "duplicates": 1, "errors": 0}))
+        page = Client(make_app(sessions, [load_topic(DEMO_TOPIC)])).get("/sources").text
+    finally:
+        engine.dispose()
+    assert "Running now" in page
+    assert "7 fetched, 3 new, 1 duplicates, 0 errors" in page
