@@ -237,8 +237,8 @@ class SubprocessCrawls:
         self._lock = threading.Lock()
 
     def __call__(self, topic_name: str, source_name: str) -> str:
-        from claimwatch import leases
         from claimwatch.web import CrawlRefused
+        from storage import leases
 
         lease = leases.current(self.sessions, topic_name, source_name)
         if leases.is_live(lease):
@@ -323,7 +323,7 @@ def serve(topic_files: tuple[Path, ...], listen: str, token: str | None,
     crawls: SubprocessCrawls | None = None
     unavailable = None
     try:
-        import claimwatch.leases  # noqa: F401 - the worker needs leases to crawl safely
+        import storage.leases  # noqa: F401 - the worker needs leases to crawl safely
 
         crawls = SubprocessCrawls(topics, db_url, sessions)
     except ImportError:

@@ -8,7 +8,7 @@
   a crash, hang or leak in one crawl never harms the daemon; a crawl that outlives its
   timeout (the source's ``timeout`` option, else ``--crawl-timeout``) is stopped:
   SIGTERM, then SIGKILL.
-- Every crawl takes the source's lease (``claimwatch/leases.py``) first, the same lease
+- Every crawl takes the source's lease (``storage/leases.py``) first, the same lease
   ``claimwatch crawl`` takes, so a source is never crawled twice at once; its
   ``crawl_runs`` row is written before the subprocess starts and completed after.
 - On start, runs left ``running`` by a killed daemon are marked ``interrupted``. One
@@ -42,14 +42,14 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from claimwatch import leases
 from claimwatch.api import ApiServer, App, HTTPError, build_api, iso
 from claimwatch.health import AlarmPolicy, recent_runs, source_alarm
-from claimwatch.leases import Holder, LeaseBusy, LeaseKeeper
 from config.cron import is_interval, parse_duration, parse_interval, schedule_trigger
 from config.loader import ConfigError, load_topic
 from config.models import Source, Topic
+from storage import leases
 from storage.db import describe, make_engine, session_factory
+from storage.leases import Holder, LeaseBusy, LeaseKeeper
 from storage.models import CrawlRun, DigestDelivery, SourceState, utcnow
 from storage.repository import Store
 from storage.schema import SchemaError, ensure_schema

@@ -220,7 +220,7 @@ class Worker:
         settings.setdict(job_settings(job, redis_url=self.options.redis_url, worker_id=self.id,
                                       prefix=self.prefix), priority="cmdline")
         crawler: Any = Crawler(spidercls, settings)
-        crawler._claimwatch_store = self.store  # one engine for every job (crawler/context.py)
+        crawler._claimwatch_store = self.store  # one engine for every job (pipeline/context.py)
         crawler._claimwatch_topic = topic
         started = utcnow()
         self.running[job.id] = crawler
@@ -277,7 +277,7 @@ class Worker:
     def _record(self, job: CrawlJob, started: Any, status: str, counts: dict[str, int],
                 error: str | None, stats: dict[str, Any]) -> int | None:
         # Written once the job is done, never "running": a running row without a lease would
-        # be marked interrupted by the daemon's reaper (claimwatch/leases.py).
+        # be marked interrupted by the daemon's reaper (storage/leases.py).
         try:
             with self.store.sessions.begin() as session:
                 run = CrawlRun(topic=job.topic, source=job.source, trigger=job.trigger,

@@ -372,7 +372,7 @@ class ConditionalGetMiddleware:
         return mw
 
     def _store(self) -> Any:
-        from crawler.context import store_for
+        from pipeline.context import store_for
 
         return store_for(self.crawler)
 

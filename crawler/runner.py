@@ -22,12 +22,11 @@ from scrapy.settings import Settings
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
-from claimwatch import leases
-from claimwatch.leases import Holder, LeaseKeeper
 from config.loader import load_topic
 from config.models import Topic
 from crawler.localsite import serve_directory
 from crawler.progress import SourceProgress
+from storage import leases
 from storage.db import (
     default_db_url,
     init_db,
@@ -35,6 +34,7 @@ from storage.db import (
     refresh_statistics,
     session_factory,
 )
+from storage.leases import Holder, LeaseKeeper
 from storage.models import CrawlRun, utcnow
 from storage.repository import Store
 
@@ -173,7 +173,7 @@ def run_crawl(
 ) -> CrawlSummary:
     """Crawl the topic's sources (all, or those named) once, in this process.
 
-    Each source's lease (``claimwatch/leases.py``) is taken first, so a source the
+    Each source's lease (``storage/leases.py``) is taken first, so a source the
     daemon or another ``claimwatch crawl`` is crawling is not crawled twice: it is
     reported with status ``busy`` (:class:`SourcesBusy` when every source is busy).
     The daemon takes the lease and writes the ``crawl_runs`` row itself, then passes

@@ -19,7 +19,7 @@ from typing import Any
 
 from scrapy.exceptions import DropItem
 
-from crawler.context import store_for, topic_for
+from pipeline.context import store_for, topic_for
 from pipeline.dedup import best_match, classify, find_original_reference
 from pipeline.urls import canonical_url, cross_site_canonical
 from pipeline.workers import Analysis, ArticleJob, analysis_for

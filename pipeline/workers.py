@@ -535,7 +535,7 @@ def _asyncio_reactor() -> bool:
 
 def config_for(crawler: Any) -> AnalysisConfig:
     """The crawl's :class:`AnalysisConfig`: its topic's claims and query, and the settings."""
-    from crawler.context import topic_for
+    from pipeline.context import topic_for
 
     settings = crawler.settings
     topic = topic_for(crawler)

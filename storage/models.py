@@ -239,7 +239,7 @@ class CrawlRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     pid: Mapped[int | None] = mapped_column(Integer)  # the crawl's process
     exit_code: Mapped[int | None] = mapped_column(Integer)  # of a daemon's crawl subprocess
-    # The lease holder (claimwatch/leases.py) that ran it: a run still "running" whose
+    # The lease holder (storage/leases.py) that ran it: a run still "running" whose
     # holder no longer holds the source's lease was interrupted.
     holder: Mapped[str | None] = mapped_column(String(200))
 
@@ -249,7 +249,7 @@ class CrawlLease(Base):
 
     Shared by the daemon and ``claimwatch crawl`` so a source is never crawled twice at
     once. Renewed while the crawl runs; an expired lease, or one whose holder process
-    is gone (same host), can be taken over. See ``claimwatch/leases.py``.
+    is gone (same host), can be taken over. See ``storage/leases.py``.
     """
 
     __tablename__ = "crawl_leases"

@@ -28,8 +28,8 @@ import pytest
 from sqlalchemy import func, select
 
 from claimwatch.digest import build_digest
-from claimwatch.leases import pid_alive
 from storage.db import make_engine, session_factory
+from storage.leases import pid_alive
 from storage.models import Article, CrawlLease, CrawlRun, DaemonLock
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from claimwatch import leases
-from claimwatch.leases import DaemonLockHeld, Holder, LeaseBusy, LeaseKeeper
+from storage import leases
 from storage.db import init_db, make_engine, session_factory
+from storage.leases import DaemonLockHeld, Holder, LeaseBusy, LeaseKeeper
 from storage.models import CrawlLease, CrawlRun, utcnow
 
 PG_URL = os.environ.get("CLAIMWATCH_TEST_PG",

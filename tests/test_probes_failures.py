@@ -586,7 +586,7 @@ def test_12_a_killed_crawl_is_marked_interrupted_with_the_counts_of_what_it_stor
 def test_12_counts_of_a_dead_run_are_recomputed_from_what_it_stored(world: World) -> None:
     from datetime import timedelta
 
-    from claimwatch import leases
+    from storage import leases
     from storage.models import utcnow
 
     engine, sessions = open_db(world.db_url)

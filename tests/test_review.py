@@ -477,10 +477,10 @@ def test_digest_email_needs_the_smtp_settings(world: World, tmp_path: Path) -> N
 
 
 def test_serve_crawl_now_runs_a_worker_and_refuses_doubles(tmp_path: Path) -> None:
-    from claimwatch import leases
     from claimwatch.cli_review import SubprocessCrawls
     from claimwatch.web import CrawlRefused
     from config.loader import load_topic
+    from storage import leases
     from storage.models import CrawlRun
 
     demo = load_topic(Path(__file__).resolve().parents[1] / "config/topics/demo.yaml")

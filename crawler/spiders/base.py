@@ -13,8 +13,8 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from config.models import Source, Topic
-from crawler.context import source_url, store_for, topic_for
 from crawler.middlewares import RefusedRequest
+from pipeline.context import source_url, store_for, topic_for
 from pipeline.urls import canonical_url
 
 logger = logging.getLogger(__name__)
