@@ -599,8 +599,8 @@ def _option_problem(key: str, value: object) -> str | None:
             return ("max_depth must be a whole number >= 1 (1 = the articles linked from the "
                     f"page), got {value!r}")
     elif key == "lastmod_days":
-        if value is not None and (not number or not value > 0 or value != value
-                                  or value == float("inf")):
+        days = float(value) if number else 0.0  # type: ignore[arg-type]
+        if value is not None and not 0 < days < float("inf"):  # also refuses NaN
             return ("lastmod_days must be a positive number of days or null (no window), "
                     f"got {value!r}")
     elif key == "allow_offsite":

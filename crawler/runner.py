@@ -56,12 +56,14 @@ SUMMARY_KEYS: dict[str, tuple[str, ...]] = {
     # Links the source listed but the crawl will not fetch: non-http(s) schemes, links
     # over URLLENGTH_LIMIT, entries without a link (each counted under its reason).
     "skipped": ("claimwatch/skipped/bad_url", "claimwatch/skipped/url_too_long",
-                "claimwatch/feed/entries_without_link"),
+                "claimwatch/feed/entries_without_link", "urllength/request_ignored_count"),
 }
 # The reasons behind the "skipped" column, as the summary names them.
 SKIP_REASONS = {"claimwatch/skipped/bad_url": "unsupported scheme",
                 "claimwatch/skipped/url_too_long": "URL over URLLENGTH_LIMIT",
-                "claimwatch/feed/entries_without_link": "entry without a link"}
+                "claimwatch/feed/entries_without_link": "entry without a link",
+                # Scrapy's UrlLengthMiddleware: a section page or child sitemap too long
+                "urllength/request_ignored_count": "other URL over URLLENGTH_LIMIT"}
 # A source whose own feed, sitemap or listing page failed has failed (coverage is missing).
 SOURCE_ERRORS = ("claimwatch/errors/feed", "claimwatch/errors/sitemap",
                  "claimwatch/errors/listing")

@@ -60,7 +60,7 @@ class _DatabaseStage(_Stage):
                                                           [1, 3, 10])]
         for attempt in range(len(delays) + 1):
             try:
-                return work(item)  # type: ignore[no-any-return]
+                return work(item)
             except DBAPIError as exc:
                 problem = database_problem(exc)
                 if problem is None:
@@ -97,7 +97,7 @@ async def _sleep(seconds: float) -> None:
     from twisted.internet import reactor
     from twisted.internet.task import deferLater
 
-    await maybe_deferred_to_future(deferLater(reactor, seconds, lambda: None))  # type: ignore[arg-type]
+    await maybe_deferred_to_future(deferLater(reactor, seconds, lambda: None))
 
 
 class ExtractPipeline(_Stage):

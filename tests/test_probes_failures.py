@@ -538,7 +538,8 @@ def test_12_a_killed_crawl_is_marked_interrupted_with_the_counts_of_what_it_stor
         args = [sys.executable, "-m", "claimwatch.cli", "crawl", str(topic), "--db", db_url,
                 "--set", "CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES=True", "--set", "DOWNLOAD_DELAY=0",
                 "--set", "AUTOTHROTTLE_ENABLED=False", "--set", "CLAIMWATCH_RUN_COUNTS_INTERVAL=0.2",
-                "--set", "ROBOTSTXT_OBEY=False"]
+                "--set", "ROBOTSTXT_OBEY=False",
+                "--set", "CONCURRENT_REQUESTS_PER_DOMAIN=8"]  # the fast pages need no slot
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)

@@ -1,4 +1,5 @@
-"""Probe: Redis restarted under running workers (issue 12).
+"""Probes: distributed workers under faults (issue 12): Redis restarted under them, and
+one SIGKILLed inside the store transaction of an article.
 
 The test starts its own ``redis-server`` (own port, own directory, append-only file on,
 as a production Redis that must not lose its queue would run) and NEVER touches the
@@ -101,3 +102,32 @@ def test_workers_survive_a_redis_restart_and_no_crawl_is_lost_or_run_twice(
         for worker in (w1, w2):
             code, _ = stop(worker)
             assert code == 0
+
+
+@pytest.mark.parametrize("stage", ["store"])
+def test_a_worker_killed_inside_the_store_transaction_loses_no_page(
+        tmp_path: Path, redis_url: str, postgres_url: str, stage: str) -> None:
+    """A distributed worker SIGKILLed between writing an article's rows and committing
+    them: the survivor finishes the job, every page stored exactly once."""
+    from tests.services import delete_redis_keys, redis_prefix
+
+    prefix = redis_prefix()
+    try:
+        with deployment(tmp_path, redis_url, postgres_url, prefix, delay=0.02) as dep:
+            victim = dep.start_worker(
+                "victim", CLAIMWATCH_WORKER_HEARTBEAT_TTL="2",
+                EXTENSIONS='{"tests.fault_hooks.Faults": 0}',
+                CLAIMWATCH_TEST_KILL_STAGE=stage, CLAIMWATCH_TEST_KILL_AT="20")
+            survivor = dep.start_worker("survivor", CLAIMWATCH_WORKER_HEARTBEAT_TTL="2")
+            dep.wait_for_workers("victim", "survivor")
+            job = enqueue_crawl(redis_url, dep.site.topic_file, "gazette", prefix=prefix).job
+            dep.release_feed_when_crawling("victim", "survivor")
+            assert victim.wait(120) == -9  # it killed itself in the store stage
+            [result] = wait_for_jobs(redis_url, [job.id], timeout=120, prefix=prefix).values()
+            assert result["finished_by"] == "survivor"
+            code, _ = stop(survivor)
+            assert code == 0
+            stored = dep.stored()
+            assert len(stored) == len(set(stored)) == PAGES  # none lost, none twice
+    finally:
+        delete_redis_keys(redis_url, prefix)
