@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from claimwatch.digest import article_entry
+from config.loader import csv_safe
 from storage.models import Article
 from storage.search import SearchFilters, apply_filters
 
@@ -41,7 +42,6 @@ LINK_COLUMNS = (
     "link_review",
 )
 CSV_COLUMNS = ARTICLE_COLUMNS + LINK_COLUMNS
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,9 @@ class ExportQuery:
 
 
 def spreadsheet_safe(value: Any) -> Any:
-    """``value`` as a spreadsheet shows it without running it (OWASP CSV injection)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
+    """``value`` as a spreadsheet shows it without running it (OWASP CSV injection; the
+    one rule of config.loader.csv_safe, which the claims table uses too)."""
+    return csv_safe(value) if isinstance(value, str) else value
 
 
 def iter_articles(session: Session, query: ExportQuery) -> Iterator[Article]:
