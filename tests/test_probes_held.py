@@ -128,14 +128,22 @@ def test_no_page_or_digest_format_runs_scraped_markup(client: Client, world: Wor
     hostile = world.ids["hostile"]
     pages = ["/", "/?status=all", "/?flag=conflict", f"/article/{hostile}", "/claims",
              "/sources", "/digest?since=30d", "/digest?format=html&since=30d",
-             "/?q=%3Cscript%3Ex()%3C/script%3E", "/nope/%3Cscript%3E"]
+             "/?q=%3Cscript%3Ex()%3C/script%3E", "/nope/%3Cscript%3E",
+             "/search?q=hostile+title", "/search?q=%3Cscript%3E+x", "/login",
+             "/claim/%3Cscript%3E"]
     for url in pages:
         reply = client.get(url)
         assert reply.header("X-Content-Type-Options") == "nosniff"
         if (reply.header("Content-Type") or "").startswith("text/html"):
             assert_inert(reply.text)
-            assert "script-src 'none'" in (reply.header("Content-Security-Policy") or "") or \
-                (reply.header("Content-Security-Policy") or "").startswith("default-src 'none'")
+            csp = reply.header("Content-Security-Policy") or ""
+            # scripts: the page's own file at most, never inline
+            assert "script-src 'self';" in csp or csp.startswith("default-src 'none'"), url
+    # The pictures: SVG of our own, with the hostile outlet and title as text only.
+    from tests.test_web_desk import assert_inert_with_charts
+
+    for url in ("/claim/staff-25", f"/topic/{world.topic.name}"):
+        assert_inert_with_charts(client.get(url).text)
     for fmt in ("text", "md", "json", "atom"):
         reply = client.get(f"/digest?format={fmt}&since=30d")
         assert reply.status == 200
