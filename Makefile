@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/crawl_throughput.py
 	$(BIN)/python benchmarks/matching_speed.py
 	$(BIN)/python benchmarks/dedup_scale.py
+	$(BIN)/python benchmarks/store_growth.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

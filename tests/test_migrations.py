@@ -336,3 +336,30 @@ def test_migrations_ship_with_the_package() -> None:
     assert (schema.MIGRATIONS_DIR / "__init__.py").is_file()
     assert (schema.MIGRATIONS_DIR / "versions" / "__init__.py").is_file()
     assert not list(Path(schema.__file__).parent.parent.glob("alembic.ini"))
+
+
+def test_the_fast_head_check_agrees_with_alembic(tmp_path: Path) -> None:
+    """init_db skips Alembic when the database is at the head read from the files' text."""
+    import subprocess
+    import sys
+
+    from storage.db import _at_head, _head_from_files, make_engine
+    from storage.schema import stamp
+
+    assert _head_from_files() == head_revision()
+    url = f"sqlite:///{tmp_path / 'fast.sqlite'}"
+    engine = make_engine(url)
+    try:
+        assert not _at_head(engine)  # empty: Alembic creates the schema
+        upgrade(engine)
+        assert _at_head(engine)
+        stamp(engine, BASELINE_REVISION)
+        assert not _at_head(engine)  # older: Alembic migrates it
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    code = ("import sys; from storage.db import make_engine, init_db; "
+            f"init_db(make_engine({url!r})); print('alembic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], check=True).stdout
+    assert out.strip() == "False"  # a current database: Alembic is not even imported

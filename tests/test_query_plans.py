@@ -41,7 +41,7 @@ from tests.test_web import Client
 TOPIC = "big"
 N_ARTICLES = 4000
 BANDS = 12
-PG_ARTICLES = 40_000
+PG_ARTICLES = 20_000
 # Tables that grow with the articles and runs. (claim_coverage and claim_outlets hold a row
 # per claim and per claim and outlet: the claims page reads them whole, by design.)
 TABLES = ("articles", "article_bands", "article_claims", "claim_candidates", "crawl_runs")
