@@ -23,10 +23,11 @@ from datetime import UTC, date, datetime, timedelta
 from html import escape as xml_escape
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from storage.models import Article, ArticleClaim, ClaimCandidate
+from storage.search import has_row
 
 MAX_TIMELINE = 400  # articles on one claim's timeline (the newest are kept)
 KINDS = ("first_report", "report", "copy", "rewrite", "conflict", "dispute")
@@ -114,11 +115,9 @@ def daily_counts(session: Session, topic: str, *, days: int = 30,
     now = now or datetime.now(UTC)
     when = func.coalesce(Article.published, Article.fetched_at)
     day = func.date(when).label("day")
-    conflict = exists().where(and_(ArticleClaim.article_id == Article.id,
-                                   ArticleClaim.conflict.is_(True),
-                                   ArticleClaim.review != "rejected"))
-    candidate = exists().where(and_(ClaimCandidate.article_id == Article.id,
-                                    ClaimCandidate.status == "open"))
+    conflict = has_row(ArticleClaim.article_id == Article.id, ArticleClaim.conflict.is_(True),
+                       ArticleClaim.review != "rejected")
+    candidate = has_row(ClaimCandidate.article_id == Article.id, ClaimCandidate.status == "open")
     rows = session.execute(
         select(
             day,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, literal_column, select, table, text
+from sqlalchemy import func, literal, literal_column, select, table, text
 from sqlalchemy.orm import Session
 
 from storage.fts import FTS_TABLE, PG_DOCUMENT
@@ -157,6 +157,12 @@ def fts5_expression(query: str) -> str:
     return expression
 
 
+def has_row(*conditions: Any) -> Any:
+    """``(SELECT 1 ... LIMIT 1) IS NOT NULL``: a per-article index probe. (A plain EXISTS
+    is turned by PostgreSQL into a hashed subplan that reads the whole table.)"""
+    return select(literal(1)).where(*conditions).limit(1).scalar_subquery().is_not(None)
+
+
 def apply_filters(statement: Any, filters: SearchFilters) -> Any:
     """``statement`` (over articles) narrowed by ``filters``: shared with the export."""
     if filters.topic:
@@ -173,7 +179,7 @@ def apply_filters(statement: Any, filters: SearchFilters) -> Any:
     if filters.until:
         statement = statement.where(when <= filters.until)
     if filters.claim:
-        statement = statement.where(exists().where(
+        statement = statement.where(has_row(
             ArticleClaim.article_id == Article.id, ArticleClaim.claim_id == filters.claim,
             ArticleClaim.review != "rejected"))
     if filters.flag == "duplicate":
@@ -181,11 +187,11 @@ def apply_filters(statement: Any, filters: SearchFilters) -> Any:
     elif filters.flag == "new_report":
         statement = statement.where(Article.duplicate_of_id.is_(None))
     elif filters.flag == "conflict":
-        statement = statement.where(exists().where(
+        statement = statement.where(has_row(
             ArticleClaim.article_id == Article.id, ArticleClaim.conflict.is_(True),
             ArticleClaim.review != "rejected"))
     elif filters.flag == "new_claim_candidate":
-        statement = statement.where(exists().where(
+        statement = statement.where(has_row(
             ClaimCandidate.article_id == Article.id, ClaimCandidate.status == "open"))
     return statement
 

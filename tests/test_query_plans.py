@@ -121,7 +121,11 @@ def run_production_paths(engine: Engine, recorder: Recorder, grown: dict[str, An
              f"/?topic={TOPIC}&claim=claim-3", f"/?topic={TOPIC}&before={grown['last'] - 200}",
              f"/articles.json?topic={TOPIC}", "/articles.json?status=reviewed",
              f"/article/{grown['last'] - 1}", f"/article/{grown['last'] - 10}.json",
-             "/runs.json", "/claims", f"/claims.json?topic={TOPIC}", "/digest?since=24h", f"/digest?since=24h&topic={TOPIC}&all=1"]
+             "/runs.json", "/claims", f"/claims.json?topic={TOPIC}", "/digest?since=24h", f"/digest?since=24h&topic={TOPIC}&all=1",
+             # the desk: full-text search, a claim's timeline, a topic's articles per day
+             f"/search?q={grown['last']}&topic={TOPIC}", f"/search.json?q={grown['last'] - 3}",
+             f"/search?q={grown['last']}+OR+{grown['last'] - 1}&flag=conflict",
+             f"/claim/claim-3?topic={TOPIC}", f"/topic/{TOPIC}?days=30"]
     for page in pages:
         recorder.label = page
         reply = client.get(page)
