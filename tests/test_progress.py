@@ -75,9 +75,10 @@ def test_crawl_command_shows_progress_and_the_page_shows_running_crawls(tmp_path
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     db = f"sqlite:///{tmp_path / 'demo.sqlite'}"
-    crawl = subprocess.run(
+    crawl = subprocess.run(  # slowed down, so that it lasts a few ticks of the progress
         [sys.executable, "-m", "claimwatch.cli", "crawl", str(DEMO_TOPIC), "--db", db,
-         "--set", f"CLAIMWATCH_SITE_PORT={port}"],
+         "--set", f"CLAIMWATCH_SITE_PORT={port}", "--set", "DOWNLOAD_DELAY=0.25",
+         "--set", "CLAIMWATCH_RUN_COUNTS_INTERVAL=0.5"],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert crawl.returncode == 0, crawl.stderr
     lines = [line for line in crawl.stderr.splitlines() if line.startswith("progress")]
