@@ -17,7 +17,7 @@ Reports:
 ``--tune`` refits the logistic weights of ``pipeline.claims`` on CLEF train
 (candidates as ``rank_claims`` sees them) and derives the tier thresholds from
 the scores of gold and best wrong claims on train, then prints the constants to
-paste into ``pipeline/claims.py`` and the dev figures they give.
+paste into ``pipeline/claims/scoring.py`` and the dev figures they give.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import argparse
 import csv
 import gzip
 import json
+import os
 import resource
 import statistics
 import sys
@@ -43,10 +44,13 @@ if str(REPO) not in sys.path:
 
 from config.models import Claim  # noqa: E402
 from pipeline import claims as C  # noqa: E402
+from pipeline.claims import scoring as S  # noqa: E402
 from pipeline.text import analyse, split_sentences  # noqa: E402
 
-CLEF = REPO.parent / "shared" / "data" / "clef2022-checkthat-task2a-en"
-SEED_ARTICLE = REPO.parent / "shared" / "seed" / "musk-twitter-child-safety.txt"
+SHARED_DATA = Path(os.environ.get("CLAIMWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+CLEF = SHARED_DATA / "clef2022-checkthat-task2a-en"
+CLEF2B = SHARED_DATA / "clef2021-checkthat-task2b-en"
+SEED_ARTICLE = SHARED_DATA.parent / "seed" / "musk-twitter-child-safety.txt"
 SEED_SET = Path(__file__).with_name("seed_claims_set.json")
 CLAIMS_CSV = REPO / "config" / "topics" / "claims.csv"
 
@@ -171,8 +175,8 @@ def _candidate_features(
     """(rows, features) of one query's candidates, as rank_claims sees them."""
     feats = [analyse(text)]
     masses, q, rows, shared, bm25 = index.lexical(feats)
-    q, rows, shared, bm25 = C._top_claims(index, q, rows, shared, bm25, depth)
-    return rows, C._feature_matrix(index, feats, masses, q, rows, shared, bm25)
+    q, rows, shared, bm25 = S._top_claims(index, q, rows, shared, bm25, depth)
+    return rows, S._feature_matrix(index, feats, masses, q, rows, shared, bm25)
 
 
 def _tier_threshold(pos: np.ndarray, neg: np.ndarray, precision: float) -> float:
@@ -203,11 +207,11 @@ def tune(
         )
     x_all, y_all = np.vstack(xs), np.concatenate(ys)
     weights, bias = _fit_logistic(x_all, y_all)
-    C.WEIGHTS = tuple(round(float(w), 3) for w in weights)  # type: ignore[assignment]
-    C.BIAS = round(bias, 3)
-    print(f"FEATURES = {C.FEATURES}")
-    print(f"WEIGHTS = {C.WEIGHTS}")
-    print(f"BIAS = {C.BIAS}")
+    S.WEIGHTS = tuple(round(float(w), 3) for w in weights)  # type: ignore[assignment]
+    S.BIAS = round(bias, 3)
+    print(f"FEATURES = {S.FEATURES}")
+    print(f"WEIGHTS = {S.WEIGHTS}")
+    print(f"BIAS = {S.BIAS}")
     # thresholds: on the match_claims path (gate + top_k), each train tweet as a
     # one-sentence article; gold claim scores are positives, every other claim
     # that reaches a score is a false match.

@@ -1,0 +1,97 @@
+"""Matching: which known claims an article repeats, one best sentence per claim."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pipeline.claims.figures import _claim_numbers, _figures, _other_figures, numbers_conflict
+from pipeline.claims.index import ClaimIndex
+from pipeline.claims.scoring import (
+    CANDIDATE_GATE,
+    DEFAULT_CONFLICT_MIN,
+    DEFAULT_LINKED_MIN,
+    DEFAULT_SUGGESTED_MIN,
+    _score,
+    _score_queries,
+)
+from pipeline.text import analyse
+
+
+@dataclass(frozen=True)
+class ClaimMatch:
+    """A sentence of an article that repeats (or contradicts) a known claim."""
+
+    claim_id: str
+    sentence: str
+    sentence_index: int
+    score: float  # 0..100
+    tier: str  # "linked" | "suggested"
+    conflict: bool
+    claim_numbers: tuple[str, ...]
+    article_numbers: tuple[str, ...]
+
+
+
+def match_claims(
+    sentences: Sequence[str],
+    index: ClaimIndex,
+    *,
+    linked_min: float = DEFAULT_LINKED_MIN,
+    suggested_min: float = DEFAULT_SUGGESTED_MIN,
+    top_k: int = 5,
+    conflict_min: float = DEFAULT_CONFLICT_MIN,
+) -> list[ClaimMatch]:
+    """Known claims repeated in an article: the best sentence for each claim.
+
+    Each sentence is compared with the texts of the ``top_k`` claims with the
+    highest BM25 among those sharing at least ``CANDIDATE_GATE`` of their IDF
+    mass with it. Returns one :class:`ClaimMatch` per claim that scores at least
+    ``suggested_min`` (``linked`` from ``linked_min``) in some sentence, with its
+    best sentence, ordered by score (then sentence, then claim id). A sentence
+    linked to one claim is not also a suggestion for another (it may be linked to
+    several).
+    """
+    if len(index) == 0 or not sentences:
+        return []
+    feats = [analyse(s) for s in sentences]
+    # pairs that cannot reach suggested_min are not fuzzy-scored (a tiny margin
+    # keeps rounding from dropping a pair that lands exactly on it)
+    floor = min(max(suggested_min / 100.0, 0.0), 0.999) * 0.999
+    scored = _score_queries(index, feats, top_k, CANDIDATE_GATE, floor)
+    best: dict[int, tuple[float, int, int, bool]] = {}  # claim -> (score, sentence, row, other)
+    for si, pairs in enumerate(scored):
+        # pairs under suggested_min are no match, nor can they be the linked top one
+        pairs = [(row, score, other) for row, score, other in
+                 ((row, _score(p), other) for row, p, other in pairs)
+                 if score >= suggested_min
+                 and not _other_figures(index, row, feats[si], score, conflict_min)]
+        if not pairs:
+            continue
+        top = max(score for _, score, _ in pairs)
+        for row, score, other in pairs:
+            if score < linked_min <= top and score < top:
+                continue  # a sentence that repeats one claim only suggests no other
+            ci = int(index.row_claim[row])
+            current = best.get(ci)
+            if current is None or score > current[0]:
+                best[ci] = (score, si, row, other)
+    matches: list[ClaimMatch] = []
+    for ci, (score, si, row, other) in best.items():
+        claim_nums = _claim_numbers(index, row)
+        sent_nums = feats[si].numbers
+        matches.append(
+            ClaimMatch(
+                claim_id=index.claims[ci].id,
+                sentence=sentences[si],
+                sentence_index=si,
+                score=score,
+                tier="linked" if score >= linked_min else "suggested",
+                # a sentence about someone else does not contradict the claim
+                conflict=not other and numbers_conflict(claim_nums, sent_nums),
+                claim_numbers=_figures(claim_nums),
+                article_numbers=_figures(sent_nums),
+            )
+        )
+    matches.sort(key=lambda m: (-m.score, m.sentence_index, m.claim_id))
+    return matches
