@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import gzip
 import json
 import os
+import re
 import resource
 import statistics
 import sys
@@ -44,7 +46,9 @@ if str(REPO) not in sys.path:
 
 from config.models import Claim  # noqa: E402
 from pipeline import claims as C  # noqa: E402
+from pipeline.claims import rerank as R  # noqa: E402
 from pipeline.claims import scoring as S  # noqa: E402
+from pipeline.claims.context import SentenceContext, parse_date  # noqa: E402
 from pipeline.text import analyse, split_sentences  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("CLAIMWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -87,11 +91,110 @@ def load_clef(
 
 
 def clef_claims(vclaims: Sequence[dict[str, str]]) -> list[Claim]:
-    """Snopes claims with their article title as an alias."""
+    """Snopes claims with their article title as an alias, first reported on its date."""
     return [
-        Claim(v["vclaim_id"], v["vclaim"], aliases=(v["title"],) if v.get("title") else ())
+        Claim(v["vclaim_id"], v["vclaim"], aliases=(v["title"],) if v.get("title") else (),
+              first_reported=v.get("date") or None)
         for v in vclaims
     ]
+
+
+# a tweet as CLEF gives it ends with its signature: "— Name (@handle) Month D, YYYY"
+_SIGNATURE = re.compile(r"[\u2014-]{1,2}\s*([^()\u2014]{1,60}?)\s*\(@\w+\)\s*"
+                        r"([A-Z][a-z]+ \d{1,2}, \d{4})\W*$")
+
+
+def tweet_context(text: str) -> SentenceContext:
+    """A tweet's context: its author (as speaker) and date, from its signature."""
+    m = _SIGNATURE.search(text.strip())
+    if not m:
+        return SentenceContext(window=text, speaker=None, day=None)
+    return SentenceContext(window=text, speaker=m.group(1).strip(), day=parse_date(m.group(2)))
+
+
+def load_clef2b(
+    root: Path = CLEF2B, neighbours: int = 2
+) -> tuple[list[dict[str, str]], dict[str, str], dict[str, set[str]], dict[str, set[str]],
+           dict[str, SentenceContext]]:
+    """CLEF 2021 2B: (vclaims, queries, train qrels, dev qrels, query contexts).
+
+    A query's context is its transcript: the lines before and after it (the
+    window), its speaker, and the debate's date (the id's YYYYMMDD prefix).
+    """
+    with gzip.open(root / "vclaims.jsonl.gz", "rt", encoding="utf-8") as fh:
+        vclaims = [json.loads(line) for line in fh]
+    queries: dict[str, str] = {}
+    for name in ("CT2021-Task2B-EN-Train_Queries.tsv", "CT2021-Task2B-EN-Dev_Queries.tsv"):
+        with open(root / name, encoding="utf-8") as fh:
+            for line in fh:
+                qid, _, text = line.rstrip("\n").partition("\t")
+                queries[qid] = text
+
+    def qrels(name: str) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        with open(root / name, encoding="utf-8") as fh:
+            for line in fh:
+                qid, _, vid, _ = line.rstrip("\n").split("\t")
+                out.setdefault(qid, set()).add(vid)
+        return out
+
+    files: dict[str, str] = {}
+    with open(root / "CT2021-Task2B-EN-Debates.tsv", encoding="utf-8") as fh:
+        next(fh)
+        for line in fh:
+            debate, path, *_ = line.rstrip("\n").split("\t")
+            files[debate] = path
+    contexts: dict[str, SentenceContext] = {}
+    transcripts: dict[str, list[tuple[str, str]]] = {}
+    for qid in queries:
+        debate, _, num = qid.rpartition("_")
+        if debate not in transcripts:
+            lines = []
+            with open(root / files[debate], encoding="utf-8") as fh:
+                for line in fh:
+                    parts = line.rstrip("\n").split("\t")
+                    if len(parts) >= 3:
+                        lines.append((parts[1], parts[2]))
+            transcripts[debate] = lines
+        lines = transcripts[debate]
+        i = int(num) - 1
+        window = " ".join(text for _, text in lines[max(0, i - neighbours): i + neighbours + 1])
+        speaker = lines[i][0].title() if 0 <= i < len(lines) else None
+        contexts[qid] = SentenceContext(window=window, speaker=speaker,
+                                        day=parse_date(debate[:8]))
+    return (vclaims, queries, qrels("CT2021-Task2B-EN-Train_QRELs.tsv"),
+            qrels("CT2021-Task2B-EN-Dev_QRELs.tsv"), contexts)
+
+
+def clef2b_claims(vclaims: Sequence[dict[str, str]]) -> list[Claim]:
+    """PolitiFact claims: title as an alias, the speaker as source, the date stated."""
+    return [
+        Claim(v["vclaim_id"], v["vclaim"], aliases=(v["title"],) if v.get("title") else (),
+              source=v.get("speaker") or None, first_reported=v.get("date") or None)
+        for v in vclaims
+    ]
+
+
+def bm25_rank(claims: Sequence[Claim]) -> Callable[[str], list[str]]:
+    """The reference: bm25s over claim text + title, English stopwords, Snowball stemmer."""
+    import bm25s
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english")
+    corpus = [" ".join(c.texts) for c in claims]
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(corpus, stopwords="en", stemmer=stemmer, show_progress=False),
+                    show_progress=False)
+    ids = [c.id for c in claims]
+
+    def rank(query: str) -> list[str]:
+        tokens = bm25s.tokenize([query], stopwords="en", stemmer=stemmer, show_progress=False)
+        if not tokens.vocab:
+            return []
+        docs, _ = retriever.retrieve(tokens, k=5, show_progress=False)
+        return [ids[int(i)] for i in docs[0]]
+
+    return rank
 
 
 def average_precision(ranked: Sequence[str], gold: set[str], k: int) -> float:
@@ -238,6 +341,48 @@ def tune(
     C.DEFAULT_SUGGESTED_MIN = suggested
 
 
+def rerank_rows(
+    index: C.ClaimIndex,
+    queries: dict[str, str],
+    qrels: dict[str, set[str]],
+    contexts: Callable[[str], SentenceContext | None],
+    depth: int = 30,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, labels, query number) of every candidate pair, as rank_claims sees them."""
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    gs: list[np.ndarray] = []
+    for n, (qid, gold) in enumerate(qrels.items()):
+        kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        S._score_queries(index, [analyse(queries[qid])], depth, None, 0.0,
+                         [contexts(qid)], keep_features=kept)
+        _, rows, x = kept[0] if kept else (None, np.zeros(0, dtype=np.int64),
+                                          np.zeros((0, len(R.FEATURES))))
+        xs.append(x)
+        ys.append(np.array([index.claims[int(index.row_claim[r])].id in gold for r in rows],
+                           dtype=float))
+        gs.append(np.full(len(rows), n))
+    return np.vstack(xs), np.concatenate(ys), np.concatenate(gs)
+
+
+def tune_rerank(sets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """Fit the re-ranker on the train splits' candidate pairs; write rerank.json."""
+    x = np.vstack([s[0] for s in sets])
+    y = np.concatenate([s[1] for s in sets])
+    weights, bias = _fit_logistic(x, y, l2=1.0)
+    R.set_model(weights, bias)
+    R.MODEL_FILE.write_text(json.dumps({
+        "features": list(R.FEATURES),
+        "weights": [round(float(w), 4) for w in weights],
+        "bias": round(bias, 4),
+        "fitted_on": "CLEF CheckThat! 2022 2A train + 2021 2B train candidate pairs "
+                     "(benchmarks/quality_claims.py --tune)",
+    }, indent=1) + "\n", encoding="utf-8")
+    print("  re-ranker: " + ", ".join(f"{f} {w:+.3f}" for f, w in zip(R.FEATURES, weights,
+                                                                        strict=True))
+          + f", bias {bias:+.3f} ({len(y):,} pairs, {int(y.sum())} positive)")
+
+
 def tier_report(
     index: C.ClaimIndex, queries: dict[str, str], qrels: dict[str, set[str]], label: str
 ) -> None:
@@ -263,22 +408,22 @@ def tier_report(
         )
 
 
-def small_table_report(
+def dense_scores(
     index: C.ClaimIndex,
     claims: Sequence[Claim],
     queries: dict[str, str],
     qrels: dict[str, set[str]],
-    label: str,
     size: int = 20,
     limit: int = 300,
-) -> None:
-    """Tiers on small topical tables, as a claims table of one story would be.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores on dense one-story tables, as a topic's claims table would be.
 
     For each tweet: a table of its gold claim and the ``size - 1`` claims nearest
     to it (by ``rank_claims`` of the gold text over all claims: hard, same-topic
-    neighbours). Reports tier precision/recall, and how often a tweet is matched
-    to some claim when its own claim is left out of the table (the usual case
-    for an article sentence).
+    neighbours). Returns the gold claim's scores, every other claim's scores
+    (what ``match_claims`` reports for the tweet as a one-sentence article, after
+    its one-claim-per-idea rule), and the best score when the gold claim is left
+    out of the table (the usual case for an article sentence).
     """
     by_id = {c.id: c for c in claims}
     pos: list[float] = []
@@ -291,34 +436,57 @@ def small_table_report(
             for cid, _ in C.rank_claims(by_id[g].text, index, k=size + 1, depth=3 * size)
             if cid not in gold
         ][:size]
+        tweet = tweet_context(queries[qid])
+        context = C.ArticleContext(published=dt.date.fromordinal(tweet.day) if tweet.day else None,
+                                   speakers=[tweet.speaker])
         table = C.ClaimIndex.build([by_id[g], *(by_id[c] for c in near[: size - 1])])
         got = {
             m.claim_id: m.score
-            for m in C.match_claims([queries[qid]], table, linked_min=101.0, suggested_min=0.0)
+            for m in C.match_claims([queries[qid]], table, linked_min=101.0, suggested_min=0.0,
+                                    context=context)
         }
         pos.append(got.get(g, 0.0))
         neg.extend(s for cid, s in got.items() if cid != g)
         without = C.ClaimIndex.build([by_id[c] for c in near])
-        absent.append(
-            max(
-                (
-                    m.score
-                    for m in C.match_claims(
-                        [queries[qid]], without, linked_min=101.0, suggested_min=0.0
-                    )
-                ),
-                default=0,
-            )
-        )
-    pos_a, neg_a, absent_a = np.array(pos), np.array(neg), np.array(absent)
+        absent.append(max((m.score for m in C.match_claims(
+            [queries[qid]], without, linked_min=101.0, suggested_min=0.0, context=context)),
+            default=0))
+    return np.array(pos), np.array(neg), np.array(absent)
+
+
+def dense_figures(scores: tuple[np.ndarray, np.ndarray, np.ndarray], t: float) -> dict[str, float]:
+    pos, neg, absent = scores
+    tp = int((pos >= t).sum())
+    fp = int((neg >= t).sum())
+    return {"precision": tp / max(tp + fp, 1), "recall": tp / max(len(pos), 1),
+            "absent": float((absent >= t).mean()) if len(absent) else 0.0,
+            "tp": tp, "fp": fp, "n": len(pos)}
+
+
+def tune_tiers(scores: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[float, float]:
+    """Tier thresholds from dense train tables: linked at precision >= 0.985 with at
+    most 0.8% of absent-claim tweets linked; suggested at precision >= 0.8."""
+    linked = suggested = 100.0
+    for t in np.arange(100.0, 0.0, -0.5):
+        f = dense_figures(scores, float(t))
+        if f["precision"] >= 0.985 and f["absent"] <= 0.008:
+            linked = float(t)
+        if f["precision"] >= 0.8:
+            suggested = float(t)
+    return linked, min(suggested, linked)
+
+
+def dense_report(label: str, scores: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, float]:
+    out = {}
     for tier, t in (("linked", C.DEFAULT_LINKED_MIN), ("suggested", C.DEFAULT_SUGGESTED_MIN)):
-        tp = int((pos_a >= t).sum())
-        fp = int((neg_a >= t).sum())
+        f = dense_figures(scores, t)
+        out[tier] = f
         print(
-            f"  {label} {tier:9s}{'' if tier == 'linked' else '+'}: precision "
-            f"{tp / max(tp + fp, 1):.3f} recall {tp / len(pos_a):.3f}; own claim left out: "
-            f"matched anyway {(absent_a >= t).mean():.3f} ({len(pos_a)} tweets, {size} claims)"
+            f"  {label} {tier:9s}{'' if tier == 'linked' else '+'} (>= {t}): precision "
+            f"{f['precision']:.3f} recall {f['recall']:.3f} ({f['tp']} right, {f['fp']} wrong); "
+            f"own claim left out: matched anyway {f['absent']:.3f} ({f['n']} tweets, 20 claims)"
         )
+    return out["linked"]
 
 
 # --------------------------------------------------------------------------- speed
@@ -473,62 +641,104 @@ def seed_report(verbose: bool = False) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def _clef_rank(
+    index: C.ClaimIndex, queries: dict[str, str], contexts: Callable[[str], SentenceContext]
+) -> Callable[[str], list[str]]:
+    by_text = {text: qid for qid, text in queries.items()}
+
+    def rank(text: str) -> list[str]:
+        return [cid for cid, _ in C.rank_claims(text, index, k=5, context=contexts(by_text[text]))]
+
+    return rank
+
+
+def _print_eval(label: str, r: dict[str, float]) -> None:
+    print(f"  {label:28s} MAP@1 {r['MAP@1']:.4f}  MAP@5 {r['MAP@5']:.4f}  P@1 {r['P@1']:.4f}  "
+          f"({r['ms/query']:.2f} ms/query)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--tune", action="store_true", help="refit weights and thresholds on CLEF train"
-    )
+    parser.add_argument("--tune", action="store_true",
+                        help="refit the re-ranker and the tier thresholds on the train splits")
+    parser.add_argument("--tune-lexical", action="store_true",
+                        help="refit the first-stage (lexical) weights on CLEF 2A train")
     parser.add_argument("--verbose", action="store_true", help="print every seed sentence")
-    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--speed", action="store_true", help="also time match_claims")
     args = parser.parse_args(argv)
     t_start = time.perf_counter()
-    if CLEF.is_dir():
+    results: list[tuple[str, str, float | str]] = []
+    if CLEF.is_dir() and CLEF2B.is_dir():
         vclaims, queries, train, dev = load_clef()
+        claims = clef_claims(vclaims)
         t0 = time.perf_counter()
-        index = C.ClaimIndex.build(clef_claims(vclaims))
+        index = C.ClaimIndex.build(claims)
         print(
             f"CLEF 2022 2A: {len(index):,} claims (+ titles as aliases) "
             f"indexed in {time.perf_counter() - t0:.2f} s; "
             f"{len(train)} train / {len(dev)} dev queries"
         )
-        if args.tune:
+        v2b, q2b, train2b, dev2b, ctx2b = load_clef2b()
+        claims2b = clef2b_claims(v2b)
+        t0 = time.perf_counter()
+        index2b = C.ClaimIndex.build(claims2b)
+        print(f"CLEF 2021 2B: {len(index2b):,} claims indexed in {time.perf_counter() - t0:.2f} s; "
+              f"{len(train2b)} train / {len(dev2b)} dev queries")
+
+        def ctx2a(qid: str) -> SentenceContext:
+            return tweet_context(queries[qid])
+
+        if args.tune_lexical:
             tune(index, queries, train)
-
-        def rank(text: str) -> list[str]:
-            return [cid for cid, _ in C.rank_claims(text, index, k=5)]
-
+        if args.tune:
+            tune_rerank([rerank_rows(index, queries, train, ctx2a, depth=60),
+                         rerank_rows(index2b, q2b, train2b, lambda q: ctx2b[q], depth=60)])
+            linked, suggested = tune_tiers(dense_scores(index, claims, queries, train))
+            C.DEFAULT_LINKED_MIN, C.DEFAULT_SUGGESTED_MIN = linked, suggested
+            print(f"  DEFAULT_LINKED_MIN = {linked}  DEFAULT_SUGGESTED_MIN = {suggested}"
+                  "  (dense train tables; paste into pipeline/claims/scoring.py)")
+        print("CLEF 2022 2A (tweet -> Snopes claim), claimwatch with the tweet's author and date:")
         for name, qrels in (("train", train), ("dev", dev)):
-            r = evaluate(rank, queries, qrels)
-            print(
-                f"  {name:5s} MAP@1 {r['MAP@1']:.4f}  MAP@5 {r['MAP@5']:.4f}  P@1 {r['P@1']:.4f}  "
-                f"({r['ms/query']:.2f} ms/query)"
-            )
-        r = evaluate(baseline_rank(vclaims), queries, dev)
-        print(
-            f"  dev   baseline token_sort_ratio cdist: "
-            f"MAP@1 {r['MAP@1']:.4f}  MAP@5 {r['MAP@5']:.4f}  "
-            f"P@1 {r['P@1']:.4f}  ({r['ms/query']:.2f} ms/query)"
-        )
-        print(
-            f"  tiers (linked >= {C.DEFAULT_LINKED_MIN}, suggested >= {C.DEFAULT_SUGGESTED_MIN}), "
-            "each tweet as a one-sentence article:"
-        )
-        tier_report(index, queries, train, "train")
-        tier_report(index, queries, dev, "dev  ")
-        print("  tiers on small topical tables (a tweet's claim + its 19 nearest claims):")
-        claims = clef_claims(vclaims)
-        small_table_report(index, claims, queries, train, "train")
-        small_table_report(index, claims, queries, dev, "dev  ")
-        if not args.skip_speed:
+            r = evaluate(_clef_rank(index, queries, ctx2a), queries, qrels)
+            _print_eval(f"{name} claimwatch", r)
+        results.append(("clef2a-dev", "map@5", r["MAP@5"]))
+        r = evaluate(bm25_rank(claims), queries, dev)
+        _print_eval("dev   bm25 (bm25s)", r)
+        results.append(("clef2a-dev-bm25", "map@5", r["MAP@5"]))
+        print("CLEF 2021 2B (debate sentence -> PolitiFact claim), claimwatch with the transcript "
+              "(2 lines either side, speaker, debate date):")
+        for name, qrels in (("train", train2b), ("dev", dev2b)):
+            r = evaluate(_clef_rank(index2b, q2b, lambda q: ctx2b[q]), q2b, qrels)
+            _print_eval(f"{name} claimwatch", r)
+        results.append(("clef2b-dev", "map@5", r["MAP@5"]))
+        r = evaluate(bm25_rank(claims2b), q2b, dev2b)
+        _print_eval("dev   bm25 (bm25s)", r)
+        results.append(("clef2b-dev-bm25", "map@5", r["MAP@5"]))
+        print("dense one-story tables (a tweet's claim + its 19 nearest claims), "
+              "each tweet as a one-sentence article:")
+        f = dense_report("dev  ", dense_scores(index, claims, queries, dev))
+        results.append(("dense-dev", "linked-precision", f["precision"]))
+        results.append(("dense-dev", "linked-recall", f["recall"]))
+        results.append(("dense-dev", "absent-linked-rate", f["absent"]))
+        if args.speed:
             speed(vclaims)
     else:
-        print(f"CLEF data not found at {CLEF}: skipping MAP and speed")
+        print(f"CLEF data not found at {CLEF} / {CLEF2B}: skipping MAP and dense tables")
     seed_report(verbose=args.verbose)
+    results.extend(stance_results())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {rss:.0f} MiB; total {time.perf_counter() - t_start:.1f} s")
+    for name, metric, value in results:
+        print(f"RESULT {name} {metric} {value:.4f}" if isinstance(value, float)
+              else f"RESULT {name} {metric} {value}")
     return 0
+
+
+def stance_results() -> list[tuple[str, str, float | str]]:
+    """FNC-1 relative score and the seed negation set (needs pipeline.stance)."""
+    return []
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ flagged ``conflict`` with both sets of figures (:func:`numbers_conflict`).
 from __future__ import annotations
 
 from pipeline.claims.candidates import Candidate, find_candidates
+from pipeline.claims.context import ArticleContext
 from pipeline.claims.figures import numbers_conflict
 from pipeline.claims.index import ClaimIndex
 from pipeline.claims.matching import ClaimMatch, match_claims
@@ -51,6 +52,7 @@ from pipeline.claims.scoring import (
 )
 
 __all__ = [
+    "ArticleContext",
     "DEFAULT_CANDIDATE_MIN",
     "DEFAULT_CONFLICT_MIN",
     "DEFAULT_LINKED_MIN",

@@ -16,7 +16,9 @@ from typing import overload
 import numpy as np
 
 from config.models import Claim
+from pipeline.claims.context import parse_date
 from pipeline.claims.figures import _figure_values
+from pipeline.claims.semantic import embed
 from pipeline.text import Number, TextFeatures, analyse
 
 # BM25 parameters and the IDF prior: IDF_BACKGROUND pseudo-documents that contain
@@ -154,6 +156,21 @@ class ClaimIndex:
         # the first text of each claim (its own text, before the aliases)
         self.claim_first_row = np.searchsorted(row_claim, np.arange(len(claims)))
         self._gate_min: dict[float | None, np.ndarray] = {}
+        # context: each claim's first report (day ordinal, -1 unknown) and source
+        self.claim_days = np.array(
+            [-1 if (d := parse_date(c.first_reported)) is None else d for c in claims],
+            dtype=np.int64)
+        self.claim_sources: tuple[str | None, ...] = tuple(c.source for c in claims)
+        # the semantic signal: one unit vector per claim text (float16), or None
+        self.row_vectors: np.ndarray | None = None
+        self.claim_words_cache: dict[int, frozenset[str]] = {}
+
+    def word_weight(self, word: str) -> float:
+        """The IDF of a content word (the highest for a word the table never uses; 0 a figure)."""
+        if _is_figure(word):
+            return 0.0
+        tid = self.vocab.get(word)
+        return self.unknown_idf if tid is None else float(self.idf[tid])
 
     def name_idf(self, name: str) -> float:
         """The IDF of a name (a word the table never uses: the highest)."""
@@ -166,8 +183,12 @@ class ClaimIndex:
         return _RowFeatures(self.row_texts)
 
     @classmethod
-    def build(cls, claims: Iterable[Claim]) -> ClaimIndex:
-        """Index every text of every claim (``Claim.texts``: the text and its aliases)."""
+    def build(cls, claims: Iterable[Claim], *, embeddings: bool = True) -> ClaimIndex:
+        """Index every text of every claim (``Claim.texts``: the text and its aliases).
+
+        With ``embeddings`` (the default), each text also gets its unit vector
+        for the semantic features (:mod:`pipeline.claims.semantic`).
+        """
         claims_t = tuple(claims)
         seen: set[str] = set()
         for claim in claims_t:
@@ -253,7 +274,7 @@ class ClaimIndex:
         indptr = np.zeros(n_terms + 1, dtype=np.int64)
         np.cumsum(np.bincount(e_tid, minlength=n_terms), out=indptr[1:])
         del order, e_bm25, e_row, e_tid, flat_row, flat_tid
-        return cls(
+        index = cls(
             claims_t,
             row_claim,
             tuple(row_texts),
@@ -269,6 +290,9 @@ class ClaimIndex:
             row_mass,
             unknown_idf,
         )
+        vectors = embed(index.row_texts) if embeddings else None
+        index.row_vectors = None if vectors is None else vectors.astype(np.float16)
+        return index
 
     def __len__(self) -> int:
         return len(self.claims)

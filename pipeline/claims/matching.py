@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipeline.claims.context import ArticleContext, sentence_contexts
 from pipeline.claims.figures import _claim_numbers, _figures, _other_figures, numbers_conflict
 from pipeline.claims.index import ClaimIndex
 from pipeline.claims.scoring import (
@@ -33,6 +34,63 @@ class ClaimMatch:
 
 
 
+# One claim per idea: a second claim stays on a sentence only when at least this
+# share of what the sentence shares with it (IDF mass) is words no claim kept
+# before it on that sentence has (it states a distinct part of the sentence).
+DISTINCT_SHARE = 0.5
+
+
+def _claim_words(index: ClaimIndex, ci: int) -> frozenset[str]:
+    """The content words of every text (claim and aliases) of claim ``ci``."""
+    found = index.claim_words_cache.get(ci)
+    if found is None:
+        first = int(index.claim_first_row[ci])
+        words: set[str] = set()
+        row = first
+        while row < index.n_rows and int(index.row_claim[row]) == ci:
+            words.update(analyse(index.row_texts[row]).words)
+            row += 1
+        found = index.claim_words_cache[ci] = frozenset(words)
+    return found
+
+
+def _one_claim_per_idea(
+    index: ClaimIndex, words: frozenset[str], pairs: list[tuple[int, float, bool]]
+) -> list[tuple[int, float, bool]]:
+    """The claims a sentence really states, of the ``(row, score, other)`` it matches.
+
+    The best-scoring claim is kept. Each next one (by score) is kept only if it
+    states a distinct part of the sentence: at least ``DISTINCT_SHARE`` of the
+    IDF mass the sentence shares with it lies in words that none of the claims
+    already kept contain. "Musk said removing child exploitation is his top
+    priority" then keeps *musk-priority-number-one* and drops *musk-has-not-invested
+    in removing child exploitation*, whose shared words (Musk, removing, child
+    exploitation) the first claim already accounts for; "Musk fired half the
+    staff and dissolved the Trust and Safety Council" keeps both its claims.
+    """
+    if len(pairs) < 2:
+        return pairs
+    ordered = sorted(pairs, key=lambda p: (-p[1], p[0]))
+    kept = [ordered[0]]
+    covered = set(_claim_words(index, int(index.row_claim[ordered[0][0]])))
+    kept_claims = {int(index.row_claim[ordered[0][0]])}
+    for row, score, other in ordered[1:]:
+        ci = int(index.row_claim[row])
+        if ci in kept_claims:
+            continue
+        cw = _claim_words(index, ci)
+        shared = words & cw
+        if not shared:
+            continue
+        total = sum(index.word_weight(w) for w in shared)
+        fresh = sum(index.word_weight(w) for w in shared - covered)
+        if total > 0 and fresh >= DISTINCT_SHARE * total:
+            kept.append((row, score, other))
+            kept_claims.add(ci)
+            covered |= cw
+    return kept
+
+
 def match_claims(
     sentences: Sequence[str],
     index: ClaimIndex,
@@ -41,24 +99,29 @@ def match_claims(
     suggested_min: float = DEFAULT_SUGGESTED_MIN,
     top_k: int = 5,
     conflict_min: float = DEFAULT_CONFLICT_MIN,
+    context: ArticleContext | None = None,
 ) -> list[ClaimMatch]:
     """Known claims repeated in an article: the best sentence for each claim.
 
     Each sentence is compared with the texts of the ``top_k`` claims with the
     highest BM25 among those sharing at least ``CANDIDATE_GATE`` of their IDF
-    mass with it. Returns one :class:`ClaimMatch` per claim that scores at least
+    mass with it, and scored with its context (``context``: the article's title,
+    date, language, speakers; see :mod:`pipeline.claims.context`). A sentence
+    keeps only the claims it really states (:func:`_one_claim_per_idea`).
+    Returns one :class:`ClaimMatch` per claim that scores at least
     ``suggested_min`` (``linked`` from ``linked_min``) in some sentence, with its
     best sentence, ordered by score (then sentence, then claim id). A sentence
     linked to one claim is not also a suggestion for another (it may be linked to
-    several).
+    several, each a distinct part of it).
     """
     if len(index) == 0 or not sentences:
         return []
     feats = [analyse(s) for s in sentences]
+    contexts = sentence_contexts(sentences, context)
     # pairs that cannot reach suggested_min are not fuzzy-scored (a tiny margin
     # keeps rounding from dropping a pair that lands exactly on it)
     floor = min(max(suggested_min / 100.0, 0.0), 0.999) * 0.999
-    scored = _score_queries(index, feats, top_k, CANDIDATE_GATE, floor)
+    scored = _score_queries(index, feats, top_k, CANDIDATE_GATE, floor, contexts)
     best: dict[int, tuple[float, int, int, bool]] = {}  # claim -> (score, sentence, row, other)
     for si, pairs in enumerate(scored):
         # pairs under suggested_min are no match, nor can they be the linked top one
@@ -68,6 +131,7 @@ def match_claims(
                  and not _other_figures(index, row, feats[si], score, conflict_min)]
         if not pairs:
             continue
+        pairs = _one_claim_per_idea(index, frozenset(feats[si].words), pairs)
         top = max(score for _, score, _ in pairs)
         for row, score, other in pairs:
             if score < linked_min <= top and score < top:

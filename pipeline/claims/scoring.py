@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from pipeline.claims import rerank
+from pipeline.claims.context import SentenceContext
 from pipeline.claims.figures import _figure_values, _salient_figures
 from pipeline.claims.index import _NO_FIGURES, ClaimIndex
 from pipeline.text import TextFeatures, analyse
@@ -366,21 +368,28 @@ def _score_queries(
     top_k: int,
     gate: float | None,
     min_probability: float = 0.0,
+    contexts: Sequence[SentenceContext | None] | None = None,
+    keep_features: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
 ) -> list[list[tuple[int, float, bool]]]:
     """For each query, ``[(row, probability, other_subject)]`` of its scored candidates.
 
     Candidates are the texts sharing at least ``gate`` of their IDF mass with the
     query (any term without a gate), restricted to the ``top_k`` claims with the
     highest BM25; of those, only pairs whose lexical features leave room to
-    reach ``min_probability`` are scored with rapidfuzz, and pairs found unable
-    to reach it are left out (they could be no match anyway).
+    reach ``min_probability`` (once re-ranked with their semantic and context
+    features at their most) are scored with rapidfuzz, and pairs found unable to
+    reach it are left out (they could be no match anyway). The probability is
+    the re-ranker's (:mod:`pipeline.claims.rerank`); ``keep_features`` collects
+    its feature rows (for fitting it).
     """
     masses, q, rows, shared, bm25 = index.lexical(queries, gate)
     out: list[list[tuple[int, float, bool]]] = [[] for _ in queries]
     if len(q) == 0:
         return out
+    floor = -math.inf
     if min_probability > 0.0:
-        floor = math.log(min_probability / (1.0 - min_probability))
+        floor = rerank.lexical_floor(math.log(min_probability / (1.0 - min_probability)))
+    if floor > -math.inf:
         q_mass = np.asarray(masses).take(q)
         # a first, looser bound (the lexical features and every other feature at
         # its most) spares the exact one most pairs
@@ -402,13 +411,17 @@ def _score_queries(
         if len(q) == 0:
             return out
     q, rows, shared, bm25 = _top_claims(index, q, rows, shared, bm25, top_k)
-    if min_probability > 0.0:
-        floor = math.log(min_probability / (1.0 - min_probability))
+    if floor > -math.inf:
         kept, feats = _pruned_feature_matrix(index, queries, masses, q, rows, shared, bm25, floor)
         q, rows = q[kept], rows[kept]
     else:
         feats = _feature_matrix(index, queries, masses, q, rows, shared, bm25)
-    probs = _probability(feats)
+    lexical = feats @ np.asarray(WEIGHTS) + BIAS
+    texts = [f.cleaned or f.norm for f in queries]
+    feats2 = rerank.feature_matrix(index, texts, contexts, q, rows, lexical)
+    if keep_features is not None:
+        keep_features.append((q, rows, feats2))
+    probs = rerank.probability(feats2)
     for qi, row, p in zip(q.tolist(), rows.tolist(), probs.tolist(), strict=True):
         other = _other_subject(index, queries[qi], row)
         out[qi].append((row, p * SUBJECT_PENALTY if other else p, other))
@@ -420,17 +433,24 @@ def _score(p: float) -> float:
 
 
 def rank_claims(
-    text: str, index: ClaimIndex, k: int = 5, *, depth: int = 30
+    text: str,
+    index: ClaimIndex,
+    k: int = 5,
+    *,
+    depth: int = 60,
+    context: SentenceContext | None = None,
 ) -> list[tuple[str, float]]:
     """The ``k`` claims that best match one text, as ``(claim_id, score 0..100)``, best first.
 
     The ``depth`` claims with the highest BM25 are rescored. Used for retrieval
-    (a tweet against a table of fact-checked claims: CLEF CheckThat! 2A).
+    (a tweet against a table of fact-checked claims: CLEF CheckThat! 2A; a
+    debate sentence in its transcript: 2B, with ``context``).
     """
     if len(index) == 0:
         return []
     best: dict[int, float] = {}
-    for row, p, _ in _score_queries(index, [analyse(text)], depth, None)[0]:
+    contexts = [context] if context is not None else None
+    for row, p, _ in _score_queries(index, [analyse(text)], depth, None, 0.0, contexts)[0]:
         ci = int(index.row_claim[row])
         if p > best.get(ci, -1.0):
             best[ci] = p
