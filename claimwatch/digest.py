@@ -64,6 +64,8 @@ def article_flags(article: Article) -> list[str]:
         flags.append("conflict")
     if open_candidates(article):
         flags.append("new_claim_candidate")
+    if any(c.stance == "disputes" and c.review != "rejected" for c in article.claims):
+        flags.append("disputes")
     return flags
 
 
@@ -88,7 +90,7 @@ def article_entry(article: Article) -> dict[str, Any]:
         ),
         "claims": [
             {"claim_id": c.claim_id, "score": round(c.score, 1), "sentence": c.sentence,
-             "tier": c.tier, "review": c.review}
+             "tier": c.tier, "review": c.review, "stance": c.stance or "repeats"}
             for c in sorted(claims, key=lambda c: -c.score)
         ],
         "conflicts": [

@@ -57,6 +57,7 @@ FLAG_LABELS = {
     "duplicate": "duplicate",
     "conflict": "conflicting figures",
     "new_claim_candidate": "new claim candidate",
+    "disputes": "disputes a claim",
 }
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -157,6 +158,7 @@ class _Match:
     sentence: str
     score: Any
     tier: str
+    stance: str = "repeats"
 
 
 @dataclass
@@ -295,7 +297,8 @@ def _build_view(digest: Mapping[str, Any]) -> _View:
             group = groups.setdefault(cid, _ClaimGroup(cid, ""))
             fam = root_of.get(_key(a.get("id")), _key(a.get("id")))
             idx = family_index.get((cid, fam))
-            match = _Match(a, _clean(m.get("sentence")), m.get("score"), _clean(m.get("tier")))
+            match = _Match(a, _clean(m.get("sentence")), m.get("score"), _clean(m.get("tier")),
+                           _clean(m.get("stance")) or "repeats")
             if idx is None:
                 family_index[(cid, fam)] = len(group.families)
                 group.families.append([match])
@@ -583,6 +586,19 @@ def _claim_entry(group: _ClaimGroup) -> tuple:
     if group.text:
         head += [("k", " "), ("t", group.text)]
     lines: list[Line] = []
+    # which outlets repeat the claim and which dispute it
+    sides: dict[str, list[str]] = {"repeats": [], "disputes": [], "discusses": []}
+    for fam in group.families:
+        for m in fam:
+            outlet = _outlet(m.article)
+            side = sides.get(m.stance, sides["repeats"])
+            if outlet not in side:
+                side.append(outlet)
+    for stance, label in (("repeats", "Repeated by"), ("disputes", "Disputed by"),
+                          ("discusses", "Discussed by")):
+        if sides[stance]:
+            lines.append((0, [("k", f"{label} {_plural(len(sides[stance]), 'outlet')}: "),
+                              ("t", ", ".join(sides[stance]))], None))
     for fam in group.families:
         by_sentence: dict[str, list[_Match]] = {}
         for m in fam:
@@ -591,6 +607,7 @@ def _claim_entry(group: _ClaimGroup) -> tuple:
             first = same[0]
             a = first.article
             tag = f" ({'suggested, ' if first.tier == 'suggested' else ''}"
+            tag += "" if first.stance == "repeats" else f"{first.stance}, "
             tag += f"score {_fmt_score(first.score)}): "
             spans: list[Span] = [
                 ("k", _aid(a) + " "),
@@ -1029,7 +1046,7 @@ _ARTICLE_ORDER = (
 )
 _NESTED_ORDER = {
     "duplicate_of": ("id", "url", "similarity"),
-    "claims": ("claim_id", "score", "sentence", "tier", "claim_text"),
+    "claims": ("claim_id", "score", "sentence", "tier", "stance", "claim_text"),
     "conflicts": ("claim_id", "sentence", "claim_numbers", "article_numbers"),
     "candidates": ("sentence", "score"),
     "review": ("status", "note"),
@@ -1083,6 +1100,8 @@ def _atom_entry_summary(v: _View, a: dict[str, Any]) -> str:
         for m in linked:
             cid = _clean(m.get("claim_id"))
             tier = "suggested, " if _clean(m.get("tier")) == "suggested" else ""
+            if _clean(m.get("stance")) in ("disputes", "discusses"):
+                tier += _clean(m.get("stance")) + ", "
             text = v.claim_text.get(cid)
             rows.append(
                 f"- {cid} ({tier}score {_fmt_score(m.get('score'))})"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, distinct, func, select
+from sqlalchemy import Integer, case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from config.loader import ConfigError, append_claim
@@ -217,6 +217,9 @@ class ClaimCoverage:
     conflicts: int
     first_seen: datetime | None
     last_seen: datetime | None
+    # outlets whose sentence repeats the claim / disputes it (the match's stance)
+    repeating_outlets: int = 0
+    disputing_outlets: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -228,6 +231,8 @@ class ClaimCoverage:
             "conflicts": self.conflicts,
             "first_seen": self.first_seen.isoformat() if self.first_seen else None,
             "last_seen": self.last_seen.isoformat() if self.last_seen else None,
+            "repeating_outlets": self.repeating_outlets,
+            "disputing_outlets": self.disputing_outlets,
         }
 
 
@@ -238,6 +243,7 @@ def claim_coverage(session: Session, topic: str | None = None) -> list[ClaimCove
     """
     seen = func.coalesce(Article.published, Article.fetched_at)
     conflict = func.sum(ArticleClaim.conflict.cast(Integer))
+    outlet = func.coalesce(Article.outlet, Article.source)
     query = (
         select(
             Article.topic,
@@ -247,6 +253,8 @@ def claim_coverage(session: Session, topic: str | None = None) -> list[ClaimCove
             conflict,
             func.min(seen),
             func.max(seen),
+            func.count(distinct(case((ArticleClaim.stance != "disputes", outlet), else_=None))),
+            func.count(distinct(case((ArticleClaim.stance == "disputes", outlet), else_=None))),
         )
         .join(Article, Article.id == ArticleClaim.article_id)
         .where(ArticleClaim.review != "rejected")
@@ -270,7 +278,7 @@ def _coverage(topic: str, claim_id: str, text: str | None, row: Any) -> ClaimCov
     if row is None:
         return ClaimCoverage(topic, claim_id, text, 0, 0, 0, None, None)
     return ClaimCoverage(topic, claim_id, text, int(row[2]), int(row[3]), int(row[4] or 0),
-                         row[5], row[6])
+                         row[5], row[6], int(row[7] or 0), int(row[8] or 0))
 
 
 def recent_runs(session: Session, topic: str | None = None, limit: int = 20) -> list[CrawlRun]:

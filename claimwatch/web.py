@@ -768,6 +768,7 @@ class ReviewApp:
         entry["all_claims"] = [
             {"claim_id": c.claim_id, "score": round(c.score, 1), "sentence": c.sentence,
              "tier": c.tier, "review": c.review, "conflict": c.conflict,
+             "stance": c.stance or "repeats",
              "claim_numbers": list(c.claim_numbers), "article_numbers": list(c.article_numbers)}
             for c in sorted(article.claims, key=lambda c: -c.score)
         ]
@@ -902,7 +903,8 @@ class ReviewApp:
                 f'<tr class="match match-{h(c["review"])}"><td><code>{h(cid)}</code>'
                 + (f'<div class="claimtext">{h(known)}</div>' if known else "")
                 + f'</td><td>{quoted(c["sentence"])}{conflict}</td>'
-                f'<td class="num">{float(c["score"]):.1f}</td><td>{h(c["tier"])}</td>'
+                f'<td class="num">{float(c["score"]):.1f}</td><td>{h(c["tier"])}'
+                f'<br><span class="stance stance-{h(c["stance"])}">{h(c["stance"])}</span></td>'
                 f'<td>{h(c["review"])}</td><td>{form}</td></tr>'
             )
         return (
@@ -1024,6 +1026,7 @@ class ReviewApp:
             body_rows.append(
                 f'<tr id="claim-{h(r.claim_id)}"><td><code>{h(r.claim_id)}</code></td>'
                 f"<td>{text}</td><td class=num>{articles}</td><td class=num>{r.outlets}</td>"
+                f"<td class=num>{r.repeating_outlets}</td><td class=num>{r.disputing_outlets}</td>"
                 f"<td class=num>{r.conflicts}</td><td>{h(fmt_dt(r.first_seen))}</td>"
                 f"<td>{h(fmt_dt(r.last_seen))}</td></tr>"
             )
@@ -1032,7 +1035,8 @@ class ReviewApp:
             f"<h1>{h(title)}</h1><p class=count>{_plural(len(rows), 'claim')}; coverage counts "
             "leave out rejected matches.</p>"
             "<table class=claims><thead><tr><th>Claim</th><th>Text</th><th>Articles</th>"
-            "<th>Outlets</th><th>Conflicts</th><th>First seen</th><th>Last seen</th></tr>"
+            "<th>Outlets</th><th>Repeat it</th><th>Dispute it</th><th>Conflicts</th>"
+            "<th>First seen</th><th>Last seen</th></tr>"
             "</thead><tbody>" + "".join(body_rows) + "</tbody></table>"
         )
         return self._layout(req, title, body, "claims")

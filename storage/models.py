@@ -112,6 +112,8 @@ class ArticleClaim(Base):
     claim_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
     article_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
     review: Mapped[str] = mapped_column(String(20), default="open")  # open|confirmed|rejected
+    # does the sentence repeat the claim, dispute it or discuss it (pipeline.claims.stance)
+    stance: Mapped[str] = mapped_column(String(20), default="repeats", server_default="repeats")
 
     article: Mapped[Article] = relationship(back_populates="claims")
 

@@ -41,6 +41,7 @@ class MatchRecord:
     conflict: bool = False
     claim_numbers: Sequence[str] = ()
     article_numbers: Sequence[str] = ()
+    stance: str = "repeats"
 
 
 @dataclass
@@ -242,6 +243,7 @@ class Store:
                     "conflict": m.conflict,
                     "claim_numbers": list(m.claim_numbers),
                     "article_numbers": list(m.article_numbers),
+                    "stance": m.stance,
                 }
                 for m in record.matches
             ])

@@ -1,4 +1,4 @@
-"""What a sentence has that a lone tweet has not: its article, its neighbours, its speaker, its date.
+"""What a sentence has that a lone tweet has not: its article, neighbours, speaker and date.
 
 :class:`ArticleContext` carries what the matcher may know about the article a
 sentence comes from: its title, its publication date, its language, and, when

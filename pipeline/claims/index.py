@@ -7,19 +7,29 @@ claim's BM25, summed only where it can matter (see :meth:`ClaimIndex.lexical`).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
+import os
+import pickle
+import shutil
+import tempfile
 from array import array
 from collections.abc import Iterable, Sequence
 from itertools import repeat
-from typing import overload
+from pathlib import Path
+from typing import Any, overload
 
 import numpy as np
 
 from config.models import Claim
 from pipeline.claims.context import parse_date
 from pipeline.claims.figures import _figure_values
-from pipeline.claims.semantic import embed
+from pipeline.claims.semantic import embed, embedder
 from pipeline.text import Number, TextFeatures, analyse
+
+logger = logging.getLogger(__name__)
 
 # BM25 parameters and the IDF prior: IDF_BACKGROUND pseudo-documents that contain
 # none of the claim terms keep IDF meaningful for a table of a dozen claims (and
@@ -79,6 +89,34 @@ _NO_FIGURES: frozenset[str] = frozenset()
 # stays bounded whatever the table size.
 _BLOCK_CELLS = 1 << 20
 _BLOCK_QUERIES = 40
+
+
+# Bump when what an index holds changes: cached indexes of other formats are rebuilt.
+INDEX_FORMAT = 2
+# arrays of at least this many items are stored as .npy files and memory-mapped
+_MMAP_MIN = 4096
+_NOT_SAVED = frozenset({"_gate_min", "claim_words_cache"})
+
+
+def default_cache_dir() -> Path:
+    """``$CLAIMWATCH_CACHE_DIR``, else the user's cache directory for claimwatch."""
+    env = os.environ.get("CLAIMWATCH_CACHE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("claimwatch"))
+
+
+def claims_fingerprint(claims: Sequence[Claim]) -> str:
+    """A hash of a claims table: every field of every claim, in order, and the index format."""
+    digest = hashlib.sha256(f"claimwatch-index-{INDEX_FORMAT}\n".encode())
+    for c in claims:
+        digest.update(json.dumps([c.id, c.text, list(c.aliases), c.source, c.first_reported],
+                                 ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
+    digest.update(b"embeddings" if embedder() is not None else b"no-embeddings")
+    return digest.hexdigest()[:32]
 
 
 class ClaimIndex:
@@ -296,6 +334,78 @@ class ClaimIndex:
 
     def __len__(self) -> int:
         return len(self.claims)
+
+    # ------------------------------------------------------------------ disk cache
+
+    @classmethod
+    def cached(cls, claims: Iterable[Claim], cache_dir: str | Path | None = None) -> ClaimIndex:
+        """The index of ``claims``, loaded from the disk cache or built once and stored there.
+
+        The cache is keyed by a hash of the claims table (every field of every
+        claim) and of the index format, so an edited table gets a new index and
+        processes of one crawl share one. Large arrays are memory-mapped
+        (``numpy.load(mmap_mode="r")``): worker processes share their pages and a
+        100,000-claim index loads in well under a second. ``cache_dir`` defaults
+        to ``$CLAIMWATCH_CACHE_DIR`` or the user's cache directory. A cache that
+        cannot be read or written is rebuilt or skipped, with a logged warning.
+        """
+        claims_t = tuple(claims)
+        root = Path(cache_dir) if cache_dir else default_cache_dir()
+        where = root / f"claims-index-{claims_fingerprint(claims_t)}"
+        if (where / "meta.pickle").is_file():
+            try:
+                return cls.load(where)
+            except Exception as exc:  # noqa: BLE001 - a damaged cache is rebuilt
+                logger.warning("claims index cache %s unreadable (%s): rebuilding", where, exc)
+        index = cls.build(claims_t)
+        try:
+            index.save(where)
+        except OSError as exc:
+            logger.warning("claims index cache %s not written (%s)", where, exc)
+        return index
+
+    def save(self, where: Path) -> None:
+        """Write the index to directory ``where`` (atomically: a temporary one, renamed)."""
+        where.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=where.name + ".", dir=where.parent))
+        try:
+            meta: dict[str, Any] = {}
+            arrays: list[str] = []
+            for key, value in self.__dict__.items():
+                if key in _NOT_SAVED:
+                    continue
+                if isinstance(value, np.ndarray) and value.size >= _MMAP_MIN:
+                    np.save(tmp / f"{key}.npy", np.ascontiguousarray(value))
+                    arrays.append(key)
+                else:
+                    meta[key] = value
+            meta["_arrays"] = arrays
+            meta["_format"] = INDEX_FORMAT
+            with open(tmp / "meta.pickle", "wb") as fh:
+                pickle.dump(meta, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                os.replace(tmp, where)
+            except OSError:
+                if not (where / "meta.pickle").is_file():  # not another process's copy
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def load(cls, where: Path) -> ClaimIndex:
+        """Read an index :meth:`save` wrote (large arrays memory-mapped, read-only)."""
+        with open(where / "meta.pickle", "rb") as fh:
+            meta = pickle.load(fh)  # noqa: S301 - our own cache file
+        if meta.pop("_format", None) != INDEX_FORMAT:
+            raise ValueError("index format changed")
+        index = cls.__new__(cls)
+        for key in meta.pop("_arrays"):
+            meta[key] = np.load(where / f"{key}.npy", mmap_mode="r")
+        index.__dict__.update(meta)
+        index._gate_min = {}
+        index.claim_words_cache = {}
+        return index
 
     # ------------------------------------------------------------------ retrieval
 

@@ -16,6 +16,7 @@ from pipeline.claims.scoring import (
     _score,
     _score_queries,
 )
+from pipeline.claims.stance import link_stance
 from pipeline.text import analyse
 
 
@@ -31,6 +32,9 @@ class ClaimMatch:
     conflict: bool
     claim_numbers: tuple[str, ...]
     article_numbers: tuple[str, ...]
+    # "repeats" | "disputes" | "discusses" (pipeline.claims.stance); never "repeats"
+    # for a sentence that negates or disputes the claim
+    stance: str = "repeats"
 
 
 
@@ -118,6 +122,7 @@ def match_claims(
         return []
     feats = [analyse(s) for s in sentences]
     contexts = sentence_contexts(sentences, context)
+    lang = (context.lang if context else None) or "en"
     # pairs that cannot reach suggested_min are not fuzzy-scored (a tiny margin
     # keeps rounding from dropping a pair that lands exactly on it)
     floor = min(max(suggested_min / 100.0, 0.0), 0.999) * 0.999
@@ -144,6 +149,8 @@ def match_claims(
     for ci, (score, si, row, other) in best.items():
         claim_nums = _claim_numbers(index, row)
         sent_nums = feats[si].numbers
+        stance, _ = link_stance(sentences[si], index.row_texts[row],
+                                context=contexts[si].window, lang=lang)
         matches.append(
             ClaimMatch(
                 claim_id=index.claims[ci].id,
@@ -155,6 +162,7 @@ def match_claims(
                 conflict=not other and numbers_conflict(claim_nums, sent_nums),
                 claim_numbers=_figures(claim_nums),
                 article_numbers=_figures(sent_nums),
+                stance=stance,
             )
         )
     matches.sort(key=lambda m: (-m.score, m.sentence_index, m.claim_id))
