@@ -52,10 +52,10 @@ _MONTHS = ("january february march april may june july august september october 
 _MONTH_RE = "|".join(m.capitalize() for m in _MONTHS) + "|" + "|".join(
     m[:3].capitalize() for m in _MONTHS)
 _DATE_PATTERNS = (
-    re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"),
+    re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)"),
     re.compile(rf"\b(\d{{1,2}})\s+({_MONTH_RE})\.?\s+(\d{{4}})\b"),
     re.compile(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}}),?\s+(\d{{4}})\b"),
-    re.compile(r"\b(\d{4})(\d{2})(\d{2})\b"),
+    re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)"),
 )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from config.models import Claim
 from pipeline.claims.context import parse_date
 from pipeline.claims.figures import _figure_values
+from pipeline.claims.language import analyse_lang, detect_language
 from pipeline.claims.semantic import embed, embedder
 from pipeline.text import Number, TextFeatures, analyse
 
@@ -252,7 +253,9 @@ class ClaimIndex:
                 if not (text and text.strip()):
                     continue
                 row = len(row_texts)
-                feats = analyse_text(text)
+                # each text in its own language (a claim may be given in several)
+                lang = detect_language(text)
+                feats = analyse_text(text) if lang == "en" else analyse_lang(text, lang)
                 row_claim_l.append(ci)
                 row_texts.append(text)
                 row_words.append(_fuzzy_words(feats))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pipeline.claims.context import ArticleContext, sentence_contexts
 from pipeline.claims.figures import _claim_numbers, _figures, _other_figures, numbers_conflict
 from pipeline.claims.index import ClaimIndex
+from pipeline.claims.language import analyse_lang, detect_language, normalise_lang
 from pipeline.claims.scoring import (
     CANDIDATE_GATE,
     DEFAULT_CONFLICT_MIN,
@@ -52,7 +53,8 @@ def _claim_words(index: ClaimIndex, ci: int) -> frozenset[str]:
         words: set[str] = set()
         row = first
         while row < index.n_rows and int(index.row_claim[row]) == ci:
-            words.update(analyse(index.row_texts[row]).words)
+            text = index.row_texts[row]
+            words.update(analyse_lang(text, detect_language(text)).words)
             row += 1
         found = index.claim_words_cache[ci] = frozenset(words)
     return found
@@ -115,14 +117,17 @@ def match_claims(
     Returns one :class:`ClaimMatch` per claim that scores at least
     ``suggested_min`` (``linked`` from ``linked_min``) in some sentence, with its
     best sentence, ordered by score (then sentence, then claim id). A sentence
-    linked to one claim is not also a suggestion for another (it may be linked to
-    several, each a distinct part of it).
+    matches several claims only when each states a distinct part of it.
     """
     if len(index) == 0 or not sentences:
         return []
-    feats = [analyse(s) for s in sentences]
+    # the article's language (declared, else guessed from its sentences) decides the
+    # stemmer and the stop words
+    lang = normalise_lang(context.lang if context else None) or detect_language(
+        " ".join(sentences[:20]))
+    feats = ([analyse(s) for s in sentences] if lang == "en"
+             else [analyse_lang(s, lang) for s in sentences])
     contexts = sentence_contexts(sentences, context)
-    lang = (context.lang if context else None) or "en"
     # pairs that cannot reach suggested_min are not fuzzy-scored (a tiny margin
     # keeps rounding from dropping a pair that lands exactly on it)
     floor = min(max(suggested_min / 100.0, 0.0), 0.999) * 0.999
@@ -136,11 +141,9 @@ def match_claims(
                  and not _other_figures(index, row, feats[si], score, conflict_min)]
         if not pairs:
             continue
+        # the claims it really states: the best, and others only as distinct parts
         pairs = _one_claim_per_idea(index, frozenset(feats[si].words), pairs)
-        top = max(score for _, score, _ in pairs)
         for row, score, other in pairs:
-            if score < linked_min <= top and score < top:
-                continue  # a sentence that repeats one claim only suggests no other
             ci = int(index.row_claim[row])
             current = best.get(ci)
             if current is None or score > current[0]:
