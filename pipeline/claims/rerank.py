@@ -13,6 +13,7 @@ pair on its words alone. This stage combines that score with what words miss:
 ``date_known``       1 when both dates are known (``date_gap`` means something)
 ``speaker``          +1 the sentence's speaker is the claim's source or named in it,
                      -1 both are known and differ, 0 unknown
+``window_cover``     IDF share of the claim text's words found in the sentence's window
 ==================  ==========================================================
 
 A small gradient-boosted forest over these (``rerank.json`` beside this file,
@@ -37,6 +38,7 @@ import numpy as np
 
 from pipeline.claims.context import SentenceContext, readable
 from pipeline.claims.semantic import embed
+from pipeline.text import analyse
 
 if TYPE_CHECKING:
     from pipeline.claims.index import ClaimIndex
@@ -50,9 +52,10 @@ FEATURES = (
     "date_gap",
     "date_known",
     "speaker",
+    "window_cover",
 )
 (LEXICAL, LEXICAL_MARGIN, COS_TEXT, COS_CONTEXT, COS_MARGIN, DATE_GAP, DATE_KNOWN,
- SPEAKER) = range(len(FEATURES))
+ SPEAKER, WINDOW_COVER) = range(len(FEATURES))
 # the range of each feature (the model is defined on these, values are clipped)
 RANGES = {
     LEXICAL: (-15.0, 15.0),
@@ -63,6 +66,7 @@ RANGES = {
     DATE_GAP: (0.0, 12.0),
     DATE_KNOWN: (0.0, 1.0),
     SPEAKER: (-1.0, 1.0),
+    WINDOW_COVER: (0.0, 1.0),
 }
 MODEL_FILE = Path(__file__).with_name("rerank.json")
 
@@ -213,6 +217,17 @@ def _speaker_feature(index: ClaimIndex, row: int, speaker: str | None) -> float:
     return 0.0
 
 
+def _cover(index: ClaimIndex, row: int, words: frozenset[str]) -> float:
+    """IDF share of the words of claim text ``row`` that ``words`` has."""
+    total = found = 0.0
+    for w in set(index.row_words[row].split()):
+        weight = index.word_weight(w)
+        total += weight
+        if w in words:
+            found += weight
+    return found / total if total > 0 else 0.0
+
+
 def feature_matrix(
     index: ClaimIndex,
     texts: Sequence[str],
@@ -263,8 +278,14 @@ def feature_matrix(
         gap = np.log1p(np.abs(days - c_days).astype(np.float64))
         feats[:, DATE_GAP] = np.where(known, np.minimum(gap, RANGES[DATE_GAP][1]), 0.0)
         feats[:, DATE_KNOWN] = known
+        window_words: dict[int, frozenset[str]] = {}
         for i, (qi, r) in enumerate(zip(q.tolist(), rows.tolist(), strict=True)):
             c = contexts[qi]
+            if c is not None:
+                ww = window_words.get(qi)
+                if ww is None:
+                    ww = window_words[qi] = frozenset(analyse(c.window).words)
+                feats[i, WINDOW_COVER] = _cover(index, r, ww)
             speaker = c.speaker if c is not None else None
             if speaker:
                 feats[i, SPEAKER] = _speaker_feature(index, r, speaker)

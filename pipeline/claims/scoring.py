@@ -59,6 +59,10 @@ BIAS = -16.852
 # the columns of a feature matrix, by name
 (COV_CLAIM, COV_QUERY, BM25, TOKEN_SET, TOKEN_SORT, RATIO, NUMBERS, NAMES_MISSING,
  FIGURES_MISSING) = range(len(FEATURES))
+# In an article (not in rank_claims' retrieval), a pair is a candidate only when its
+# first-stage (lexical) probability reaches this: 5%, far under any tier.
+LEXICAL_MIN = 0.05
+LEXICAL_MIN_LOGIT = math.log(LEXICAL_MIN / (1.0 - LEXICAL_MIN))
 # A candidate needs this share of its claim text's IDF mass (figures excluded) in
 # the sentence before it is scored with rapidfuzz (no loss of recall on CLEF train
 # at the tier thresholds).
@@ -389,6 +393,11 @@ def _score_queries(
     floor = -math.inf
     if min_probability > 0.0:
         floor = rerank.lexical_floor(math.log(min_probability / (1.0 - min_probability)))
+    if gate is not None:
+        # an article's sentences: a pair whose words alone score under LEXICAL_MIN is
+        # no candidate (the re-ranker's other features cannot be bounded tightly
+        # enough to prune on them, and such pairs are not what a reader calls a match)
+        floor = max(floor, LEXICAL_MIN_LOGIT)
     if floor > -math.inf:
         q_mass = np.asarray(masses).take(q)
         # a first, looser bound (the lexical features and every other feature at

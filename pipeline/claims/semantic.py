@@ -17,6 +17,7 @@ its lexical features alone (the semantic features read 0).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -68,6 +69,9 @@ def _segment_sum(table: np.ndarray, ids: np.ndarray, lens: np.ndarray, out: np.n
 @lru_cache(maxsize=1)
 def embedder() -> Embedder | None:
     """The process's embedder, loaded once (``None`` when wordllama is not installed)."""
+    # a batch of a few sentences is cheaper on this thread than on a thread pool, and
+    # a pool started before the crawl forks its workers would not survive the fork
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         import wordllama
         from safetensors.numpy import load_file
