@@ -12,7 +12,7 @@ from config.models import Claim
 from pipeline.claims import ArticleContext, ClaimIndex, match_claims
 from pipeline.claims.context import parse_date, sentence_contexts
 from pipeline.claims.language import detect_language
-from pipeline.claims.rerank import LEXICAL, model
+from pipeline.claims.rerank import FEATURES, LEXICAL, model
 from pipeline.claims.stance import link_stance, negation_guard
 from tests.conftest import REPO
 
@@ -158,7 +158,7 @@ def test_index_cache_is_keyed_by_the_table_and_memory_mapped(tmp_path: Path) -> 
 def test_the_forest_bound_never_drops_a_pair_that_can_reach_the_floor() -> None:
     forest = model()
     rng = np.random.default_rng(3)
-    x = rng.uniform(-1, 1, size=(4000, 8))
+    x = rng.uniform(-1, 1, size=(4000, len(FEATURES)))
     x[:, LEXICAL] = rng.uniform(-15, 15, size=4000)
     raw = forest.raw(x)
     for floor in (-3.0, -1.0, 0.0, 1.5):
