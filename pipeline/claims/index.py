@@ -8,7 +8,6 @@ claim's BM25, summed only where it can matter (see :meth:`ClaimIndex.lexical`).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -93,10 +92,61 @@ _BLOCK_QUERIES = 40
 
 
 # Bump when what an index holds changes: cached indexes of other formats are rebuilt.
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 # arrays of at least this many items are stored as .npy files and memory-mapped
 _MMAP_MIN = 4096
 _NOT_SAVED = frozenset({"_gate_min", "claim_words_cache"})
+
+
+class _StoredClaims(Sequence[Claim]):
+    """The claims of a loaded index, made :class:`Claim` objects only when read."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self._rows = rows
+        self._made: dict[int, Claim] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> Claim: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Claim]: ...
+
+    def __getitem__(self, i: int | slice) -> Claim | list[Claim]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        found = self._made.get(i)
+        if found is None:
+            cid, text, source, first, aliases = self._rows[i]
+            found = self._made[i] = Claim(cid, text, source=source, first_reported=first,
+                                          aliases=tuple(aliases))
+        return found
+
+
+class _StoredNumbers(dict[int, tuple[Number, ...]]):
+    """The figures of a loaded index's texts, made :class:`Number` objects when read."""
+
+    def __init__(self, rows: dict[int, list[tuple[Any, ...]]]) -> None:
+        super().__init__()
+        self._rows = rows
+
+    def get(self, row: int, default: Any = None) -> Any:  # type: ignore[override]
+        found = dict.get(self, row)
+        if found is None:
+            raw = self._rows.get(row)
+            if raw is None:
+                return default
+            found = tuple(Number(*n) for n in raw)
+            self[row] = found
+        return found
+
+    def __contains__(self, row: object) -> bool:
+        return row in self._rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 def default_cache_dir() -> Path:
@@ -112,10 +162,11 @@ def default_cache_dir() -> Path:
 def claims_fingerprint(claims: Sequence[Claim]) -> str:
     """A hash of a claims table: every field of every claim, in order, and the index format."""
     digest = hashlib.sha256(f"claimwatch-index-{INDEX_FORMAT}\n".encode())
-    for c in claims:
-        digest.update(json.dumps([c.id, c.text, list(c.aliases), c.source, c.first_reported],
-                                 ensure_ascii=False).encode("utf-8"))
-        digest.update(b"\n")
+    # fields apart by a unit separator, claims by a record separator (neither is text)
+    digest.update("\x1e".join(
+        "\x1f".join((c.id, c.text, "\x1d".join(c.aliases), c.source or "\x00",
+                     c.first_reported or "\x00"))
+        for c in claims).encode("utf-8", "surrogatepass"))
     digest.update(b"embeddings" if embedder() is not None else b"no-embeddings")
     return digest.hexdigest()[:32]
 
@@ -146,7 +197,7 @@ class ClaimIndex:
         row_mass: np.ndarray,
         unknown_idf: float,
     ) -> None:
-        self.claims = claims
+        self.claims: Sequence[Claim] = claims
         self.row_claim = row_claim
         self.row_texts = row_texts
         self.n_rows = len(row_texts)
@@ -380,6 +431,13 @@ class ClaimIndex:
                 if isinstance(value, np.ndarray) and value.size >= _MMAP_MIN:
                     np.save(tmp / f"{key}.npy", np.ascontiguousarray(value))
                     arrays.append(key)
+                elif key == "claims":  # plain tuples: unpickling 100,000 objects is slow
+                    meta[key] = value._rows if isinstance(value, _StoredClaims) else [
+                        (c.id, c.text, c.source, c.first_reported, c.aliases) for c in value]
+                elif key == "row_numbers":
+                    meta[key] = value._rows if isinstance(value, _StoredNumbers) else {
+                        row: [(n.value, n.kind, n.start, n.end) for n in nums]
+                        for row, nums in value.items()}
                 else:
                     meta[key] = value
             meta["_arrays"] = arrays
@@ -403,6 +461,8 @@ class ClaimIndex:
         if meta.pop("_format", None) != INDEX_FORMAT:
             raise ValueError("index format changed")
         index = cls.__new__(cls)
+        meta["claims"] = _StoredClaims(meta["claims"])
+        meta["row_numbers"] = _StoredNumbers(meta["row_numbers"])
         for key in meta.pop("_arrays"):
             meta[key] = np.load(where / f"{key}.npy", mmap_mode="r")
         index.__dict__.update(meta)

@@ -60,9 +60,13 @@ BIAS = -16.852
 # the columns of a feature matrix, by name
 (COV_CLAIM, COV_QUERY, BM25, TOKEN_SET, TOKEN_SORT, RATIO, NUMBERS, NAMES_MISSING,
  FIGURES_MISSING) = range(len(FEATURES))
-# In an article (not in rank_claims' retrieval), a pair is a candidate only when its
-# first-stage (lexical) probability reaches this: the words alone must make it a
+# In an article (not in rank_claims' retrieval), a pair is re-ranked only when its
+# first-stage (lexical) probability reaches LEXICAL_PRUNE (the re-ranker's margin
+# features then see the sentence's other plausible claims, as in training), and
+# reported only when it reaches LEXICAL_MIN: the words alone must make it a
 # one-in-five chance (a vague sentence sharing a name or two is no match).
+LEXICAL_PRUNE = 0.05
+LEXICAL_PRUNE_LOGIT = math.log(LEXICAL_PRUNE / (1.0 - LEXICAL_PRUNE))
 LEXICAL_MIN = 0.2
 LEXICAL_MIN_LOGIT = math.log(LEXICAL_MIN / (1.0 - LEXICAL_MIN))
 # A candidate needs this share of its claim text's IDF mass (figures excluded) in
@@ -396,10 +400,10 @@ def _score_queries(
     if min_probability > 0.0:
         floor = rerank.lexical_floor(math.log(min_probability / (1.0 - min_probability)))
     if gate is not None:
-        # an article's sentences: a pair whose words alone score under LEXICAL_MIN is
-        # no candidate (the re-ranker's other features cannot be bounded tightly
+        # an article's sentences: a pair whose words alone score under LEXICAL_PRUNE
+        # is no candidate (the re-ranker's other features cannot be bounded tightly
         # enough to prune on them, and such pairs are not what a reader calls a match)
-        floor = max(floor, LEXICAL_MIN_LOGIT)
+        floor = max(floor, LEXICAL_PRUNE_LOGIT)
     if floor > -math.inf:
         q_mass = np.asarray(masses).take(q)
         # a first, looser bound (the lexical features and every other feature at
@@ -433,7 +437,11 @@ def _score_queries(
     if keep_features is not None:
         keep_features.append((q, rows, feats2))
     probs = rerank.probability(feats2)
+    if gate is not None:
+        probs = np.where(lexical >= LEXICAL_MIN_LOGIT, probs, 0.0)
     for qi, row, p in zip(q.tolist(), rows.tolist(), probs.tolist(), strict=True):
+        if p <= 0.0:
+            continue
         other = _other_subject(index, queries[qi], row)
         out[qi].append((row, p * SUBJECT_PENALTY if other else p, other))
     return out
