@@ -73,7 +73,7 @@ def distinct_claims(n: int) -> tuple[list[Claim], str]:
 
     First the CLEF 2022 2A Snopes claims (title as alias), then the CLEF 2021 2B
     PolitiFact claims (title as alias), then 2A subtitles, debate transcript
-    lines of 8 words or more and MSRP news sentences as claims of their own:
+    lines of 5 words or more and MSRP news sentences as claims of their own:
     all real sentences, deduplicated on their lowercased text.
     """
     seen: set[str] = set()
@@ -101,7 +101,7 @@ def distinct_claims(n: int) -> tuple[list[Claim], str]:
         for path in sorted((CLEF2B / "transcripts").glob("*.tsv")):
             for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
                 parts = line.split("\t")
-                if len(parts) >= 3 and len(parts[2].split()) >= 8:
+                if len(parts) >= 3 and len(parts[2].split()) >= 5:
                     add("2B transcript lines", f"{path.stem}-{i}", parts[2])
     msrp = SHARED_DATA / "msrp-paraphrase" / "msr_paraphrase_train.txt"
     if len(out) < n and msrp.is_file():
