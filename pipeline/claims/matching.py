@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from pipeline.claims import rerank
 from pipeline.claims.context import ArticleContext, sentence_contexts
 from pipeline.claims.figures import _claim_numbers, _figures, _other_figures, numbers_conflict
 from pipeline.claims.index import ClaimIndex
@@ -131,8 +134,17 @@ def match_claims(
     # pairs that cannot reach suggested_min are not fuzzy-scored (a tiny margin
     # keeps rounding from dropping a pair that lands exactly on it)
     floor = min(max(suggested_min / 100.0, 0.0), 0.999) * 0.999
-    scored = _score_queries(index, feats, top_k, CANDIDATE_GATE, floor, contexts)
-    best: dict[int, tuple[float, int, int, bool]] = {}  # claim -> (score, sentence, row, other)
+    kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    scored = _score_queries(index, feats, top_k, CANDIDATE_GATE, floor, contexts,
+                            keep_features=kept)
+    # each pair's first-stage (lexical) logit: what the sentence's own words say
+    lexical = ({(qi, r): z for qi, r, z in zip(kept[0][0].tolist(), kept[0][1].tolist(),
+                                               kept[0][2][:, rerank.LEXICAL].tolist(),
+                                               strict=True)} if kept else {})
+    # claim -> (key, score, sentence, row, other); the key prefers a linked sentence,
+    # then the one whose own words state the claim best (the re-ranker's context
+    # features also lift a matching sentence's neighbours), then the score
+    best: dict[int, tuple[tuple[bool, float, float], float, int, int, bool]] = {}
     for si, pairs in enumerate(scored):
         # pairs under suggested_min are no match, nor can they be the linked top one
         pairs = [(row, score, other) for row, score, other in
@@ -145,11 +157,12 @@ def match_claims(
         pairs = _one_claim_per_idea(index, frozenset(feats[si].words), pairs)
         for row, score, other in pairs:
             ci = int(index.row_claim[row])
+            key = (score >= linked_min, lexical.get((si, row), 0.0), score)
             current = best.get(ci)
-            if current is None or score > current[0]:
-                best[ci] = (score, si, row, other)
+            if current is None or key > current[0]:
+                best[ci] = (key, score, si, row, other)
     matches: list[ClaimMatch] = []
-    for ci, (score, si, row, other) in best.items():
+    for ci, (_, score, si, row, other) in best.items():
         claim_nums = _claim_numbers(index, row)
         sent_nums = feats[si].numbers
         stance, _ = link_stance(sentences[si], index.row_texts[row],
