@@ -28,6 +28,8 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 DIM = 256
+_BATCH = 64
+_MAX_TOKENS = 512
 _WEIGHTS = ("weights", "l2_supercat_256.safetensors")
 _TOKENIZER = ("tokenizers", "l2_supercat_tokenizer_config.json")
 
@@ -41,11 +43,23 @@ class Embedder:
         self.dim = int(table.shape[1])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """One unit vector per text (a zero vector for a text with no tokens)."""
+        """One unit vector per text (a zero vector for a text with no tokens).
+
+        In batches of ``_BATCH`` texts, so that memory stays bounded (one token's
+        vector is 1 KB) whatever the number and length of the texts.
+        """
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), _BATCH):
+            out[start: start + _BATCH] = self._embed(texts[start: start + _BATCH])
+        return out
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        # a text's first _MAX_TOKENS tokens say what it is about (and bound the memory)
+        encodings = self.tokenizer.encode_batch([t[: _MAX_TOKENS * 4] for t in texts],
+                                                add_special_tokens=False)
         lens = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
         total = int(lens.sum())
         if total == 0:
