@@ -17,15 +17,18 @@ Reports:
 ``--tune`` refits the logistic weights of ``pipeline.claims`` on CLEF train
 (candidates as ``rank_claims`` sees them) and derives the tier thresholds from
 the scores of gold and best wrong claims on train, then prints the constants to
-paste into ``pipeline/claims.py`` and the dev figures they give.
+paste into ``pipeline/claims/scoring.py`` and the dev figures they give.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import gzip
 import json
+import os
+import re
 import resource
 import statistics
 import sys
@@ -43,10 +46,15 @@ if str(REPO) not in sys.path:
 
 from config.models import Claim  # noqa: E402
 from pipeline import claims as C  # noqa: E402
+from pipeline.claims import rerank as R  # noqa: E402
+from pipeline.claims import scoring as S  # noqa: E402
+from pipeline.claims.context import SentenceContext, parse_date  # noqa: E402
 from pipeline.text import analyse, split_sentences  # noqa: E402
 
-CLEF = REPO.parent / "shared" / "data" / "clef2022-checkthat-task2a-en"
-SEED_ARTICLE = REPO.parent / "shared" / "seed" / "musk-twitter-child-safety.txt"
+SHARED_DATA = Path(os.environ.get("CLAIMWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+CLEF = SHARED_DATA / "clef2022-checkthat-task2a-en"
+CLEF2B = SHARED_DATA / "clef2021-checkthat-task2b-en"
+SEED_ARTICLE = SHARED_DATA.parent / "seed" / "musk-twitter-child-safety.txt"
 SEED_SET = Path(__file__).with_name("seed_claims_set.json")
 CLAIMS_CSV = REPO / "config" / "topics" / "claims.csv"
 
@@ -83,11 +91,110 @@ def load_clef(
 
 
 def clef_claims(vclaims: Sequence[dict[str, str]]) -> list[Claim]:
-    """Snopes claims with their article title as an alias."""
+    """Snopes claims with their article title as an alias, first reported on its date."""
     return [
-        Claim(v["vclaim_id"], v["vclaim"], aliases=(v["title"],) if v.get("title") else ())
+        Claim(v["vclaim_id"], v["vclaim"], aliases=(v["title"],) if v.get("title") else (),
+              first_reported=v.get("date") or None)
         for v in vclaims
     ]
+
+
+# a tweet as CLEF gives it ends with its signature: "— Name (@handle) Month D, YYYY"
+_SIGNATURE = re.compile(r"[\u2014-]{1,2}\s*([^()\u2014]{1,60}?)\s*\(@\w+\)\s*"
+                        r"([A-Z][a-z]+ \d{1,2}, \d{4})\W*$")
+
+
+def tweet_context(text: str) -> SentenceContext:
+    """A tweet's context: its author (as speaker) and date, from its signature."""
+    m = _SIGNATURE.search(text.strip())
+    if not m:
+        return SentenceContext(window=text, speaker=None, day=None)
+    return SentenceContext(window=text, speaker=m.group(1).strip(), day=parse_date(m.group(2)))
+
+
+def load_clef2b(
+    root: Path = CLEF2B, neighbours: int = 2
+) -> tuple[list[dict[str, str]], dict[str, str], dict[str, set[str]], dict[str, set[str]],
+           dict[str, SentenceContext]]:
+    """CLEF 2021 2B: (vclaims, queries, train qrels, dev qrels, query contexts).
+
+    A query's context is its transcript: the lines before and after it (the
+    window), its speaker, and the debate's date (the id's YYYYMMDD prefix).
+    """
+    with gzip.open(root / "vclaims.jsonl.gz", "rt", encoding="utf-8") as fh:
+        vclaims = [json.loads(line) for line in fh]
+    queries: dict[str, str] = {}
+    for name in ("CT2021-Task2B-EN-Train_Queries.tsv", "CT2021-Task2B-EN-Dev_Queries.tsv"):
+        with open(root / name, encoding="utf-8") as fh:
+            for line in fh:
+                qid, _, text = line.rstrip("\n").partition("\t")
+                queries[qid] = text
+
+    def qrels(name: str) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        with open(root / name, encoding="utf-8") as fh:
+            for line in fh:
+                qid, _, vid, _ = line.rstrip("\n").split("\t")
+                out.setdefault(qid, set()).add(vid)
+        return out
+
+    files: dict[str, str] = {}
+    with open(root / "CT2021-Task2B-EN-Debates.tsv", encoding="utf-8") as fh:
+        next(fh)
+        for line in fh:
+            debate, path, *_ = line.rstrip("\n").split("\t")
+            files[debate] = path
+    contexts: dict[str, SentenceContext] = {}
+    transcripts: dict[str, list[tuple[str, str]]] = {}
+    for qid in queries:
+        debate, _, num = qid.rpartition("_")
+        if debate not in transcripts:
+            lines = []
+            with open(root / files[debate], encoding="utf-8") as fh:
+                for line in fh:
+                    parts = line.rstrip("\n").split("\t")
+                    if len(parts) >= 3:
+                        lines.append((parts[1], parts[2]))
+            transcripts[debate] = lines
+        lines = transcripts[debate]
+        i = int(num) - 1
+        window = " ".join(text for _, text in lines[max(0, i - neighbours): i + neighbours + 1])
+        speaker = lines[i][0].title() if 0 <= i < len(lines) else None
+        contexts[qid] = SentenceContext(window=window, speaker=speaker,
+                                        day=parse_date(debate[:8]))
+    return (vclaims, queries, qrels("CT2021-Task2B-EN-Train_QRELs.tsv"),
+            qrels("CT2021-Task2B-EN-Dev_QRELs.tsv"), contexts)
+
+
+def clef2b_claims(vclaims: Sequence[dict[str, str]]) -> list[Claim]:
+    """PolitiFact claims: title as an alias, the speaker as source, the date stated."""
+    return [
+        Claim(v["vclaim_id"], v["vclaim"], aliases=(v["title"],) if v.get("title") else (),
+              source=v.get("speaker") or None, first_reported=v.get("date") or None)
+        for v in vclaims
+    ]
+
+
+def bm25_rank(claims: Sequence[Claim], k: int = 5) -> Callable[[str], list[str]]:
+    """The reference: bm25s over claim text + title, English stopwords, Snowball stemmer."""
+    import bm25s
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english")
+    corpus = [" ".join(c.texts) for c in claims]
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(corpus, stopwords="en", stemmer=stemmer, show_progress=False),
+                    show_progress=False)
+    ids = [c.id for c in claims]
+
+    def rank(query: str) -> list[str]:
+        tokens = bm25s.tokenize([query], stopwords="en", stemmer=stemmer, show_progress=False)
+        if not tokens.vocab:
+            return []
+        docs, _ = retriever.retrieve(tokens, k=k, show_progress=False)
+        return [ids[int(i)] for i in docs[0]]
+
+    return rank
 
 
 def average_precision(ranked: Sequence[str], gold: set[str], k: int) -> float:
@@ -171,8 +278,8 @@ def _candidate_features(
     """(rows, features) of one query's candidates, as rank_claims sees them."""
     feats = [analyse(text)]
     masses, q, rows, shared, bm25 = index.lexical(feats)
-    q, rows, shared, bm25 = C._top_claims(index, q, rows, shared, bm25, depth)
-    return rows, C._feature_matrix(index, feats, masses, q, rows, shared, bm25)
+    q, rows, shared, bm25 = S._top_claims(index, q, rows, shared, bm25, depth)
+    return rows, S._feature_matrix(index, feats, masses, q, rows, shared, bm25)
 
 
 def _tier_threshold(pos: np.ndarray, neg: np.ndarray, precision: float) -> float:
@@ -203,11 +310,11 @@ def tune(
         )
     x_all, y_all = np.vstack(xs), np.concatenate(ys)
     weights, bias = _fit_logistic(x_all, y_all)
-    C.WEIGHTS = tuple(round(float(w), 3) for w in weights)  # type: ignore[assignment]
-    C.BIAS = round(bias, 3)
-    print(f"FEATURES = {C.FEATURES}")
-    print(f"WEIGHTS = {C.WEIGHTS}")
-    print(f"BIAS = {C.BIAS}")
+    S.WEIGHTS = tuple(round(float(w), 3) for w in weights)  # type: ignore[assignment]
+    S.BIAS = round(bias, 3)
+    print(f"FEATURES = {S.FEATURES}")
+    print(f"WEIGHTS = {S.WEIGHTS}")
+    print(f"BIAS = {S.BIAS}")
     # thresholds: on the match_claims path (gate + top_k), each train tweet as a
     # one-sentence article; gold claim scores are positives, every other claim
     # that reaches a score is a false match.
@@ -232,6 +339,112 @@ def tune(
         )
     C.DEFAULT_LINKED_MIN = linked
     C.DEFAULT_SUGGESTED_MIN = suggested
+
+
+def rerank_rows(
+    index: C.ClaimIndex,
+    queries: dict[str, str],
+    qrels: dict[str, set[str]],
+    contexts: Callable[[str], SentenceContext | None],
+    depth: int = 30,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, labels, query number) of every candidate pair, as rank_claims sees them."""
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    gs: list[np.ndarray] = []
+    for n, (qid, gold) in enumerate(qrels.items()):
+        kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        S._score_queries(index, [analyse(queries[qid])], depth, None, 0.0,
+                         [contexts(qid)], keep_features=kept)
+        _, rows, x = kept[0] if kept else (None, np.zeros(0, dtype=np.int64),
+                                          np.zeros((0, len(R.FEATURES))))
+        xs.append(x)
+        ys.append(np.array([index.claims[int(index.row_claim[r])].id in gold for r in rows],
+                           dtype=float))
+        gs.append(np.full(len(rows), n))
+    return np.vstack(xs), np.concatenate(ys), np.concatenate(gs)
+
+
+def dense_pairs(
+    neighbours: Callable[[str], list[str]],
+    claims: Sequence[Claim],
+    queries: dict[str, str],
+    qrels: dict[str, set[str]],
+    size: int = 20,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-ranker rows of the dense one-story tables (see :func:`dense_scores`), with
+    and without each tweet's own claim, as ``match_claims`` sees them."""
+    by_id = {c.id: c for c in claims}
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    for qid, gold in sorted(qrels.items()):
+        g = sorted(gold)[0]
+        near = [cid for cid in neighbours(by_id[g].text) if cid not in gold][:size]
+        contexts = [tweet_context(queries[qid])]
+        for table_claims in ([by_id[g], *(by_id[c] for c in near[: size - 1])],
+                             [by_id[c] for c in near]):
+            table = C.ClaimIndex.build(table_claims)
+            kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+            S._score_queries(table, [analyse(queries[qid])], 5, S.CANDIDATE_GATE, 0.0,
+                             contexts, keep_features=kept)
+            if kept:
+                _, rows, x = kept[0]
+                xs.append(x)
+                ys.append(np.array([table.claims[int(table.row_claim[r])].id in gold
+                                    for r in rows], dtype=float))
+    return np.vstack(xs), np.concatenate(ys)
+
+
+def _forest_json(booster: Any) -> list[dict[str, list[float]]]:
+    """LightGBM's trees as the flat node arrays :class:`pipeline.claims.rerank.Forest` reads."""
+    trees = []
+    for info in booster.dump_model()["tree_info"]:
+        t: dict[str, list[Any]] = {"feature": [], "threshold": [], "left": [], "right": [],
+                                   "leaf_value": []}
+
+        def walk(node: dict[str, Any], t: dict[str, list[Any]] = t) -> int:
+            if "leaf_value" in node and "split_feature" not in node:
+                t["leaf_value"].append(round(float(node["leaf_value"]), 6))
+                return -len(t["leaf_value"])  # -1 - leaf number
+            i = len(t["feature"])
+            for key in ("feature", "threshold", "left", "right"):
+                t[key].append(0)
+            t["feature"][i] = int(node["split_feature"])
+            t["threshold"][i] = float(node["threshold"])
+            t["left"][i] = walk(node["left_child"])
+            t["right"][i] = walk(node["right_child"])
+            return i
+
+        walk(info["tree_structure"])
+        trees.append(t)
+    return trees
+
+
+def tune_rerank(x: np.ndarray, y: np.ndarray) -> None:
+    """Fit the re-ranker (LightGBM) on the train candidate pairs; write rerank.json."""
+    import lightgbm
+
+    params = {"objective": "binary", "num_leaves": 7, "learning_rate": 0.05,
+              "min_data_in_leaf": 40, "bagging_fraction": 0.8, "bagging_freq": 1,
+              "seed": 7, "deterministic": True, "num_threads": 1, "verbose": -1}
+    booster = lightgbm.train(params, lightgbm.Dataset(x, y, feature_name=list(R.FEATURES)),
+                             num_boost_round=400)
+    forest = R.Forest(_forest_json(booster), 0.0)
+    check = booster.predict(x[:2000], raw_score=True)
+    assert np.allclose(forest.raw(x[:2000]), check, atol=1e-4), "forest export differs"
+    R.set_model(forest)
+    R.MODEL_FILE.write_text(json.dumps({
+        "features": list(R.FEATURES),
+        "fitted_on": "CLEF CheckThat! 2022 2A train + 2021 2B train candidate pairs and dense "
+                     "tables from 2A train (benchmarks/quality_claims.py --tune, LightGBM "
+                     f"{lightgbm.__version__}, {params})",
+        "bias": 0.0,
+        "trees": forest.trees,
+    }, separators=(",", ":")) + "\n", encoding="utf-8")
+    gain = booster.feature_importance("gain")
+    print("  re-ranker: 400 trees of 7 leaves; gain share " + ", ".join(
+        f"{f} {g / gain.sum():.2f}" for f, g in zip(R.FEATURES, gain, strict=True))
+          + f" ({len(y):,} pairs, {int(y.sum())} positive)")
 
 
 def tier_report(
@@ -259,22 +472,23 @@ def tier_report(
         )
 
 
-def small_table_report(
-    index: C.ClaimIndex,
+def dense_scores(
+    neighbours: Callable[[str], list[str]],
     claims: Sequence[Claim],
     queries: dict[str, str],
     qrels: dict[str, set[str]],
-    label: str,
     size: int = 20,
-    limit: int = 300,
-) -> None:
-    """Tiers on small topical tables, as a claims table of one story would be.
+    limit: int | None = 300,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores on dense one-story tables, as a topic's claims table would be.
 
     For each tweet: a table of its gold claim and the ``size - 1`` claims nearest
-    to it (by ``rank_claims`` of the gold text over all claims: hard, same-topic
-    neighbours). Reports tier precision/recall, and how often a tweet is matched
-    to some claim when its own claim is left out of the table (the usual case
-    for an article sentence).
+    to it (``neighbours`` of the gold text: BM25 over all claims, so the tables do
+    not depend on the model measured; hard, same-topic neighbours). Returns the
+    gold claim's scores, every other claim's scores
+    (what ``match_claims`` reports for the tweet as a one-sentence article, after
+    its one-claim-per-idea rule), and the best score when the gold claim is left
+    out of the table (the usual case for an article sentence).
     """
     by_id = {c.id: c for c in claims}
     pos: list[float] = []
@@ -282,39 +496,61 @@ def small_table_report(
     absent: list[float] = []
     for qid, gold in sorted(qrels.items())[:limit]:
         g = sorted(gold)[0]
-        near = [
-            cid
-            for cid, _ in C.rank_claims(by_id[g].text, index, k=size + 1, depth=3 * size)
-            if cid not in gold
-        ][:size]
+        near = [cid for cid in neighbours(by_id[g].text) if cid not in gold][:size]
+        tweet = tweet_context(queries[qid])
+        context = C.ArticleContext(published=dt.date.fromordinal(tweet.day) if tweet.day else None,
+                                   speakers=[tweet.speaker])
         table = C.ClaimIndex.build([by_id[g], *(by_id[c] for c in near[: size - 1])])
         got = {
             m.claim_id: m.score
-            for m in C.match_claims([queries[qid]], table, linked_min=101.0, suggested_min=0.0)
+            for m in C.match_claims([queries[qid]], table, linked_min=101.0, suggested_min=0.0,
+                                    context=context)
         }
         pos.append(got.get(g, 0.0))
         neg.extend(s for cid, s in got.items() if cid != g)
         without = C.ClaimIndex.build([by_id[c] for c in near])
-        absent.append(
-            max(
-                (
-                    m.score
-                    for m in C.match_claims(
-                        [queries[qid]], without, linked_min=101.0, suggested_min=0.0
-                    )
-                ),
-                default=0,
-            )
-        )
-    pos_a, neg_a, absent_a = np.array(pos), np.array(neg), np.array(absent)
+        absent.append(max((m.score for m in C.match_claims(
+            [queries[qid]], without, linked_min=101.0, suggested_min=0.0, context=context)),
+            default=0))
+    return np.array(pos), np.array(neg), np.array(absent)
+
+
+def dense_figures(scores: tuple[np.ndarray, np.ndarray, np.ndarray], t: float) -> dict[str, float]:
+    pos, neg, absent = scores
+    tp = int((pos >= t).sum())
+    fp = int((neg >= t).sum())
+    return {"precision": tp / max(tp + fp, 1), "recall": tp / max(len(pos), 1),
+            "absent": float((absent >= t).mean()) if len(absent) else 0.0,
+            "tp": tp, "fp": fp, "n": len(pos)}
+
+
+def tune_tiers(scores: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[float, float]:
+    """Tier thresholds from dense train tables: linked at the lowest score (0.5 steps,
+    going down from 100) before train precision falls under 0.98; suggested at the
+    lowest before it falls under 0.90."""
+    found = {0.98: 100.0, 0.9: 100.0}
+    for target in found:
+        for t in np.arange(100.0, 0.0, -0.5):
+            f = dense_figures(scores, float(t))
+            if f["tp"] + f["fp"] == 0:
+                continue
+            if f["precision"] < target:
+                break
+            found[target] = float(t)
+    return found[0.98], min(found[0.9], found[0.98])
+
+
+def dense_report(label: str, scores: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, float]:
+    out = {}
     for tier, t in (("linked", C.DEFAULT_LINKED_MIN), ("suggested", C.DEFAULT_SUGGESTED_MIN)):
-        tp = int((pos_a >= t).sum())
-        fp = int((neg_a >= t).sum())
+        f = dense_figures(scores, t)
+        out[tier] = f
         print(
-            f"  {label} {tier:9s}{'' if tier == 'linked' else '+'}: precision "
-            f"{tp / max(tp + fp, 1):.3f} recall {tp / len(pos_a):.3f}; own claim left out: "
-            f"matched anyway {(absent_a >= t).mean():.3f} ({len(pos_a)} tweets, {size} claims)"
+            f"  {label} {tier:9s}{'' if tier == 'linked' else '+'} (>= {t}): precision "
+            f"{f['precision']:.3f} recall {f['recall']:.3f} ({f['tp']} right, {f['fp']} wrong); "
+            f"own claim left out: matched anyway {f['absent']:.3f} ({f['n']} tweets, 20 claims)"
         )
+    return out["linked"]
 
 
 # --------------------------------------------------------------------------- speed
@@ -469,62 +705,151 @@ def seed_report(verbose: bool = False) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def _clef_rank(
+    index: C.ClaimIndex, queries: dict[str, str], contexts: Callable[[str], SentenceContext]
+) -> Callable[[str], list[str]]:
+    by_text = {text: qid for qid, text in queries.items()}
+
+    def rank(text: str) -> list[str]:
+        return [cid for cid, _ in C.rank_claims(text, index, k=5, context=contexts(by_text[text]))]
+
+    return rank
+
+
+def _print_eval(label: str, r: dict[str, float]) -> None:
+    print(f"  {label:28s} MAP@1 {r['MAP@1']:.4f}  MAP@5 {r['MAP@5']:.4f}  P@1 {r['P@1']:.4f}  "
+          f"({r['ms/query']:.2f} ms/query)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--tune", action="store_true", help="refit weights and thresholds on CLEF train"
-    )
+    parser.add_argument("--tune", action="store_true",
+                        help="refit the re-ranker and the tier thresholds on the train splits")
+    parser.add_argument("--tune-lexical", action="store_true",
+                        help="refit the first-stage (lexical) weights on CLEF 2A train")
     parser.add_argument("--verbose", action="store_true", help="print every seed sentence")
-    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--speed", action="store_true", help="also time match_claims")
     args = parser.parse_args(argv)
     t_start = time.perf_counter()
-    if CLEF.is_dir():
+    results: list[tuple[str, str, float | str]] = []
+    if CLEF.is_dir() and CLEF2B.is_dir():
         vclaims, queries, train, dev = load_clef()
+        claims = clef_claims(vclaims)
         t0 = time.perf_counter()
-        index = C.ClaimIndex.build(clef_claims(vclaims))
+        index = C.ClaimIndex.build(claims)
         print(
             f"CLEF 2022 2A: {len(index):,} claims (+ titles as aliases) "
             f"indexed in {time.perf_counter() - t0:.2f} s; "
             f"{len(train)} train / {len(dev)} dev queries"
         )
-        if args.tune:
+        v2b, q2b, train2b, dev2b, ctx2b = load_clef2b()
+        claims2b = clef2b_claims(v2b)
+        t0 = time.perf_counter()
+        index2b = C.ClaimIndex.build(claims2b)
+        print(f"CLEF 2021 2B: {len(index2b):,} claims indexed in {time.perf_counter() - t0:.2f} s; "
+              f"{len(train2b)} train / {len(dev2b)} dev queries")
+
+        def ctx2a(qid: str) -> SentenceContext:
+            return tweet_context(queries[qid])
+
+        if args.tune_lexical:
             tune(index, queries, train)
-
-        def rank(text: str) -> list[str]:
-            return [cid for cid, _ in C.rank_claims(text, index, k=5)]
-
+        if args.tune:
+            parts = [rerank_rows(index, queries, train, ctx2a, depth=60),
+                     rerank_rows(index2b, q2b, train2b, lambda q: ctx2b[q], depth=60)]
+            near = bm25_rank(claims, k=21)
+            dx, dy = dense_pairs(near, claims, queries, train)
+            tune_rerank(np.vstack([parts[0][0], parts[1][0], dx]),
+                        np.concatenate([parts[0][1], parts[1][1], dy]))
+            train_scores = dense_scores(near, claims, queries, train, limit=None)
+            linked, suggested = tune_tiers(train_scores)
+            C.DEFAULT_LINKED_MIN, C.DEFAULT_SUGGESTED_MIN = linked, suggested
+            print(f"  DEFAULT_LINKED_MIN = {linked}  DEFAULT_SUGGESTED_MIN = {suggested}"
+                  "  (dense train tables; paste into pipeline/claims/scoring.py)")
+            dense_report("train", train_scores)
+        print("CLEF 2022 2A (tweet -> Snopes claim), claimwatch with the tweet's author and date:")
         for name, qrels in (("train", train), ("dev", dev)):
-            r = evaluate(rank, queries, qrels)
-            print(
-                f"  {name:5s} MAP@1 {r['MAP@1']:.4f}  MAP@5 {r['MAP@5']:.4f}  P@1 {r['P@1']:.4f}  "
-                f"({r['ms/query']:.2f} ms/query)"
-            )
-        r = evaluate(baseline_rank(vclaims), queries, dev)
-        print(
-            f"  dev   baseline token_sort_ratio cdist: "
-            f"MAP@1 {r['MAP@1']:.4f}  MAP@5 {r['MAP@5']:.4f}  "
-            f"P@1 {r['P@1']:.4f}  ({r['ms/query']:.2f} ms/query)"
-        )
-        print(
-            f"  tiers (linked >= {C.DEFAULT_LINKED_MIN}, suggested >= {C.DEFAULT_SUGGESTED_MIN}), "
-            "each tweet as a one-sentence article:"
-        )
-        tier_report(index, queries, train, "train")
-        tier_report(index, queries, dev, "dev  ")
-        print("  tiers on small topical tables (a tweet's claim + its 19 nearest claims):")
-        claims = clef_claims(vclaims)
-        small_table_report(index, claims, queries, train, "train")
-        small_table_report(index, claims, queries, dev, "dev  ")
-        if not args.skip_speed:
+            r = evaluate(_clef_rank(index, queries, ctx2a), queries, qrels)
+            _print_eval(f"{name} claimwatch", r)
+        results.append(("clef2a-dev", "map@5", r["MAP@5"]))
+        r = evaluate(bm25_rank(claims), queries, dev)
+        _print_eval("dev   bm25 (bm25s)", r)
+        results.append(("clef2a-dev-bm25", "map@5", r["MAP@5"]))
+        print("CLEF 2021 2B (debate sentence -> PolitiFact claim), claimwatch with the transcript "
+              "(2 lines either side, speaker, debate date):")
+        for name, qrels in (("train", train2b), ("dev", dev2b)):
+            r = evaluate(_clef_rank(index2b, q2b, lambda q: ctx2b[q]), q2b, qrels)
+            _print_eval(f"{name} claimwatch", r)
+        results.append(("clef2b-dev", "map@5", r["MAP@5"]))
+        r = evaluate(bm25_rank(claims2b), q2b, dev2b)
+        _print_eval("dev   bm25 (bm25s)", r)
+        results.append(("clef2b-dev-bm25", "map@5", r["MAP@5"]))
+        print("dense one-story tables (a tweet's claim + its 19 nearest claims), "
+              "each tweet as a one-sentence article:")
+        f = dense_report("dev  ", dense_scores(bm25_rank(claims, k=21), claims, queries, dev))
+        results.append(("dense-dev", "linked-precision", f["precision"]))
+        results.append(("dense-dev", "linked-recall", f["recall"]))
+        results.append(("dense-dev", "absent-linked-rate", f["absent"]))
+        if args.speed:
             speed(vclaims)
     else:
-        print(f"CLEF data not found at {CLEF}: skipping MAP and speed")
+        print(f"CLEF data not found at {CLEF} / {CLEF2B}: skipping MAP and dense tables")
     seed_report(verbose=args.verbose)
+    results.extend(stance_results())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {rss:.0f} MiB; total {time.perf_counter() - t_start:.1f} s")
+    for name, metric, value in results:
+        print(f"RESULT {name} {metric} {value:.4f}" if isinstance(value, float)
+              else f"RESULT {name} {metric} {value}")
     return 0
+
+
+def stance_results() -> list[tuple[str, str, float | str]]:
+    """FNC-1 relative score (the stance classifier's benchmark) and the seed negation set
+    through ``match_claims``.
+
+    seed-negation linked-false-rate: of the sentences of benchmarks/seed_stance_set.json
+    labelled ``disputes`` (negations, denials, retractions, corrections of a claim of
+    config/topics/claims.csv), the share that ``match_claims`` over the whole claims
+    table links (either tier) to their claim with stance ``repeats``. Must be 0.
+    """
+    out: list[tuple[str, str, float | str]] = []
+    fnc = SHARED_DATA / "fnc1-stance"
+    try:
+        import quality_stance
+    except ImportError as exc:
+        print(f"stance benchmark not available ({exc})")
+        return out
+    if fnc.is_dir():
+        t0 = time.perf_counter()
+        score = quality_stance.fnc1_relative_score(fnc)
+        print(f"FNC-1 hold-out (pipeline.stance): relative score {score:.4f} "
+              f"({time.perf_counter() - t0:.1f} s)")
+        out.append(("fnc1-dev", "relative-score", score))
+    else:
+        print(f"FNC-1 data not found at {fnc}: skipping")
+    data = json.loads(quality_stance.SEED_SET.read_text(encoding="utf-8"))
+    claims, _ = seed_claims(json.loads(SEED_SET.read_text(encoding="utf-8")))
+    index = C.ClaimIndex.build(claims)
+    disputing = [it for it in data["items"] if it["label"] == "disputes"]
+    false_links = linked = 0
+    stances: dict[str, int] = {}
+    for it in disputing:
+        for m in C.match_claims([it["sentence"]], index):
+            if m.claim_id != it["claim_id"]:
+                continue
+            linked += 1
+            stances[m.stance] = stances.get(m.stance, 0) + 1
+            if m.stance == "repeats":
+                false_links += 1
+                print(f"    XX repeats link for a disputing sentence: {it['sentence'][:90]}")
+    rate = false_links / max(len(disputing), 1)
+    print(f"seed negation set: {len(disputing)} disputing sentences, {linked} matched to their "
+          f"claim (stances {stances}), {false_links} as repeats: linked-false-rate {rate:.4f}")
+    out.append(("seed-negation", "linked-false-rate", rate))
+    return out
 
 
 if __name__ == "__main__":

@@ -82,6 +82,8 @@ def _flags(article: Any, claims: Sequence[Any], candidates: Sequence[Any]) -> li
         flags.append("conflict")
     if candidates:
         flags.append("new_claim_candidate")
+    if any(c.stance == "disputes" and c.review != "rejected" for c in article.claims):
+        flags.append("disputes")
     return flags
 
 
@@ -113,7 +115,7 @@ def _entry(article: Any, all_claims: Sequence[Any], candidates: Sequence[Any],
         ),
         "claims": [
             {"claim_id": c.claim_id, "score": round(c.score, 1), "sentence": c.sentence,
-             "tier": c.tier, "review": c.review}
+             "tier": c.tier, "review": c.review, "stance": c.stance or "repeats"}
             for c in sorted(claims, key=lambda c: -c.score)
         ],
         "conflicts": [

@@ -57,6 +57,7 @@ FLAG_LABELS = {
     "duplicate": "duplicate",
     "conflict": "conflicting figures",
     "new_claim_candidate": "new claim candidate",
+    "disputes": "disputes a claim",
 }
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -157,6 +158,7 @@ class _Match:
     sentence: str
     score: Any
     tier: str
+    stance: str = "repeats"
 
 
 @dataclass
@@ -295,7 +297,8 @@ def _build_view(digest: Mapping[str, Any]) -> _View:
             group = groups.setdefault(cid, _ClaimGroup(cid, ""))
             fam = root_of.get(_key(a.get("id")), _key(a.get("id")))
             idx = family_index.get((cid, fam))
-            match = _Match(a, _clean(m.get("sentence")), m.get("score"), _clean(m.get("tier")))
+            match = _Match(a, _clean(m.get("sentence")), m.get("score"), _clean(m.get("tier")),
+                           _clean(m.get("stance")) or "repeats")
             if idx is None:
                 family_index[(cid, fam)] = len(group.families)
                 group.families.append([match])
@@ -727,6 +730,25 @@ def _revision_block(v: _View, a: dict[str, Any]) -> tuple:
     return ("entry", _head(v, a), lines)
 
 
+def _claim_sides_entry(v: _View, group: _ClaimGroup) -> tuple:
+    """One claim: the outlets that repeat it and those that dispute (or discuss) it."""
+    sides: dict[str, list[str]] = {"repeats": [], "disputes": [], "discusses": []}
+    for family in group.families:
+        for m in family:
+            side = sides.get(m.stance, sides["repeats"])
+            outlet = _outlet(m.article)
+            if outlet not in side:
+                side.append(outlet)
+    head: list[Span] = [("q", _claim_label(v, group.claim_id))]
+    lines: list[Line] = []
+    for stance, label in (("repeats", "Repeated by"), ("disputes", "Disputed by"),
+                          ("discusses", "Discussed by")):
+        if sides[stance]:
+            lines.append((0, [("k", f"{label} {_plural(len(sides[stance]), 'outlet')}: "),
+                              ("t", ", ".join(sides[stance]))], None))
+    return ("entry", head, lines)
+
+
 def _document(v: _View) -> list[tuple]:
     """Conflicts, disputes, alarms and revisions first; then one block per story."""
     doc: list[tuple] = [("h1", f"claimwatch digest: {v.topic}")]
@@ -755,6 +777,9 @@ def _document(v: _View) -> list[tuple]:
         if v.new_reports:
             doc.append(("h2", f"Stories ({len(v.new_reports)})"))
             doc += [_story_entry(v, a) for a in v.new_reports]
+        if v.claims:
+            doc.append(("h2", f"Claims: who repeats, who disputes ({len(v.claims)})"))
+            doc += [_claim_sides_entry(v, g) for g in v.claims]
         if v.orphans:
             n = sum(len(g.copies) for g in v.orphans)
             doc.append(("h2", f"Copies of earlier articles ({n})"))
@@ -983,6 +1008,7 @@ _SECTION_COLOURS = {
     "Conflicting figures": "#dc2626",
     "Disputes": "#d97706",
     "Revised articles": "#0891b2",
+    "Claims: who repeats, who disputes": "#059669",
     "Copies of earlier articles": "#71717a",
     "Other articles": "#71717a",
     "Source health": "#7c3aed",
@@ -1111,7 +1137,7 @@ _ARTICLE_ORDER = (
 )
 _NESTED_ORDER = {
     "duplicate_of": ("id", "url", "similarity"),
-    "claims": ("claim_id", "score", "sentence", "tier", "claim_text"),
+    "claims": ("claim_id", "score", "sentence", "tier", "stance", "claim_text"),
     "conflicts": ("claim_id", "sentence", "claim_numbers", "article_numbers"),
     "candidates": ("sentence", "score"),
     "review": ("status", "note"),
@@ -1165,6 +1191,8 @@ def _atom_entry_summary(v: _View, a: dict[str, Any]) -> str:
         for m in linked:
             cid = _clean(m.get("claim_id"))
             tier = "suggested, " if _clean(m.get("tier")) == "suggested" else ""
+            if _clean(m.get("stance")) in ("disputes", "discusses"):
+                tier += _clean(m.get("stance")) + ", "
             text = v.claim_text.get(cid)
             rows.append(
                 f"- {cid} ({tier}score {_fmt_score(m.get('score'))})"

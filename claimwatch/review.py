@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from config.loader import ConfigError, append_claim
@@ -229,6 +229,9 @@ class ClaimCoverage:
     conflicts: int
     first_seen: datetime | None
     last_seen: datetime | None
+    # outlets whose sentence repeats the claim / disputes it (the match's stance)
+    repeating_outlets: int = 0
+    disputing_outlets: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -240,6 +243,8 @@ class ClaimCoverage:
             "conflicts": self.conflicts,
             "first_seen": self.first_seen.isoformat() if self.first_seen else None,
             "last_seen": self.last_seen.isoformat() if self.last_seen else None,
+            "repeating_outlets": self.repeating_outlets,
+            "disputing_outlets": self.disputing_outlets,
         }
 
 
@@ -268,7 +273,9 @@ def claim_coverage(session: Session, topic: str | None = None, *, after: int | N
     claims = claims[:limit] if limit is not None else claims
     coverage_query = select(ClaimCoverageRow).where(ClaimCoverageRow.articles > 0)
     outlet_query = (
-        select(ClaimOutletRow.topic, ClaimOutletRow.claim_id, func.count())
+        select(ClaimOutletRow.topic, ClaimOutletRow.claim_id, func.count(),
+               func.sum(case((ClaimOutletRow.articles > ClaimOutletRow.disputes, 1), else_=0)),
+               func.sum(case((ClaimOutletRow.disputes > 0, 1), else_=0)))
         .where(ClaimOutletRow.articles > 0)
         .group_by(ClaimOutletRow.topic, ClaimOutletRow.claim_id)
     )
@@ -279,12 +286,13 @@ def claim_coverage(session: Session, topic: str | None = None, *, after: int | N
         ids = {c.claim_id for c in claims}
         coverage_query = coverage_query.where(ClaimCoverageRow.claim_id.in_(ids))
         outlet_query = outlet_query.where(ClaimOutletRow.claim_id.in_(ids))
-    outlets = {(t, c): n for t, c, n in session.execute(outlet_query)}
-    counts = {
-        (r.topic, r.claim_id): (r.articles, outlets.get((r.topic, r.claim_id), 0), r.conflicts,
-                                r.first_seen, r.last_seen)
-        for r in session.scalars(coverage_query)
-    }
+    outlets = {(t, c): (n, repeating, disputing)
+               for t, c, n, repeating, disputing in session.execute(outlet_query)}
+    counts = {}
+    for r in session.scalars(coverage_query):
+        n, repeating, disputing = outlets.get((r.topic, r.claim_id), (0, 0, 0))
+        counts[(r.topic, r.claim_id)] = (r.articles, n, r.conflicts, r.first_seen, r.last_seen,
+                                         repeating, disputing)
     rows: list[ClaimCoverage] = []
     for claim in sorted(claims, key=lambda c: (c.topic, c.id)):
         row = counts.pop((claim.topic, claim.claim_id), None)
@@ -304,7 +312,7 @@ def _coverage(topic: str, claim_id: str, text: str | None, row: Any) -> ClaimCov
     if row is None:
         return ClaimCoverage(topic, claim_id, text, 0, 0, 0, None, None)
     return ClaimCoverage(topic, claim_id, text, int(row[0]), int(row[1]), int(row[2] or 0),
-                         row[3], row[4])
+                         row[3], row[4], int(row[5] or 0), int(row[6] or 0))
 
 
 def recent_runs(session: Session, topic: str | None = None, limit: int = 20) -> list[CrawlRun]:

@@ -976,6 +976,7 @@ class ReviewApp(DeskViews):
         entry["all_claims"] = [
             {"claim_id": c.claim_id, "score": round(c.score, 1), "sentence": c.sentence,
              "tier": c.tier, "review": c.review, "conflict": c.conflict,
+             "stance": c.stance or "repeats",
              "claim_numbers": list(c.claim_numbers), "article_numbers": list(c.article_numbers)}
             for c in sorted(article.claims, key=lambda c: -c.score)
         ]
@@ -1134,7 +1135,8 @@ class ReviewApp(DeskViews):
                 f'<tr class="match match-{h(c["review"])}"><td><code>{h(cid)}</code>'
                 + (f'<div class="claimtext">{h(known)}</div>' if known else "")
                 + f'</td><td>{quoted(c["sentence"])}{conflict}</td>'
-                f'<td class="num">{float(c["score"]):.1f}</td><td>{h(c["tier"])}</td>'
+                f'<td class="num">{float(c["score"]):.1f}</td><td>{h(c["tier"])}'
+                f'<br><span class="stance stance-{h(c["stance"])}">{h(c["stance"])}</span></td>'
                 f'<td>{h(c["review"])}</td><td>{form}</td></tr>'
             )
         return (
@@ -1273,6 +1275,7 @@ class ReviewApp(DeskViews):
                 f'<tr id="claim-{h(r.claim_id)}"><td><a href="{h(claim_url)}">'
                 f"<code>{h(r.claim_id)}</code></a></td>"
                 f"<td>{text}</td><td class=num>{articles}</td><td class=num>{r.outlets}</td>"
+                f"<td class=num>{r.repeating_outlets}</td><td class=num>{r.disputing_outlets}</td>"
                 f"<td class=num>{r.conflicts}</td><td>{h(fmt_dt(r.first_seen))}</td>"
                 f"<td>{h(fmt_dt(r.last_seen))}</td></tr>"
             )
@@ -1281,7 +1284,8 @@ class ReviewApp(DeskViews):
             f"<h1>{h(title)}</h1><p class=count>{_plural(len(rows), 'claim')}; coverage counts "
             "leave out rejected matches.</p>"
             "<table class=claims><thead><tr><th>Claim</th><th>Text</th><th>Articles</th>"
-            "<th>Outlets</th><th>Conflicts</th><th>First seen</th><th>Last seen</th></tr>"
+            "<th>Outlets</th><th>Repeat it</th><th>Dispute it</th><th>Conflicts</th>"
+            "<th>First seen</th><th>Last seen</th></tr>"
             "</thead><tbody>" + "".join(body_rows) + "</tbody></table>"
         )
         if next_url:

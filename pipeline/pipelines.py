@@ -265,6 +265,7 @@ class StorePipeline(_DatabaseStage):
                     claim_id=m.claim_id, sentence=m.sentence, sentence_index=m.sentence_index,
                     score=float(m.score), tier=m.tier, conflict=m.conflict,
                     claim_numbers=list(m.claim_numbers), article_numbers=list(m.article_numbers),
+                    stance=m.stance,
                 )
                 for m in item.get("matches", [])
             ],

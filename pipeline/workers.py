@@ -56,6 +56,7 @@ from pipeline.claims import (
     DEFAULT_CANDIDATE_MIN,
     DEFAULT_LINKED_MIN,
     DEFAULT_SUGGESTED_MIN,
+    ArticleContext,
     Candidate,
     ClaimIndex,
     ClaimMatch,
@@ -137,7 +138,7 @@ class Analyser:
 
     def __init__(self, config: AnalysisConfig) -> None:
         self.config = config
-        self.index = ClaimIndex.build(config.claims)
+        self.index = ClaimIndex.cached(config.claims)
         self.query = compile_query(config.query)
         self.linked_min = DEFAULT_LINKED_MIN if config.linked_min is None else config.linked_min
         self.suggested_min = (DEFAULT_SUGGESTED_MIN if config.suggested_min is None
@@ -163,8 +164,10 @@ class Analyser:
             return Analysis(extracted=extracted, on_topic=False,
                             cpu_seconds=time.process_time() - started)
         sentences = split_sentences(extracted.text)
+        context = ArticleContext(title=title, published=extracted.published,
+                                 lang=extracted.language)
         matches = (match_claims(sentences, self.index, linked_min=self.linked_min,
-                                suggested_min=self.suggested_min)
+                                suggested_min=self.suggested_min, context=context)
                    if len(self.index) else [])
         candidates = find_candidates(sentences, matches, index=self.index,
                                      min_score=self.candidate_min)

@@ -119,6 +119,8 @@ class ArticleClaim(Base):
     claim_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
     article_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
     review: Mapped[str] = mapped_column(String(20), default="open")  # open|confirmed|rejected
+    # does the sentence repeat the claim, dispute it or discuss it (pipeline.claims.stance)
+    stance: Mapped[str] = mapped_column(String(20), default="repeats", server_default="repeats")
 
     article: Mapped[Article] = relationship(back_populates="claims")
 
@@ -147,7 +149,8 @@ class ClaimCoverageRow(Base):
 
 class ClaimOutletRow(Base):
     """Per (topic, claim, outlet): non-rejected matches; the claim's outlets are its rows
-    with ``articles > 0`` (outlet: the article's outlet, else its source)."""
+    with ``articles > 0`` (outlet: the article's outlet, else its source); it repeats the
+    claim where ``articles > disputes`` and disputes it where ``disputes > 0``."""
 
     __tablename__ = "claim_outlets"
     __table_args__ = (
@@ -159,6 +162,7 @@ class ClaimOutletRow(Base):
     claim_id: Mapped[str] = mapped_column(String(200))
     outlet: Mapped[str] = mapped_column(String(300))
     articles: Mapped[int] = mapped_column(Integer, default=0)
+    disputes: Mapped[int] = mapped_column(Integer, default=0)  # of them, disputing the claim
 
 
 class ClaimCandidate(Base):

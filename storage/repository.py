@@ -43,6 +43,7 @@ class MatchRecord:
     conflict: bool = False
     claim_numbers: Sequence[str] = ()
     article_numbers: Sequence[str] = ()
+    stance: str = "repeats"
 
 
 @dataclass
@@ -137,10 +138,13 @@ def count_matches(session: Session, topic: str, seen: datetime, outlet: str,
                                       (new.last_seen > coverage.c.last_seen, new.last_seen),
                                       else_=coverage.c.last_seen),
                 })
+        disputes = 1 if getattr(m, "stance", "repeats") == "disputes" else 0
         _upsert(session, outlets,
-                {"topic": topic, "claim_id": m.claim_id, "outlet": outlet, "articles": 1},
+                {"topic": topic, "claim_id": m.claim_id, "outlet": outlet, "articles": 1,
+                 "disputes": disputes},
                 ("topic", "claim_id", "outlet"),
-                lambda new: {"articles": outlets.c.articles + 1})
+                lambda new: {"articles": outlets.c.articles + 1,
+                             "disputes": outlets.c.disputes + new.disputes})
 
 
 def recount_claim(session: Session, topic: str, claim_id: str) -> None:
@@ -149,7 +153,7 @@ def recount_claim(session: Session, topic: str, claim_id: str) -> None:
     seen = func.coalesce(Article.published, Article.fetched_at)
     live = (
         select(Article.id, Article.outlet, Article.source, seen.label("seen"),
-               ArticleClaim.conflict)
+               ArticleClaim.conflict, ArticleClaim.stance)
         .join(Article, Article.id == ArticleClaim.article_id)
         .where(ArticleClaim.claim_id == claim_id, ArticleClaim.review != "rejected",
                Article.topic == topic)
@@ -158,7 +162,8 @@ def recount_claim(session: Session, topic: str, claim_id: str) -> None:
         func.count(), func.sum(case((live.c.conflict, 1), else_=0)),
         func.min(live.c.seen), func.max(live.c.seen))).one()
     by_outlet = session.execute(
-        select(func.coalesce(live.c.outlet, live.c.source), func.count())
+        select(func.coalesce(live.c.outlet, live.c.source), func.count(),
+               func.sum(case((live.c.stance == "disputes", 1), else_=0)))
         .group_by(func.coalesce(live.c.outlet, live.c.source))).all()
     session.execute(ClaimCoverageRow.__table__.delete().where(
         ClaimCoverageRow.topic == topic, ClaimCoverageRow.claim_id == claim_id))
@@ -169,8 +174,9 @@ def recount_claim(session: Session, topic: str, claim_id: str) -> None:
             topic=topic, claim_id=claim_id, articles=row[0], conflicts=int(row[1] or 0),
             first_seen=_as_utc(row[2]), last_seen=_as_utc(row[3])))
         session.execute(ClaimOutletRow.__table__.insert(), [
-            {"topic": topic, "claim_id": claim_id, "outlet": outlet, "articles": n}
-            for outlet, n in by_outlet])
+            {"topic": topic, "claim_id": claim_id, "outlet": outlet, "articles": n,
+             "disputes": int(disputes or 0)}
+            for outlet, n, disputes in by_outlet])
 
 
 def _as_utc(value: Any) -> datetime | None:
@@ -337,6 +343,7 @@ class Store:
                     "conflict": m.conflict,
                     "claim_numbers": list(m.claim_numbers),
                     "article_numbers": list(m.article_numbers),
+                    "stance": m.stance,
                 }
                 for m in record.matches
             ])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# claims indexes cached on disk by the tests go to a temporary directory, not the user's
+os.environ.setdefault("CLAIMWATCH_CACHE_DIR", tempfile.mkdtemp(prefix="claimwatch-test-cache-"))
 SHARED_DATA = Path(os.environ.get("CLAIMWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 DEMO_TOPIC = REPO / "config" / "topics" / "demo.yaml"
 DEMO_SITE = REPO / "config" / "topics" / "demo-site"

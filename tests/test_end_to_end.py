@@ -101,6 +101,28 @@ def test_planted_claims_are_matched_with_their_sentence(crawled: dict[str, Any],
         assert matched[claim_id]["score"] > 0
 
 
+def test_one_claim_per_idea_no_false_links(crawled: dict[str, Any]) -> None:
+    """The demo sentence on Musk's priority once linked three claims (one contrary, at
+    99.0); only the claim it states remains, and every planted link stays (above)."""
+    sentence = "Musk has said removing child exploitation from Twitter is his top priority."
+    found = [c for a in crawled["articles"].values() for c in a["claims"]
+             if c["sentence"] == sentence]
+    assert found, "the demo sentence is not matched at all"
+    assert {c["claim_id"] for c in found} == {"musk-priority-number-one"}
+    for false_link in ("musk-no-significant-investment", "musk-crime-tweet"):
+        assert not any(c["claim_id"] == false_link and c["sentence"] == sentence
+                       for a in crawled["articles"].values() for c in a["claims"])
+
+
+def test_every_claim_link_says_its_stance(crawled: dict[str, Any]) -> None:
+    links = [c for a in crawled["articles"].values() for c in a["claims"]]
+    assert links
+    assert {c["stance"] for c in links} <= {"repeats", "disputes", "discusses"}
+    for a in crawled["articles"].values():
+        disputes = any(c["stance"] == "disputes" for c in a["claims"])
+        assert ("disputes" in a["flags"]) == disputes
+
+
 @pytest.mark.parametrize("path", on_topic())
 def test_conflicting_figures(crawled: dict[str, Any], path: str) -> None:
     expected, article = EXPECTED[path], crawled["articles"][path]

@@ -276,7 +276,8 @@ def test_claims_page_has_coverage(client: Client) -> None:
     html = client.get("/claims").text
     row = re.search(r'<tr id="claim-staff-25">(.*?)</tr>', html).group(1)  # type: ignore[union-attr]
     cells = [re.sub("<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
-    assert cells[2:] == ["3", "3", "0", "2022-12-15 10:00 UTC", "2022-12-18 10:00 UTC"]
+    # articles, outlets, outlets repeating it, outlets disputing it, conflicts, first, last
+    assert cells[2:] == ["3", "3", "3", "0", "0", "2022-12-15 10:00 UTC", "2022-12-18 10:00 UTC"]
     assert "claim=staff-25" in row
     never = re.search(r'<tr id="claim-never-repeated">(.*?)</tr>', html).group(1)  # type: ignore[union-attr]
     assert "<td class=num>0</td>" in never

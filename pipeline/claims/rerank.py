@@ -1,0 +1,297 @@
+"""Re-ranking: the lexical score, the semantic signal and the sentence's context, in one model.
+
+The first stage (:mod:`pipeline.claims.scoring`) scores a (sentence, claim text)
+pair on its words alone. This stage combines that score with what words miss:
+
+==================  ==========================================================
+``lexical``          the first stage's logit (clipped to -15..15)
+``lexical_margin``   that logit minus the best one of the same sentence (<= 0)
+``cos_text``         cosine of the sentence's and the claim text's embeddings
+``cos_context``      cosine of the sentence's window (neighbours, title) and the claim
+``cos_margin``       ``cos_text`` minus the best one of the same sentence (<= 0)
+``date_gap``         log1p(days between the article and the claim's first report)
+``date_known``       1 when both dates are known (``date_gap`` means something)
+``speaker``          +1 the sentence's speaker is the claim's source or named in it,
+                     -1 both are known and differ, 0 unknown
+``window_cover``     IDF share of the claim text's words found in the sentence's window
+==================  ==========================================================
+
+A small gradient-boosted forest over these (``rerank.json`` beside this file,
+about 100 KB; fitted with LightGBM on the train splits of CLEF CheckThat! 2022 2A
+and 2021 2B and on dense one-story tables made from 2A train, by
+``benchmarks/quality_claims.py --tune``; evaluated here with numpy alone) gives
+the match probability; a score is 100 times it. A forest rather than a
+logistic model: on the dense tables, a linear model links a tweet whose own
+claim is absent to a neighbour 1.5% of the time at recall 0.70 (dev), the forest
+0.5%.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.claims.context import SentenceContext, readable
+from pipeline.claims.semantic import embed
+from pipeline.text import analyse
+
+if TYPE_CHECKING:
+    from pipeline.claims.index import ClaimIndex
+
+FEATURES = (
+    "lexical",
+    "lexical_margin",
+    "cos_text",
+    "cos_context",
+    "cos_margin",
+    "date_gap",
+    "date_known",
+    "speaker",
+    "window_cover",
+)
+(LEXICAL, LEXICAL_MARGIN, COS_TEXT, COS_CONTEXT, COS_MARGIN, DATE_GAP, DATE_KNOWN,
+ SPEAKER, WINDOW_COVER) = range(len(FEATURES))
+# the range of each feature (the model is defined on these, values are clipped)
+RANGES = {
+    LEXICAL: (-15.0, 15.0),
+    LEXICAL_MARGIN: (-10.0, 0.0),
+    COS_TEXT: (-1.0, 1.0),
+    COS_CONTEXT: (-1.0, 1.0),
+    COS_MARGIN: (-2.0, 0.0),
+    DATE_GAP: (0.0, 12.0),
+    DATE_KNOWN: (0.0, 1.0),
+    SPEAKER: (-1.0, 1.0),
+    WINDOW_COVER: (0.0, 1.0),
+}
+MODEL_FILE = Path(__file__).with_name("rerank.json")
+
+
+class Forest:
+    """A gradient-boosted forest (trained with LightGBM), evaluated with numpy alone.
+
+    Nodes of every tree side by side: ``feature``, ``threshold`` (go left when
+    ``x <= threshold``), ``left``/``right`` (child node, or ``-1 - leaf``) and
+    ``leaf_value``. All trees are walked at once, one level per step, so a few
+    hundred pairs cost a fraction of a millisecond.
+    """
+
+    def __init__(self, trees: list[dict[str, list[float]]], bias: float) -> None:
+        n_trees = len(trees)
+        width = max(max(len(t["feature"]) for t in trees), 1)
+        leaves = max(len(t["leaf_value"]) for t in trees)
+        self.feature = np.zeros((n_trees, width), dtype=np.int64)
+        self.threshold = np.zeros((n_trees, width), dtype=np.float64)
+        self.left = np.full((n_trees, width), -1, dtype=np.int64)
+        self.right = np.full((n_trees, width), -1, dtype=np.int64)
+        self.leaf_value = np.zeros((n_trees, leaves), dtype=np.float64)
+        self.depth = 1
+        for i, t in enumerate(trees):
+            n = len(t["feature"])
+            self.feature[i, :n] = t["feature"]
+            self.threshold[i, :n] = t["threshold"]
+            self.left[i, :n] = t["left"]
+            self.right[i, :n] = t["right"]
+            self.leaf_value[i, : len(t["leaf_value"])] = t["leaf_value"]
+            self.depth = max(self.depth, _tree_depth(t))
+        self.bias = bias
+        self.trees = trees
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The forest's raw score (a logit) of each row of ``x``."""
+        n = len(x)
+        if n == 0:
+            return np.zeros(0)
+        n_trees = len(self.feature)
+        tree = np.broadcast_to(np.arange(n_trees), (n, n_trees))
+        row = np.broadcast_to(np.arange(n)[:, None], (n, n_trees))
+        node = np.zeros((n, n_trees), dtype=np.int64)
+        # a tree of one leaf has no node: it starts at its leaf
+        node[:, [len(t["feature"]) == 0 for t in self.trees]] = -1
+        for _ in range(self.depth):
+            inner = node >= 0
+            if not inner.any():
+                break
+            at = np.where(inner, node, 0)
+            go_left = x[row, self.feature[tree, at]] <= self.threshold[tree, at]
+            step = np.where(go_left, self.left[tree, at], self.right[tree, at])
+            node = np.where(inner, step, node)
+        return self.leaf_value[tree, -1 - node].sum(axis=1) + self.bias
+
+    def lexical_floor(self, floor: float, column: int) -> float:
+        """The lowest ``column`` value from which the raw score can still reach ``floor``.
+
+        For each tree, a leaf is reachable with ``x[column] <= v`` unless its path
+        requires ``x[column] > t`` for some ``t >= v``; the most a forest can give
+        below ``v`` is the sum of each tree's best reachable leaf. Exact as a bound
+        (every other feature free), so no pair that can reach ``floor`` is dropped.
+        """
+        cuts: list[float] = []
+        per_tree: list[list[tuple[float, float]]] = []  # (lowest lexical needed, leaf value)
+        for t in self.trees:
+            leaves: list[tuple[float, float]] = []
+            _leaf_bounds(t, 0, -np.inf, column, leaves) if t["feature"] else leaves.append(
+                (-np.inf, t["leaf_value"][0]))
+            per_tree.append(leaves)
+            cuts.extend(lo for lo, _ in leaves if lo > -np.inf)
+        for cut in [-np.inf, *sorted(set(cuts))]:
+            # a value just above ``cut`` reaches the leaves whose bound is at most cut
+            total = self.bias + sum(max((val for lo, val in leaves if lo <= cut),
+                                        default=-np.inf) for leaves in per_tree)
+            if total >= floor:
+                return float(cut)
+        return np.inf
+
+
+def _tree_depth(tree: dict[str, list[float]], node: int = 0) -> int:
+    if not tree["feature"]:
+        return 0
+    depth = 1
+    for child in (tree["left"][node], tree["right"][node]):
+        if child >= 0:
+            depth = max(depth, 1 + _tree_depth(tree, int(child)))
+    return depth
+
+
+def _leaf_bounds(tree: dict[str, list[float]], node: int, lo: float, column: int,
+                 out: list[tuple[float, float]]) -> None:
+    """Each leaf of ``tree`` with the value ``column`` must exceed to reach it."""
+    for child, right in ((tree["left"][node], False), (tree["right"][node], True)):
+        bound = max(lo, tree["threshold"][node]) if right and tree["feature"][node] == column \
+            else lo
+        if child >= 0:
+            _leaf_bounds(tree, int(child), bound, column, out)
+        else:
+            out.append((bound, tree["leaf_value"][-1 - int(child)]))
+
+
+@lru_cache(maxsize=1)
+def _file_model() -> Forest:
+    data = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
+    if tuple(data["features"]) != FEATURES:
+        raise ValueError(f"{MODEL_FILE} was fitted on other features: {data['features']}")
+    return Forest(data["trees"], float(data["bias"]))
+
+
+_OVERRIDE: Forest | None = None
+
+
+def set_model(forest: Forest | None) -> None:
+    """Use this forest in this process (the benchmark's ``--tune``); ``None``: the file's."""
+    global _OVERRIDE
+    _OVERRIDE = forest
+    _floor_cache.clear()
+
+
+def model() -> Forest:
+    """The re-ranker."""
+    return _OVERRIDE if _OVERRIDE is not None else _file_model()
+
+
+_floor_cache: dict[float, float] = {}
+
+
+def lexical_floor(logit_floor: float) -> float:
+    """The lowest first-stage logit from which a pair can still reach ``logit_floor``."""
+    found = _floor_cache.get(logit_floor)
+    if found is None:
+        found = _floor_cache[logit_floor] = model().lexical_floor(logit_floor, LEXICAL)
+    return found
+
+
+def _speaker_feature(index: ClaimIndex, row: int, speaker: str | None) -> float:
+    if not speaker:
+        return 0.0
+    surname = speaker.split()[-1].lower().strip(".,")
+    if len(surname) < 3:
+        return 0.0
+    source = index.claim_sources[int(index.row_claim[row])]
+    if surname in index.row_texts[row].lower():
+        return 1.0
+    if source:
+        return 1.0 if surname in source.lower() else -1.0
+    return 0.0
+
+
+def _cover(index: ClaimIndex, row: int, words: frozenset[str]) -> float:
+    """IDF share of the words of claim text ``row`` that ``words`` has."""
+    total = found = 0.0
+    for w in set(index.row_words[row].split()):
+        weight = index.word_weight(w)
+        total += weight
+        if w in words:
+            found += weight
+    return found / total if total > 0 else 0.0
+
+
+def feature_matrix(
+    index: ClaimIndex,
+    texts: Sequence[str],
+    contexts: Sequence[SentenceContext | None] | None,
+    q: np.ndarray,
+    rows: np.ndarray,
+    lexical: np.ndarray,
+) -> np.ndarray:
+    """The re-ranking features of each (query ``q``, claim text ``rows``) pair."""
+    n = len(rows)
+    feats = np.zeros((n, len(FEATURES)), dtype=np.float64)
+    if n == 0:
+        return feats
+    feats[:, LEXICAL] = np.clip(lexical, *RANGES[LEXICAL])
+    nq = len(texts)
+    best = np.full(nq, -np.inf)
+    np.maximum.at(best, q, feats[:, LEXICAL])
+    feats[:, LEXICAL_MARGIN] = np.maximum(feats[:, LEXICAL] - best[q], RANGES[LEXICAL_MARGIN][0])
+    # embeddings of the sentences (and windows) that have pairs, only
+    used = np.unique(q)
+    sentence_text = [readable(texts[i]) for i in used.tolist()]
+    windows = [readable(c.window) if contexts and (c := contexts[i]) is not None
+               else sentence_text[k] for k, i in enumerate(used.tolist())]
+    distinct_windows = [w for w, s in zip(windows, sentence_text, strict=True) if w != s]
+    vecs = embed(sentence_text + distinct_windows)
+    if vecs is not None and index.row_vectors is not None:
+        local = np.full(nq, -1, dtype=np.int64)
+        local[used] = np.arange(len(used))
+        s_vec = vecs[: len(used)]
+        w_vec = s_vec.copy()
+        k = len(used)
+        for j, (w, s) in enumerate(zip(windows, sentence_text, strict=True)):
+            if w != s:
+                w_vec[j] = vecs[k]
+                k += 1
+        r_vec = index.row_vectors[rows].astype(np.float32)
+        li = local[q]
+        feats[:, COS_TEXT] = np.einsum("ij,ij->i", s_vec[li], r_vec)
+        feats[:, COS_CONTEXT] = np.einsum("ij,ij->i", w_vec[li], r_vec)
+        best_cos = np.full(nq, -np.inf)
+        np.maximum.at(best_cos, q, feats[:, COS_TEXT])
+        feats[:, COS_MARGIN] = feats[:, COS_TEXT] - best_cos[q]
+    if contexts:
+        days = np.array([-1 if c is None or c.day is None else c.day for c in contexts],
+                        dtype=np.int64)[q]
+        c_days = index.claim_days[index.row_claim[rows]]
+        known = (days >= 0) & (c_days >= 0)
+        gap = np.log1p(np.abs(days - c_days).astype(np.float64))
+        feats[:, DATE_GAP] = np.where(known, np.minimum(gap, RANGES[DATE_GAP][1]), 0.0)
+        feats[:, DATE_KNOWN] = known
+        window_words: dict[int, frozenset[str]] = {}
+        for i, (qi, r) in enumerate(zip(q.tolist(), rows.tolist(), strict=True)):
+            c = contexts[qi]
+            if c is not None:
+                ww = window_words.get(qi)
+                if ww is None:
+                    ww = window_words[qi] = frozenset(analyse(c.window).words)
+                feats[i, WINDOW_COVER] = _cover(index, r, ww)
+            speaker = c.speaker if c is not None else None
+            if speaker:
+                feats[i, SPEAKER] = _speaker_feature(index, r, speaker)
+    return feats
+
+
+def probability(feats: np.ndarray) -> np.ndarray:
+    """The re-ranker's match probability of each feature row."""
+    return 1.0 / (1.0 + np.exp(-model().raw(feats)))
