@@ -732,17 +732,20 @@ def _revision_block(v: _View, a: dict[str, Any]) -> tuple:
 
 def _claim_sides_entry(v: _View, group: _ClaimGroup) -> tuple:
     """One claim: the outlets that repeat it and those that dispute (or discuss) it."""
-    sides: dict[str, list[str]] = {"repeats": [], "disputes": [], "discusses": []}
+    sides: dict[str, list[str]] = {"repeats": [], "disputes": [], "discusses": [],
+                                   "conflict": []}
     for family in group.families:
         for m in family:
-            side = sides.get(m.stance, sides["repeats"])
+            conflicting = any(isinstance(c, dict) and _clean(c.get("claim_id")) == group.claim_id
+                              for c in _as_list(m.article.get("conflicts")))
+            side = sides["conflict"] if conflicting else sides.get(m.stance, sides["repeats"])
             outlet = _outlet(m.article)
             if outlet not in side:
                 side.append(outlet)
     head: list[Span] = [("q", _claim_label(v, group.claim_id))]
     lines: list[Line] = []
     for stance, label in (("repeats", "Repeated by"), ("disputes", "Disputed by"),
-                          ("discusses", "Discussed by")):
+                          ("conflict", "Other figures from"), ("discusses", "Discussed by")):
         if sides[stance]:
             lines.append((0, [("k", f"{label} {_plural(len(sides[stance]), 'outlet')}: "),
                               ("t", ", ".join(sides[stance]))], None))
