@@ -73,12 +73,10 @@ def _as_utc(value: datetime) -> datetime:
 
 def claim_timeline(session: Session, topic: str, claim_id: str) -> list[TimelinePoint]:
     """The articles that carry ``claim_id`` (rejected links left out), oldest first."""
-    stance = getattr(ArticleClaim, "stance", None)
     columns = [Article.id, Article.published, Article.fetched_at, Article.outlet, Article.url,
                Article.title, Article.duplicate_of_id, Article.duplicate_kind,
-               ArticleClaim.sentence, ArticleClaim.score, ArticleClaim.conflict]
-    if stance is not None:
-        columns.append(stance)
+               ArticleClaim.sentence, ArticleClaim.score, ArticleClaim.conflict,
+               ArticleClaim.stance]
     rows = session.execute(
         select(*columns)
         .join(ArticleClaim, ArticleClaim.article_id == Article.id)
@@ -91,7 +89,7 @@ def claim_timeline(session: Session, topic: str, claim_id: str) -> list[Timeline
     for row in rows:
         if row.conflict:
             kind = "conflict"
-        elif stance is not None and row[-1] == "disputes":
+        elif row.stance == "disputes":
             kind = "dispute"
         elif row.duplicate_of_id is not None:
             kind = "rewrite" if row.duplicate_kind == "rewrite" else "copy"

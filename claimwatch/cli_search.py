@@ -29,7 +29,7 @@ def _date(value: str | None, name: str) -> Any:
 @click.argument("query")
 @click.option("--topic", help="Only this topic.")
 @click.option("--flag", type=click.Choice(["new_report", "duplicate", "conflict",
-                                           "new_claim_candidate"]),
+                                           "new_claim_candidate", "disputes"]),
               help="Only articles with this flag.")
 @click.option("--claim", "claim_id", metavar="CLAIM_ID", help="Only articles linked to this claim.")
 @click.option("--outlet", help="Only this outlet (case does not matter).")

@@ -82,7 +82,7 @@ def _flags(article: Any, claims: Sequence[Any], candidates: Sequence[Any]) -> li
         flags.append("conflict")
     if candidates:
         flags.append("new_claim_candidate")
-    if any(c.stance == "disputes" and c.review != "rejected" for c in article.claims):
+    if any(c.stance == "disputes" and c.review != "rejected" for c in claims):
         flags.append("disputes")
     return flags
 
@@ -192,7 +192,8 @@ def entries(session: Session, rows: Sequence[Any], flag: str | None = None) -> l
     for c in session.execute(
         select(ArticleClaim.article_id, ArticleClaim.claim_id, ArticleClaim.score,
                ArticleClaim.sentence, ArticleClaim.tier, ArticleClaim.review,
-               ArticleClaim.conflict, ArticleClaim.claim_numbers, ArticleClaim.article_numbers)
+               ArticleClaim.conflict, ArticleClaim.claim_numbers, ArticleClaim.article_numbers,
+               ArticleClaim.stance)
         .where(ArticleClaim.article_id.in_(ids)).order_by(ArticleClaim.id)
     ):
         claims[c.article_id].append(c)

@@ -1,6 +1,7 @@
 """Export stored articles and their claim links as CSV or JSON Lines, streamed.
 
-- CSV: one row per claim link (article columns repeated), and one row with empty
+- CSV: one row per claim link (article columns repeated; the link's stance: repeats,
+  disputes or discusses), and one row with empty
   claim columns for an article that links no claim; a spreadsheet can filter it
   either way. Every cell that a spreadsheet would run as a formula (starting with
   ``= + - @``, a tab or a carriage return) is neutralised with a leading ``'``: the
@@ -38,8 +39,8 @@ ARTICLE_COLUMNS = (
     "review_status", "review_note",
 )
 LINK_COLUMNS = (
-    "claim_id", "tier", "score", "sentence", "conflict", "claim_numbers", "article_numbers",
-    "link_review",
+    "claim_id", "tier", "score", "stance", "sentence", "conflict", "claim_numbers",
+    "article_numbers", "link_review",
 )
 CSV_COLUMNS = ARTICLE_COLUMNS + LINK_COLUMNS
 
@@ -115,7 +116,8 @@ def csv_rows(article: Article) -> Iterator[dict[str, Any]]:
     for link in links:
         yield {
             **base, "claim_id": link.claim_id, "tier": link.tier,
-            "score": round(link.score, 1), "sentence": link.sentence,
+            "score": round(link.score, 1), "stance": link.stance or "repeats",
+            "sentence": link.sentence,
             "conflict": int(bool(link.conflict)),
             "claim_numbers": "|".join(link.claim_numbers or ()),
             "article_numbers": "|".join(link.article_numbers or ()),

@@ -122,7 +122,7 @@ def article_events(article: Article, target: NotifyTarget, base_url: str | None)
                     article.id))
     if "dispute" in target.events:
         for link in links:
-            if getattr(link, "stance", None) == "disputes" and not link.conflict:
+            if link.stance == "disputes" and not link.conflict:
                 events.append(Event("dispute", (
                     f"**Disputes** `{_md(link.claim_id, 80)}` — {where}: “{_md(link.sentence)}”"),
                     article.id))
@@ -131,7 +131,7 @@ def article_events(article: Article, target: NotifyTarget, base_url: str | None)
         repeated = sorted({
             link.claim_id for link in links
             if link.tier == "linked" and not link.conflict
-            and getattr(link, "stance", "repeats") == "repeats"
+            and (link.stance or "repeats") == "repeats"
             and (not watched or link.claim_id in watched)
         })
         if repeated:

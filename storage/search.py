@@ -33,7 +33,7 @@ MAX_LIMIT = 500
 #: Snippet markers: control characters no stored text contains; renderers replace them
 #: (after escaping) with their own highlight, e.g. ``<mark>``.
 MARK_START, MARK_END = "\x02", "\x03"
-FLAGS = ("new_report", "duplicate", "conflict", "new_claim_candidate")
+FLAGS = ("new_report", "duplicate", "conflict", "new_claim_candidate", "disputes")
 REVIEW_STATUSES = ("open", "reviewed", "dismissed")
 
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
@@ -189,6 +189,10 @@ def apply_filters(statement: Any, filters: SearchFilters) -> Any:
     elif filters.flag == "conflict":
         statement = statement.where(has_row(
             ArticleClaim.article_id == Article.id, ArticleClaim.conflict.is_(True),
+            ArticleClaim.review != "rejected"))
+    elif filters.flag == "disputes":
+        statement = statement.where(has_row(
+            ArticleClaim.article_id == Article.id, ArticleClaim.stance == "disputes",
             ArticleClaim.review != "rejected"))
     elif filters.flag == "new_claim_candidate":
         statement = statement.where(has_row(

@@ -265,3 +265,15 @@ def test_a_crawl_sends_the_topics_alerts(receiver: Receiver, tmp_path: Path) -> 
     assert f"{receiver.url}: sent 2 conflicts" in crawl.stdout
     [message] = receiver.messages
     assert message["title"] == "claimwatch · demo-twitter-child-safety: 2 conflicts"
+
+
+def test_disputes_are_sent_and_never_count_as_new_reports(store: Store, receiver: Receiver,
+                                                          tmp_path: Path) -> None:
+    topic = load_topic(write_topic(tmp_path, f"  - {receiver.url}\n"))
+    denial = MatchRecord("priority", "Musk never said child exploitation was a priority.", 0,
+                         90.0, "linked", stance="disputes")
+    store.save(article(1, matches=[denial]))
+    notify_topic(store.sessions, topic)
+    [message] = receiver.messages
+    assert message["title"] == "claimwatch · t: 1 dispute"
+    assert "**Disputes** `priority`" in message["message"]

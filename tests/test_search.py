@@ -301,3 +301,18 @@ def test_export_pages_through_a_store_larger_than_a_page(db_url: str, monkeypatc
     assert [json_id for json_id in
             (__import__("json").loads(line)["url"] for line in result.output.splitlines())] == \
         [f"https://p.example/{n}" for n in range(7)]
+
+
+def test_disputes_flag_and_the_stance_in_the_export(store: Store, db_url: str) -> None:
+    import csv
+    import io
+
+    store.save(record(2, url="https://d.example/2", canonical_url="https://d.example/2",
+                      content_hash="d2", matches=[MatchRecord(
+                          "priority", "Musk never said that.", 0, 88.0, "linked",
+                          stance="disputes")]))
+    assert len(ids(store, "musk")) == 2  # the record-2 text, stored twice
+    assert len(ids(store, "musk", flag="disputes")) == 1  # only the copy that disputes
+    rows = list(csv.DictReader(io.StringIO(_cli(db_url, "export", "--format", "csv").output)))
+    stances = {r["claim_id"]: r["stance"] for r in rows if r["claim_id"]}
+    assert stances["priority"] == "disputes" and stances["layoffs"] == "repeats"
