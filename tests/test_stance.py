@@ -13,7 +13,6 @@ from pipeline import stance
 from pipeline.stance import Stance, article_stance, classify_stance, classify_stances
 
 REPO = Path(__file__).resolve().parents[1]
-FNC_DIR = REPO.parent / "shared" / "data" / "fnc1-stance"
 
 BOUGHT = "Elon Musk bought Twitter for $44 billion."
 COUNCIL = (
@@ -137,6 +136,7 @@ def test_short_rebuttal_in_context_turns_a_quote_into_a_dispute() -> None:
 
 def test_bad_input_never_raises() -> None:
     for s, c in [("", BOUGHT), (BOUGHT, ""), (None, BOUGHT), (BOUGHT, None), ("???", "!!!")]:
+        assert classify_stance(BOUGHT, BOUGHT, lang=None).label == "repeats"  # type: ignore[arg-type]
         out = classify_stance(s, c)  # type: ignore[arg-type]
         assert out.label in stance.LABELS and 0.0 <= out.confidence <= 1.0
     assert article_stance([], BOUGHT).label in stance.LABELS
@@ -213,15 +213,17 @@ def test_seed_stance_set_no_dispute_is_linked_as_repeating() -> None:
     assert accuracy >= 0.85
 
 
-@pytest.mark.skipif(not FNC_DIR.exists(), reason="../shared/data/fnc1-stance is absent")
-def test_fnc1_holdout_sample() -> None:
+def test_fnc1_holdout_sample(shared_data: Path) -> None:
+    fnc_dir = shared_data / "fnc1-stance"
+    if not fnc_dir.exists():
+        pytest.skip(f"{fnc_dir} is absent")
     sys.path[:0] = [str(REPO / "benchmarks")]
     try:
         import fnc1
     finally:
         del sys.path[0]
-    rows, bodies = fnc1.load(FNC_DIR)
-    _train, hold = fnc1.split_ids(FNC_DIR)
+    rows, bodies = fnc1.load(fnc_dir)
+    _train, hold = fnc1.split_ids(fnc_dir)
     rows = [r for r in rows if r.body_id in hold][::40]  # ~240 hold-out rows
     gold, pred = [], []
     for r in rows:
