@@ -203,7 +203,13 @@ CUE_WORDS: tuple[str, ...] = tuple(
     retract fraud claim claimed reportedly allegedly alleged rumor rumour unconfirmed
     unverified may might could whether if apparently purportedly according said report
     confirmed confirm official true real actually however but although says told appears
-    speculation satire video photo image police hoaxes viral sources source report""".split()
+    speculation satire video photo image police hoaxes viral sources source announced
+    revealed officially statement spokesman spokeswoman spokesperson reports reported
+    claims believed allegations purported suggests unclear possibly likely rumours rumors
+    speculated insists denies denial truth genuine authentic verified confirmation evidence
+    proof appear seem seems supposedly questions skeptical misleading debunked satirical
+    parody joke fabricated unfounded rumoured circulating online social media posted
+    tweeted reddit facebook twitter""".split()
 )
 _CUE_INDEX = {w: i for i, w in enumerate(dict.fromkeys(CUE_WORDS))}
 _N_CUES = len(_CUE_INDEX)
