@@ -235,3 +235,14 @@ def test_fnc1_holdout_sample(shared_data: Path) -> None:
             pred.append({"repeats": "agree", "disputes": "disagree", "discusses": "discuss"}[lab])
         gold.append(r.stance)
     assert fnc1.score(gold, pred) > 0.8
+
+
+def test_issue_demo_sentence_against_the_demo_claims() -> None:
+    # issue 11: this demo sentence was linked to a claim that says the opposite
+    import csv
+
+    with open(REPO / "config" / "topics" / "claims.csv", encoding="utf-8", newline="") as fh:
+        claims = {r["id"]: r["text"] for r in csv.DictReader(fh)}
+    s = "Musk has said removing child exploitation from Twitter is his top priority."
+    assert label(s, claims["musk-priority-number-one"]) == "repeats"
+    assert label(s, claims["musk-no-significant-investment"]) != "repeats"
