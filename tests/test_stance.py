@@ -190,7 +190,8 @@ def test_article_stance_and_relatedness() -> None:
     assert article_stance(" ".join(ARTICLE_DISPUTE), BOUGHT).label == "disputes"  # text is split
     assert article_stance(ARTICLE_REPEAT, BOUGHT).label != "disputes"
     assert stance.relatedness(ARTICLE_REPEAT, BOUGHT) > stance.relatedness(ARTICLE_OTHER, BOUGHT)
-    assert stance.relatedness(ARTICLE_OTHER, BOUGHT) < 0.5
+    assert stance.relatedness(ARTICLE_OTHER, BOUGHT) < stance.RELATED_THRESHOLD
+    assert stance.relatedness(ARTICLE_REPEAT, BOUGHT) >= stance.RELATED_THRESHOLD
 
 
 def _load_quality():
@@ -228,7 +229,7 @@ def test_fnc1_holdout_sample(shared_data: Path) -> None:
     gold, pred = [], []
     for r in rows:
         sents = fnc1.body_sentences(bodies[r.body_id])
-        if stance.relatedness(sents, r.headline) < 0.5:
+        if stance.relatedness(sents, r.headline) < stance.RELATED_THRESHOLD:
             pred.append("unrelated")
         else:
             lab = article_stance(sents, r.headline).label
