@@ -245,7 +245,7 @@ class _Text:
     question: bool
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)  # ~3 KB an entry: bounded for the long-running crawl
 def _analyse(text: str, lang: str = "en") -> _Text:
     low = text.lower().replace("\u2019", "'").replace("\u2018", "'")
     if lang[:2] == "en":
