@@ -8,6 +8,7 @@ baseline's body-id split only; see its SOURCE.txt).
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,9 +19,10 @@ import numpy as np
 from pipeline import stance
 from pipeline.text import split_sentences
 
-DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fnc1-stance"
-if not DEFAULT_DIR.exists():
-    DEFAULT_DIR = Path("/work/shared/data/fnc1-stance")
+_REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DIR = (
+    Path(os.environ.get("CLAIMWATCH_SHARED_DATA", _REPO.parent / "shared" / "data")) / "fnc1-stance"
+)
 
 FNC_LABELS = ("agree", "disagree", "discuss", "unrelated")
 RELATED = frozenset(FNC_LABELS[:3])

@@ -9,6 +9,13 @@ again by body id (80/20, fixed seed) into fit / tune; the settings with the best
 relative score on tune are refit on the whole training part and written to
 pipeline/stance_model.npz (flat tree arrays, evaluated by ``pipeline.stance._Forest``).
 sklearn is a benchmark-only dependency (the ``bench`` extra); run time needs numpy only.
+
+The shipped model: ``--no-tune --cache /tmp/stance_feats.npz`` (the first setting of the
+grid, unweighted; about 6 min on one loaded core). How it was chosen, on the tune split
+of the training part only: unweighted vs sqrt-balanced class weights 0.8760 vs 0.8750
+(first feature version); sentence phrase rules added 0.8809; the wider cue vocabulary
+0.8841 (kept). The full grid (no flags) fits 8 models and takes about an hour here.
+Numpy evaluation of the exported arrays equals sklearn's raw scores (max diff ~1e-14).
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from pipeline import stance
 from pipeline.stance import Stance, article_stance, classify_stance, classify_stances
 
 REPO = Path(__file__).resolve().parents[1]
-FNC_DIR = REPO.parent / "shared" / "data" / "fnc1-stance"
 
 BOUGHT = "Elon Musk bought Twitter for $44 billion."
 COUNCIL = (
@@ -137,6 +136,7 @@ def test_short_rebuttal_in_context_turns_a_quote_into_a_dispute() -> None:
 
 def test_bad_input_never_raises() -> None:
     for s, c in [("", BOUGHT), (BOUGHT, ""), (None, BOUGHT), (BOUGHT, None), ("???", "!!!")]:
+        assert classify_stance(BOUGHT, BOUGHT, lang=None).label == "repeats"  # type: ignore[arg-type]
         out = classify_stance(s, c)  # type: ignore[arg-type]
         assert out.label in stance.LABELS and 0.0 <= out.confidence <= 1.0
     assert article_stance([], BOUGHT).label in stance.LABELS
@@ -190,7 +190,8 @@ def test_article_stance_and_relatedness() -> None:
     assert article_stance(" ".join(ARTICLE_DISPUTE), BOUGHT).label == "disputes"  # text is split
     assert article_stance(ARTICLE_REPEAT, BOUGHT).label != "disputes"
     assert stance.relatedness(ARTICLE_REPEAT, BOUGHT) > stance.relatedness(ARTICLE_OTHER, BOUGHT)
-    assert stance.relatedness(ARTICLE_OTHER, BOUGHT) < 0.5
+    assert stance.relatedness(ARTICLE_OTHER, BOUGHT) < stance.RELATED_THRESHOLD
+    assert stance.relatedness(ARTICLE_REPEAT, BOUGHT) >= stance.RELATED_THRESHOLD
 
 
 def _load_quality():
@@ -213,23 +214,36 @@ def test_seed_stance_set_no_dispute_is_linked_as_repeating() -> None:
     assert accuracy >= 0.85
 
 
-@pytest.mark.skipif(not FNC_DIR.exists(), reason="../shared/data/fnc1-stance is absent")
-def test_fnc1_holdout_sample() -> None:
+def test_fnc1_holdout_sample(shared_data: Path) -> None:
+    fnc_dir = shared_data / "fnc1-stance"
+    if not fnc_dir.exists():
+        pytest.skip(f"{fnc_dir} is absent")
     sys.path[:0] = [str(REPO / "benchmarks")]
     try:
         import fnc1
     finally:
         del sys.path[0]
-    rows, bodies = fnc1.load(FNC_DIR)
-    _train, hold = fnc1.split_ids(FNC_DIR)
+    rows, bodies = fnc1.load(fnc_dir)
+    _train, hold = fnc1.split_ids(fnc_dir)
     rows = [r for r in rows if r.body_id in hold][::40]  # ~240 hold-out rows
     gold, pred = [], []
     for r in rows:
         sents = fnc1.body_sentences(bodies[r.body_id])
-        if stance.relatedness(sents, r.headline) < 0.5:
+        if stance.relatedness(sents, r.headline) < stance.RELATED_THRESHOLD:
             pred.append("unrelated")
         else:
             lab = article_stance(sents, r.headline).label
             pred.append({"repeats": "agree", "disputes": "disagree", "discusses": "discuss"}[lab])
         gold.append(r.stance)
     assert fnc1.score(gold, pred) > 0.8
+
+
+def test_issue_demo_sentence_against_the_demo_claims() -> None:
+    # issue 11: this demo sentence was linked to a claim that says the opposite
+    import csv
+
+    with open(REPO / "config" / "topics" / "claims.csv", encoding="utf-8", newline="") as fh:
+        claims = {r["id"]: r["text"] for r in csv.DictReader(fh)}
+    s = "Musk has said removing child exploitation from Twitter is his top priority."
+    assert label(s, claims["musk-priority-number-one"]) == "repeats"
+    assert label(s, claims["musk-no-significant-investment"]) != "repeats"
