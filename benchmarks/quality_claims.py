@@ -1,23 +1,25 @@
-"""Claim-matching quality and cost, run by hand.
+"""Claim-matching quality, claimwatch and the BM25 reference side by side, run by hand.
 
-    .venv/bin/python benchmarks/quality_claims.py            # report
-    .venv/bin/python benchmarks/quality_claims.py --tune     # refit weights, thresholds
+    .venv/bin/python benchmarks/quality_claims.py            # report (~45 s at load 4)
+    .venv/bin/python benchmarks/quality_claims.py --tune     # refit re-ranker and tiers (~5 min)
+    .venv/bin/python benchmarks/quality_claims.py --speed    # also time match_claims
 
-Reports:
-- CLEF CheckThat! 2022 task 2A (English, Snopes): MAP@1, MAP@5, P@1 on train and
-  dev with ``rank_claims`` (tweet -> claims; the Snopes title is indexed as an
-  alias of each claim), the plain rapidfuzz baseline (token_sort_ratio cdist over
-  whole texts) on dev, and ms per query. The test split is never read.
-- Cost of ``match_claims`` for a ~40-sentence article against 100 / 1,000 /
-  10,000 claims (CLEF claims as the table), index build time and peak memory.
-- Precision/recall of the linked and suggested tiers, of conflict detection and
-  of new-claim candidates on ``benchmarks/seed_claims_set.json`` (labelled
-  sentences about the seed story against config/topics/claims.csv).
-
-``--tune`` refits the logistic weights of ``pipeline.claims`` on CLEF train
-(candidates as ``rank_claims`` sees them) and derives the tier thresholds from
-the scores of gold and best wrong claims on train, then prints the constants to
-paste into ``pipeline/claims/scoring.py`` and the dev figures they give.
+Needs the ``bench`` extra (bm25s, PyStemmer; lightgbm for ``--tune``) and ../shared/data
+(or ``$CLAIMWATCH_SHARED_DATA``). Reports, each on dev with the train split used for fitting:
+- CLEF CheckThat! 2022 2A (tweets -> Snopes claims, title as alias): MAP@1/@5, P@1 of
+  ``rank_claims`` with the tweet's author and date as context, and of BM25 (bm25s over
+  claim text + title, English stop words, Snowball stemmer) in the same run.
+- CLEF 2021 2B (debate sentences -> PolitiFact claims): the same, with the transcript as
+  context (two lines either side, the speaker, the debate date).
+- Dense one-story tables (``dense_scores``): tier precision/recall on tables of a tweet's
+  claim and its 19 BM25-nearest claims, and how often a tweet is linked anyway when its
+  own claim is left out.
+- The seed-topic set (benchmarks/seed_claims_set.json), FNC-1 through pipeline.stance's
+  own benchmark, and the seed negation set (benchmarks/seed_stance_set.json) through
+  ``match_claims``: no disputing sentence may be a ``repeats`` link.
+The last lines are ``RESULT <set> <metric> <value>``. ``--tune`` fits the re-ranker
+(pipeline/claims/rerank.json) on 2A and 2B train candidate pairs and dense 2A train tables,
+and prints the tier thresholds to paste into pipeline/claims/scoring.py.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ BIAS = -16.852
 # features then see the sentence's other plausible claims, as in training), and
 # reported only when it reaches LEXICAL_MIN: the words alone must make it a
 # one-in-five chance (a vague sentence sharing a name or two is no match).
-LEXICAL_PRUNE = 0.05
+LEXICAL_PRUNE = 0.2
 LEXICAL_PRUNE_LOGIT = math.log(LEXICAL_PRUNE / (1.0 - LEXICAL_PRUNE))
 LEXICAL_MIN = 0.2
 LEXICAL_MIN_LOGIT = math.log(LEXICAL_MIN / (1.0 - LEXICAL_MIN))
