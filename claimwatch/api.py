@@ -262,8 +262,12 @@ class App:
         if bearer and self.token and hmac.compare_digest(
                 bearer.encode("utf-8", "replace"), self.token.encode()):
             return
-        if self.sessions is not None:
-            user = self._account(bearer)
+        if self.sessions is not None and (bearer or request.path != "/api/health"):
+            # (/api/health asks nothing of the database here: it reports its outages.)
+            try:
+                user = self._account(bearer)
+            except Exception as exc:  # noqa: BLE001 - the database is down: say so
+                raise HTTPError(503, "the database is not reachable; see /api/health") from exc
             if user is False:
                 raise HTTPError(401, "unknown or revoked API token")
             if user not in (None, True):
