@@ -150,7 +150,10 @@ _NEUTRAL_PHRASES = re.compile(
     r"\b(?:did|does|do|has|have|had|could|would)(?: not|n't)(?: immediately)? (?:respond|reply|"
     r"return|answer|comment)\w*\b|\b(?:declined|refused|not available|unavailable) (?:to|for)"
     r" (?:comment|respond|answer)\w*\b|\bno comment\b|\bnot immediately\b|\bnot only\b|"
-    r"\bnot just\b|\bno matter\b|\bnot least\b|\bwhether or not\b"
+    r"\bnot just\b|\bno matter\b|\bnot least\b|\bwhether or not\b|"
+    # who is not named says nothing about the claim ("who asked not to be named")
+    r"\b(?:asked|declined|requested|spoke on condition)(?: not)? (?:to be )?(?:named|identified)\b|"
+    r"\bnot to be (?:named|identified)\b|\b(?:did|does|would)(?: not|n't) (?:name|identify)\b"
 )
 _HEDGE_PHRASES = (
     # (cheap substring gates, regex)
@@ -171,7 +174,8 @@ _HEDGE_PHRASES = (
     (("reports ",), re.compile(r"\b(?:on|amid|after|following) reports (?:that|of)\b")),
     (("it is ",), re.compile(r"\bit is (?:not )?(?:clear|known)\b")),
 )
-_NEUTRAL_GATES = ("not", "n't", "declin", "refus", "unavailable", "no comment", "no matter")
+_NEUTRAL_GATES = ("not", "n't", "declin", "refus", "unavailable", "no comment", "no matter",
+                  "named", "identified")
 
 # hedges and distancing reporting verbs: the writer does not vouch for the claim
 _HEDGE = {
@@ -356,7 +360,10 @@ def classify_stance(
     if p.label == REPEATS and context and isinstance(context, str):
         ctx = _analyse(context, lang)
         c = _analyse(claim, lang)
-        if len(ctx.tokens) <= 12 and ctx.dispute > c.dispute:
+        own = _analyse(sentence, lang)
+        # a rebuttal the sentence itself does not carry ("This is false." after a quote);
+        # a sentence that is the rebuttal ("'This is false,' replied X") repeats it
+        if len(ctx.tokens) <= 12 and ctx.dispute > max(c.dispute, own.dispute):
             return Stance(DISPUTES, 0.55)
     return Stance(p.label, p.confidence)
 

@@ -247,3 +247,26 @@ def test_issue_demo_sentence_against_the_demo_claims() -> None:
     s = "Musk has said removing child exploitation from Twitter is his top priority."
     assert label(s, claims["musk-priority-number-one"]) == "repeats"
     assert label(s, claims["musk-no-significant-investment"]) != "repeats"
+
+
+def test_the_demo_sentences_that_repeat_are_not_read_as_disputes() -> None:
+    """Found on the demo after the merge: set phrases and an alias worded as a denial."""
+    from pipeline.claims.stance import link_stance
+
+    cases = [
+        ("It attributed the suspensions to new detection and enforcement mechanisms and to "
+         "partnerships with organizations it did not name.",
+         "Twitter attributed the suspensions to new partnerships with unnamed organizations "
+         "and new detection mechanisms."),
+        ("“We’ve always felt that there should have been more reports coming out of Twitter, "
+         "no matter how you cut it,” he said.",
+         "Portnoy said NCMEC has always felt there should have been more reports coming out "
+         "of Twitter."),
+        ("“This is false,” replied Jack Dorsey, Twitter’s co-founder and former chief executive.",
+         "Former Twitter CEO Jack Dorsey replied to Musk's accusation: \"This is false.\""),
+    ]
+    for sentence, claim in cases:
+        assert link_stance(sentence, claim, context=sentence)[0] == "repeats", sentence
+    # ... while a real negation still disputes, with or without the classifier's help
+    assert link_stance("Twitter did not dissolve its council.", "Twitter dissolved its council.")[0] \
+        == "disputes"

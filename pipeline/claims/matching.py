@@ -165,7 +165,9 @@ def match_claims(
     for ci, (_, score, si, row, other) in best.items():
         claim_nums = _claim_numbers(index, row)
         sent_nums = feats[si].numbers
-        stance, _ = link_stance(sentences[si], index.row_texts[row],
+        # Stance against the claim's own wording (an alias may word it as a denial of
+        # something else: "Dorsey denied Musk's claim that ..." for "This is false").
+        stance, _ = link_stance(sentences[si], index.claims[ci].text or index.row_texts[row],
                                 context=contexts[si].window, lang=lang)
         matches.append(
             ClaimMatch(

@@ -6,12 +6,12 @@ false, reports it retracted, or states the opposite) or ``discusses`` (it report
 the claim without taking a side: "X is alleged to ...", "Y asked whether ...").
 
 The classifier is :func:`pipeline.stance.classify_stance` when that module is
-installed (it is built apart, on FNC-1). Whatever it says, :func:`negation_guard`
-has the last word on one point: a sentence that negates or disputes what the
-claim states is never a ``repeats`` link. The guard is a small, explicit rule
-set (not learnt): a negation or dispute cue in the sentence that the claim does
-not have ("not", "never", "no evidence", "false", "denied", "retracted", ...),
-or a negated claim ("has not invested") whose sentence affirms it.
+installed (it is built apart, on FNC-1); its rules never give ``repeats`` for a
+negation or dispute cue near the claim's words. Without it, :func:`negation_guard`
+keeps the same promise more crudely: a negation or dispute cue in the sentence that
+the claim does not have ("not", "never", "no evidence", "false", "denied",
+"retracted", ...), or a negated claim ("has not invested") whose sentence affirms it,
+is never a ``repeats`` link.
 """
 
 from __future__ import annotations
@@ -95,6 +95,9 @@ def link_stance(
         label = "discusses"
     if label not in STANCES:
         label = "discusses"
-    if guard and label == "repeats":
+    # The classifier's own rules already never give ``repeats`` for a negation near the
+    # claim's words; the cruder guard (any negation anywhere: "no matter how", "did not
+    # name") decides only without it.
+    if guard and label == "repeats" and classify is None:
         label, confidence = "disputes", max(confidence, 0.5)
     return label, confidence
