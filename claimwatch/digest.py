@@ -19,7 +19,7 @@ from storage.models import (
     utcnow,
 )
 
-FLAGS = ("new_report", "duplicate", "conflict", "new_claim_candidate")
+FLAGS = ("new_report", "duplicate", "conflict", "new_claim_candidate", "disputes")
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -175,6 +175,10 @@ def list_query(
     elif flag == "new_claim_candidate":
         query = query.where(exists().where(
             ClaimCandidate.article_id == Article.id, ClaimCandidate.status == "open"))
+    elif flag == "disputes":
+        query = query.where(exists().where(
+            ArticleClaim.article_id == Article.id, ArticleClaim.stance == "disputes",
+            ArticleClaim.review != "rejected"))
     if claim:
         query = query.where(exists().where(
             ArticleClaim.article_id == Article.id, ArticleClaim.claim_id == claim,

@@ -106,6 +106,7 @@ class ArticleClaim(Base):
         Index("ix_article_claims_claim", "claim_id"),
         # The list filtered by claim: the claim's articles without reading their rows.
         Index("ix_article_claims_claim_review", "claim_id", "review", "article_id"),
+        Index("ix_article_claims_stance", "stance", "article_id"),  # the disputes filter
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

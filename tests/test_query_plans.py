@@ -117,7 +117,8 @@ def run_production_paths(engine: Engine, recorder: Recorder, grown: dict[str, An
     client = Client(make_app(sessions, []))
     pages = ["/", f"/?topic={TOPIC}", f"/?topic={TOPIC}&status=all", "/?status=all",
              f"/?topic={TOPIC}&flag=conflict", f"/?topic={TOPIC}&flag=duplicate",
-             f"/?topic={TOPIC}&flag=new_claim_candidate", f"/?topic={TOPIC}&since=24h",
+             f"/?topic={TOPIC}&flag=new_claim_candidate", f"/?topic={TOPIC}&flag=disputes",
+             f"/?topic={TOPIC}&since=24h",
              f"/?topic={TOPIC}&claim=claim-3", f"/?topic={TOPIC}&before={grown['last'] - 200}",
              f"/articles.json?topic={TOPIC}", "/articles.json?status=reviewed",
              f"/article/{grown['last'] - 1}", f"/article/{grown['last'] - 10}.json",

@@ -227,3 +227,25 @@ def test_buttons_have_distinct_accessible_names(client: Client) -> None:
     assert len(labels) >= 8 and len(labels) == len(set(labels))
     assert client.get("/static/review.js").header("Content-Type").startswith("text/javascript")
     assert "script-src 'self'" in client.get("/").header("Content-Security-Policy")
+
+
+def test_list_filters_articles_that_dispute_a_claim(client: Client, world: World) -> None:
+    from storage.repository import ArticleRecord, MatchRecord, Store
+
+    engine, sessions = open_db(world.db_url)
+    try:
+        aid = Store(sessions).save(ArticleRecord(
+            topic=TOPIC, source="wire", url="https://rebut.example/1",
+            canonical_url="https://rebut.example/1", title="Twitter disputes the figure",
+            outlet="Rebuttal Daily", text="Twitter said it is false that 25 of 1,600 remain.",
+            content_hash="h-rebut", matches=[MatchRecord(
+                "staff-25", "Twitter said it is false that 25 of 1,600 remain.", 0, 90.0,
+                "linked", stance="disputes")])).id
+    finally:
+        engine.dispose()
+    page = client.get("/?status=all&flag=disputes")
+    assert re.findall(r'<article class="item" id="article-(\d+)"', page.text) == [str(aid)]
+    assert "disputes a claim" in page.text
+    data = client.get("/articles.json?status=all&flag=disputes").json()
+    assert [a["id"] for a in data["articles"]] == [aid]
+    assert data["articles"][0]["claims"][0]["stance"] == "disputes"

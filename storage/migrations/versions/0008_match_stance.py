@@ -24,6 +24,7 @@ def upgrade() -> None:
     with op.batch_alter_table('article_claims') as batch:
         batch.add_column(sa.Column('stance', sa.String(length=20), nullable=False,
                                    server_default='repeats'))
+        batch.create_index('ix_article_claims_stance', ['stance', 'article_id'], unique=False)
     # Every stored match repeats its claim until re-analysed: no outlet disputes yet.
     with op.batch_alter_table('claim_outlets') as batch:
         batch.add_column(sa.Column('disputes', sa.Integer(), nullable=False,
@@ -34,4 +35,5 @@ def downgrade() -> None:
     with op.batch_alter_table('claim_outlets') as batch:
         batch.drop_column('disputes')
     with op.batch_alter_table('article_claims') as batch:
+        batch.drop_index('ix_article_claims_stance')
         batch.drop_column('stance')
