@@ -20,7 +20,7 @@ def _date(value: str | None, name: str) -> Any:
 
     try:
         return parse_since(value)
-    except (DigestError, OverflowError, ValueError) as exc:
+    except DigestError as exc:
         raise click.BadParameter(f"{value!r} is not a duration like 7d or an ISO date in range",
                                  param_hint=name) from exc
 

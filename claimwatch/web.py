@@ -39,6 +39,7 @@ import re
 import secrets
 import socket
 import threading
+import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -412,6 +413,9 @@ class ReviewApp(DeskViews):
         )
         self.secret = secret or secrets.token_bytes(32)
         self._flashes: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
+        # The last undoable action per session, and recent failed sign-ins per name+address.
+        self._undo: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
         self.routes: list[Route] = [
             ("GET", re.compile(r"/"), self.page_articles),
@@ -1437,22 +1441,15 @@ class ReviewApp(DeskViews):
         if not sid:
             return
         with self._lock:
-            undo = getattr(self, "_undo", None)
-            if undo is None:
-                undo = self._undo = OrderedDict()
-            import time
-
-            undo[sid] = {**action, "at": time.monotonic()}
-            undo.move_to_end(sid)
-            while len(undo) > 1000:
-                undo.popitem(last=False)
+            self._undo[sid] = {**action, "at": time.monotonic()}
+            self._undo.move_to_end(sid)
+            while len(self._undo) > 1000:
+                self._undo.popitem(last=False)
 
     def _pending_undo(self, req: Request) -> dict[str, Any] | None:
         sid = req.environ.get("claimwatch.session_id") or req.cookies.get(SESSION_COOKIE, "")
-        import time
-
         with self._lock:
-            action = (getattr(self, "_undo", None) or {}).get(sid)
+            action = self._undo.get(sid)
         if action is None or time.monotonic() - action["at"] > UNDO_MINUTES * 60:
             return None
         return action
@@ -1502,7 +1499,7 @@ class ReviewApp(DeskViews):
             return self._fail(req, exc, "/")
         sid = req.environ.get("claimwatch.session_id", "")
         with self._lock:
-            (getattr(self, "_undo", None) or {}).pop(sid, None)
+            self._undo.pop(sid, None)
         ids = sorted({item[0] for item in action["items"]})
         return self._done(req, f"undone: {action['label']}", {"article_ids": ids}, "/")
 
@@ -1584,24 +1581,20 @@ class ReviewApp(DeskViews):
     _LOGIN_FAILURES = 5
 
     def _login_allowed(self, key: str) -> bool:
-        import time
-
         with self._lock:
-            failures = getattr(self, "_failures", {})
-            recent = [t for t in failures.get(key, []) if time.monotonic() - t < self._LOGIN_WINDOW]
-            failures[key] = recent
-            self._failures = failures
+            recent = [t for t in self._failures.get(key, [])
+                      if time.monotonic() - t < self._LOGIN_WINDOW]
+            if recent:
+                self._failures[key] = recent
+            else:
+                self._failures.pop(key, None)
             return len(recent) < self._LOGIN_FAILURES
 
     def _login_failed(self, key: str) -> None:
-        import time
-
         with self._lock:
-            failures = getattr(self, "_failures", {})
-            failures.setdefault(key, []).append(time.monotonic())
-            if len(failures) > 10_000:
-                failures.clear()
-            self._failures = failures
+            self._failures.setdefault(key, []).append(time.monotonic())
+            if len(self._failures) > 10_000:
+                self._failures.clear()
 
     # -- actions -------------------------------------------------------------------------------
 

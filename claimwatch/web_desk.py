@@ -83,7 +83,7 @@ def _date_arg(value: str, name: str) -> tuple[datetime | None, str]:
         return None, ""
     try:
         return parse_since(value), ""
-    except (DigestError, OverflowError, ValueError):
+    except DigestError:
         return None, f"{name}: {value!r} is not a duration like 7d or an ISO date"
 
 

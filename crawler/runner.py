@@ -317,7 +317,6 @@ class _CountsWriter:
 
     def __enter__(self) -> _CountsWriter:
         if self.interval > 0 or self.progress is not None:
-            self.interval = self.interval if self.interval > 0 else 3600.0
             self._thread.start()
         return self
 
@@ -346,12 +345,15 @@ class _CountsWriter:
 
     def _loop(self) -> None:
         last: dict[int, dict[str, int]] = {}
-        tick = min(self.interval, 1.0) if self.progress else self.interval
+        writes = self.interval > 0  # 0: progress only, no counts written
+        tick = 1.0 if self.progress else self.interval
+        if writes:
+            tick = min(tick, self.interval)
         next_write = 0.0
         while not self._stop.wait(tick):
             self._tell_progress()
             now = time.monotonic()
-            if now < next_write:
+            if not writes or now < next_write:
                 continue
             next_write = now + self.interval - tick / 2
             for summary, crawler in self.crawlers:

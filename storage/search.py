@@ -233,11 +233,12 @@ def _tidy(snippet: str) -> str:
 def _sqlite_page(session: Session, query: str, filters: SearchFilters, limit: int,
                  offset: int) -> list[Any]:
     fts = table(FTS_TABLE, literal_column("rowid"))
+    expression = fts5_expression(query)
     ranked = apply_filters(
         select(Article.id.label("id"), literal_column(f"{FTS_TABLE}.rank").label("rank"))
         .select_from(fts)
         .join(Article.__table__, Article.id == literal_column(f"{FTS_TABLE}.rowid"))
-        .where(text(f"{FTS_TABLE} MATCH :fts_query").bindparams(fts_query=fts5_expression(query)))
+        .where(text(f"{FTS_TABLE} MATCH :fts_query").bindparams(fts_query=expression))
         , filters,
     ).order_by(literal_column("rank"), Article.id.desc()).limit(limit).offset(offset)
     page = ranked.subquery("page")
@@ -248,8 +249,7 @@ def _sqlite_page(session: Session, query: str, filters: SearchFilters, limit: in
         .select_from(page)
         .join(Article.__table__, Article.id == page.c.id)
         .join(fts, literal_column(f"{FTS_TABLE}.rowid") == page.c.id)
-        .where(text(f"{FTS_TABLE} MATCH :fts_query2")
-               .bindparams(fts_query2=fts5_expression(query)))
+        .where(text(f"{FTS_TABLE} MATCH :fts_query2").bindparams(fts_query2=expression))
         .order_by(page.c.rank, Article.id.desc())
     )
     from sqlalchemy.exc import OperationalError
