@@ -78,6 +78,34 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+# -- the reviewed-topic world of tests/review_fixtures.py and the review page on it ----------
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Any:
+    from tests.review_fixtures import make_world
+
+    return make_world(tmp_path)
+
+
+@pytest.fixture
+def sessions(world: Any) -> Iterator[Any]:
+    from storage.db import open_db
+
+    engine, factory = open_db(world.db_url)
+    yield factory
+    engine.dispose()
+
+
+@pytest.fixture
+def client(world: Any, sessions: Any) -> Any:
+    """The review page (no crawl trigger) through an in-process WSGI client."""
+    from claimwatch.web import make_app
+    from tests.test_web import Client
+
+    return Client(make_app(sessions, [world.topic]))
+
+
 # -- headless Chromium (tests/test_browser*.py; a module gives its own ``demo_db`` URL) ---------
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

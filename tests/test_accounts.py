@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,23 +19,10 @@ from claimwatch.accounts import (
 from claimwatch.api import App, Request, Response
 from claimwatch.cli import main
 from claimwatch.web import make_app
-from storage.db import open_db
-from tests.review_fixtures import World, make_world
+from tests.review_fixtures import World
 from tests.test_web import Client
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    return make_world(tmp_path)
-
-
-@pytest.fixture
-def sessions(world: World) -> Iterator[Any]:
-    engine, factory = open_db(world.db_url)
-    yield factory
-    engine.dispose()
 
 
 @pytest.fixture

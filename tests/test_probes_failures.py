@@ -42,7 +42,7 @@ from tests.crawl_helpers import (
     serve,
     write_topic,
 )
-from tests.review_fixtures import World, make_world
+from tests.review_fixtures import World
 from tests.test_api import FakeDaemon
 from tests.test_api import call as api_call
 from tests.test_web import Client
@@ -287,20 +287,6 @@ def test_11_the_crawl_summary_names_skip_reasons() -> None:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
-    return make_world(tmp_path)
-
-
-@pytest.fixture
-def web(world: World) -> Iterator[Client]:
-    from claimwatch.web import make_app
-
-    engine, sessions = open_db(world.db_url)
-    yield Client(make_app(sessions, [world.topic]))
-    engine.dispose()
-
-
-@pytest.fixture
 def api(world: World) -> Iterator[Any]:
     from claimwatch.api import build_api
 
@@ -309,30 +295,30 @@ def api(world: World) -> Iterator[Any]:
     engine.dispose()
 
 
-def test_5_a_non_ascii_csrf_token_is_refused_with_403(web: Client, world: World) -> None:
-    web.csrf()  # a session cookie
+def test_5_a_non_ascii_csrf_token_is_refused_with_403(client: Client, world: World) -> None:
+    client.csrf()  # a session cookie
     url = f"/article/{world.ids['original']}/review"
-    assert web.post(url, {"csrf": "é", "status": "reviewed"}).status == 403
-    reply = web.post(url, {"status": "reviewed"}, headers={"X-CSRF-Token": "\xe9\u2603"})
+    assert client.post(url, {"csrf": "é", "status": "reviewed"}).status == 403
+    reply = client.post(url, {"status": "reviewed"}, headers={"X-CSRF-Token": "\xe9\u2603"})
     assert reply.status == 403 and "Traceback" not in reply.text
-    assert web.post(url, {"csrf": web.csrf(), "status": "reviewed"}).status == 303
+    assert client.post(url, {"csrf": client.csrf(), "status": "reviewed"}).status == 303
 
 
 BIG = "99999999999999999999"
 
 
-def test_6_oversized_numbers_give_4xx_on_the_web_page(web: Client) -> None:
+def test_6_oversized_numbers_give_4xx_on_the_web_page(client: Client) -> None:
     for url in (f"/digest?since={BIG}d", f"/?since={BIG}d", f"/articles.json?since={BIG}d",
                 f"/article/{BIG}", f"/article/{BIG}.json", f"/article/{'9' * 5000}",
                 f"/?since={'9' * 5000}h", f"/runs.json?limit={BIG}"):
-        reply = web.get(url)
+        reply = client.get(url)
         assert 400 <= reply.status < 500 or reply.status == 200, (url, reply.status)
         assert reply.status != 500 and "Traceback" not in reply.text
-    assert web.get(f"/article/{BIG}").status == 404
-    assert web.get(f"/digest?since={BIG}d").status == 400
-    token = web.csrf()
-    assert web.post(f"/article/{BIG}/review", {"csrf": token, "status": "reviewed"}).status == 404
-    assert web.post(f"/candidate/{BIG}/promote", {"csrf": token, "id": "x"}).status == 404
+    assert client.get(f"/article/{BIG}").status == 404
+    assert client.get(f"/digest?since={BIG}d").status == 400
+    token = client.csrf()
+    assert client.post(f"/article/{BIG}/review", {"csrf": token, "status": "reviewed"}).status == 404
+    assert client.post(f"/candidate/{BIG}/promote", {"csrf": token, "id": "x"}).status == 404
 
 
 def test_6_oversized_numbers_give_4xx_on_the_api(api: Any) -> None:
@@ -357,14 +343,14 @@ def test_6_oversized_numbers_give_one_line_errors_on_the_cli(world: World) -> No
         assert [line for line in result.output.splitlines() if line.startswith("Error")]
 
 
-def test_7_deeply_nested_json_gives_400(web: Client, api: Any) -> None:
+def test_7_deeply_nested_json_gives_400(client: Client, api: Any) -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
     status, _, data = api_call(api, "POST", "/api/crawl", deep)
     assert status == 400 and "nested too deep" in data["error"]
     obj = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
     assert api_call(api, "POST", "/api/crawl", obj)[0] in (400, 413)
-    token = web.csrf()
-    reply = web.request("POST", "/article/1/review", body=deep,
+    token = client.csrf()
+    reply = client.request("POST", "/article/1/review", body=deep,
                         headers={"Content-Type": "application/json", "X-CSRF-Token": token})
     assert reply.status == 400
 

@@ -15,7 +15,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import lxml.etree
@@ -24,7 +23,7 @@ import pytest
 from config.loader import ConfigError, load_claims, load_topic
 from storage.db import open_db
 from tests.conftest import DEMO_SITE
-from tests.review_fixtures import XSS_CANDIDATE, XSS_SENTENCE, XSS_TITLE, World, make_world
+from tests.review_fixtures import XSS_CANDIDATE, XSS_SENTENCE, XSS_TITLE, World
 from tests.test_web import Client, assert_inert
 
 # -- SSRF: address forms -------------------------------------------------------------------------
@@ -108,20 +107,6 @@ def test_gzip_bombs_in_sitemaps_stop_at_the_limit() -> None:
 
 
 # -- XSS on every page and every digest format ------------------------------------------------------
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    return make_world(tmp_path)
-
-
-@pytest.fixture
-def client(world: World) -> Iterator[Client]:
-    from claimwatch.web import make_app
-
-    engine, sessions = open_db(world.db_url)
-    yield Client(make_app(sessions, [world.topic]))
-    engine.dispose()
 
 
 def test_no_page_or_digest_format_runs_scraped_markup(client: Client, world: World) -> None:

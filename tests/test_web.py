@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -30,7 +29,7 @@ from claimwatch.web import (
 from config.loader import load_claims
 from storage.db import open_db
 from storage.models import Article, ArticleClaim, ClaimCandidate, KnownClaim
-from tests.review_fixtures import TOPIC, XSS_CANDIDATE, XSS_SENTENCE, XSS_TITLE, World, make_world
+from tests.review_fixtures import TOPIC, XSS_CANDIDATE, XSS_SENTENCE, XSS_TITLE, World
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "t0ken-for-the-review-page-tests"
@@ -150,18 +149,6 @@ def assert_inert(html: str) -> Tags:
     return tags
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    return make_world(tmp_path)
-
-
-@pytest.fixture
-def sessions(world: World) -> Iterator[Any]:
-    engine, factory = open_db(world.db_url)
-    yield factory
-    engine.dispose()
-
-
 class Trigger:
     def __init__(self, refuse: str | None = None, result: Any = "run 7 started") -> None:
         self.calls: list[tuple[str, str]] = []
@@ -182,6 +169,7 @@ def trigger() -> Trigger:
 
 @pytest.fixture
 def client(world: World, sessions: Any, trigger: Trigger) -> Client:
+    """The review page with a crawl trigger (conftest's ``client`` has none)."""
     return Client(make_app(sessions, [world.topic], trigger_crawl=trigger))
 
 

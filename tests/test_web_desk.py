@@ -7,28 +7,11 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from claimwatch.web import make_app
 from storage.db import open_db
-from tests.review_fixtures import TOPIC, World, make_world
+from tests.review_fixtures import TOPIC, World
 from tests.test_web import OUR_SCRIPT, Client, assert_inert, parse
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    return make_world(tmp_path)
-
-
-@pytest.fixture
-def client(world: World) -> Iterator[Client]:
-    engine, sessions = open_db(world.db_url)
-    yield Client(make_app(sessions, [world.topic]))
-    engine.dispose()
 
 
 def assert_inert_with_charts(html: str) -> None:
