@@ -248,13 +248,26 @@ class App:
     def matches(self, path: str) -> bool:
         return any(route.regex.match(path) for route in self.routes)
 
-    def _account(self, bearer: str) -> Any:
+    def _authorise_account(self, request: Request, bearer: str) -> bool:
+        """With accounts: True when ``bearer`` is a user's API token; raises when the request
+        needs one; False when there are no accounts (the token / loopback rules apply)."""
         from claimwatch.accounts import account_for_token, has_accounts
 
-        with self.sessions.begin() as session:
-            if bearer:
-                return account_for_token(session, bearer) or False
-            return None if has_accounts(session) else True
+        try:
+            with self.sessions.begin() as session:
+                user = account_for_token(session, bearer) if bearer else None
+                accounts = bearer == "" and has_accounts(session)
+        except Exception as exc:  # noqa: BLE001 - the database is down: say so
+            raise HTTPError(503, "the database is not reachable; see /api/health") from exc
+        if bearer and user is None:
+            raise HTTPError(401, "unknown or revoked API token")
+        if user is not None:
+            request.environ["claimwatch.actor"] = user.name
+            return True
+        if accounts:
+            raise HTTPError(401, "accounts are in use: send a user's API token "
+                                 "(claimwatch users token NAME) as Authorization: Bearer")
+        return False
 
     def authorise(self, request: Request) -> None:
         auth = str(request.environ.get("HTTP_AUTHORIZATION") or "")
@@ -262,20 +275,10 @@ class App:
         if bearer and self.token and hmac.compare_digest(
                 bearer.encode("utf-8", "replace"), self.token.encode()):
             return
-        if self.sessions is not None and (bearer or request.path != "/api/health"):
-            # (/api/health asks nothing of the database here: it reports its outages.)
-            try:
-                user = self._account(bearer)
-            except Exception as exc:  # noqa: BLE001 - the database is down: say so
-                raise HTTPError(503, "the database is not reachable; see /api/health") from exc
-            if user is False:
-                raise HTTPError(401, "unknown or revoked API token")
-            if user not in (None, True):
-                request.environ["claimwatch.actor"] = user.name
-                return
-            if user is None and request.path != "/api/health":
-                raise HTTPError(401, "accounts are in use: send a user's API token "
-                                     "(claimwatch users token NAME) as Authorization: Bearer")
+        # (/api/health asks nothing of the database here: it reports its outages.)
+        if self.sessions is not None and (bearer or request.path != "/api/health") \
+                and self._authorise_account(request, bearer):
+            return
         if self.token is None:
             remote = str(request.environ.get("REMOTE_ADDR") or "127.0.0.1")
             host = str(request.environ.get("HTTP_HOST") or "")
