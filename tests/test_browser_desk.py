@@ -222,6 +222,8 @@ def test_list_works_at_400px(site: tuple[str, Any], browser: Any) -> None:
 def test_sign_in_in_chromium(site: tuple[str, Any], browser: Any) -> None:
     """Last in this module: once an account exists, every page asks to sign in."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
 
     from claimwatch.accounts import add_user
 
@@ -233,11 +235,14 @@ def test_sign_in_in_chromium(site: tuple[str, Any], browser: Any) -> None:
     browser.find_element(By.NAME, "name").send_keys("erin")
     browser.find_element(By.NAME, "password").send_keys("wrong password!")
     browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
-    assert "wrong name or password" in browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    # the click starts a navigation: wait for the answer page, not the form it replaces
+    alert = WebDriverWait(browser, 15).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]")))
+    assert "wrong name or password" in alert.text
     browser.find_element(By.NAME, "password").send_keys("a long enough passphrase")
     browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
-    assert browser.current_url.endswith("/search?q=twitter")
+    WebDriverWait(browser, 15).until(lambda b: b.current_url.endswith("/search?q=twitter"))
     assert browser.find_elements(By.CSS_SELECTOR, "article.hit")
     assert "erin (reviewer)" in browser.find_element(By.TAG_NAME, "header").text
     browser.find_element(By.CSS_SELECTOR, "form.signout button").click()
-    assert "/login" in browser.current_url
+    WebDriverWait(browser, 15).until(lambda b: "/login" in b.current_url)
