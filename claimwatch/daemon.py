@@ -107,7 +107,7 @@ def scheduled_digest(db_url: str, topics: Sequence[str], since: str = SINCE_LAST
     SMTP settings (``CLAIMWATCH_SMTP_*``) and the outbox (``CLAIMWATCH_OUTBOX``) come
     from the environment, so no password is pickled into the job store.
     """
-    from claimwatch.mailer import MailConfigError, Outbox, SmtpSettings, outbox_dir
+    from claimwatch.digest.mail import MailConfigError, Outbox, SmtpSettings, outbox_dir
 
     try:
         settings = SmtpSettings.from_env()
@@ -207,9 +207,9 @@ def email_digests(sessions: Any, topics: Sequence[str], settings: Any, outbox: A
 
     A digest that cannot be sent waits in the outbox (``queued``) and goes out with the
     next run's flush; the error is logged and recorded. ``settings`` and ``outbox`` are
-    :class:`claimwatch.mailer.SmtpSettings` and :class:`claimwatch.mailer.Outbox`.
+    :class:`claimwatch.digest.mail.SmtpSettings` and :class:`claimwatch.digest.mail.Outbox`.
     """
-    from claimwatch.mailer import deliver_digest
+    from claimwatch.digest.mail import deliver_digest
 
     now = now or utcnow()
     flush = deliver_digest(None, settings, outbox, smtp_factory=smtp_factory)
@@ -237,7 +237,7 @@ def _email_topic(sessions: Any, topic: str, settings: Any, outbox: Any, *, since
                  send_empty: bool, lookback: timedelta, now: datetime,
                  smtp_factory: Any) -> DigestOutcome:
     from claimwatch.digest import build_digest
-    from claimwatch.mailer import MailSendError, deliver_digest
+    from claimwatch.digest.mail import MailSendError, deliver_digest
 
     with sessions() as session:
         start, query_from, mailed = digest_window(session, topic, since, lookback=lookback,
@@ -580,7 +580,7 @@ class Daemon:
         """With ``--email-schedule``: a valid schedule and SMTP settings, or DaemonError."""
         if not self.options.email_schedule:
             return
-        from claimwatch.mailer import MailConfigError, SmtpSettings
+        from claimwatch.digest.mail import MailConfigError, SmtpSettings
 
         try:
             schedule_trigger(self.options.email_schedule)
@@ -877,8 +877,8 @@ class Daemon:
         self._notify(run.topic)
 
     def _notify(self, topic_name: str) -> None:
-        """Alerts of the topic's channels (claimwatch/notify.py) after each crawl: never raises."""
-        from claimwatch.notify import notify_after_crawl
+        """Alerts of the topic's channels (digest/notify.py) after each crawl: never raises."""
+        from claimwatch.digest.notify import notify_after_crawl
 
         with self._lock:
             loaded = next((item for item in self.topics.values()
@@ -1006,8 +1006,8 @@ class Daemon:
         """
         if not self.options.email_schedule:
             return None
+        from claimwatch.digest.mail import Outbox, outbox_dir
         from claimwatch.health import digest_deliveries
-        from claimwatch.mailer import Outbox, outbox_dir
 
         outbox = Outbox(outbox_dir())
         waiting = len(outbox.pending())

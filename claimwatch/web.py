@@ -71,7 +71,7 @@ from claimwatch.digest import (
     list_query,
     parse_since,
 )
-from claimwatch.render import FLAG_LABELS, FORMATS, render
+from claimwatch.digest.render import FLAG_LABELS, FORMATS, render
 from claimwatch.review import (
     ReviewError,
     claim_coverage,

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from claimwatch import charts
 from claimwatch.digest import DigestError, parse_since
-from claimwatch.export import ExportQuery, export
+from claimwatch.digest.export import ExportQuery, export
 from storage.models import KnownClaim
 from storage.search import (
     FLAGS as SEARCH_FLAGS,

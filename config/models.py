@@ -56,7 +56,7 @@ class Source:
     options: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
 
 
-#: What a notification target can be told about (claimwatch/notify.py).
+#: What a notification target can be told about (claimwatch/digest/notify.py).
 NOTIFY_EVENTS = ("conflict", "dispute", "new_report", "source_alarm")
 
 

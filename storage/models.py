@@ -341,7 +341,7 @@ class DigestDelivery(Base):
 
 
 class NotifyState(Base):
-    """How far one notification channel of a topic has been told (claimwatch/notify.py).
+    """How far one notification channel of a topic has been told (claimwatch/digest/notify.py).
 
     ``channel`` is a hash of the channel's URL (which may hold a secret). Articles up
     to ``last_article_id`` have been notified; ``alarms`` maps each source to the alarm

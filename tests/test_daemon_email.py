@@ -25,8 +25,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from claimwatch.daemon import SINCE_LAST, email_digests, parse_email_since
+from claimwatch.digest.mail import Outbox, SmtpSettings
 from claimwatch.health import digest_deliveries
-from claimwatch.mailer import Outbox, SmtpSettings
 from storage.db import open_db
 from storage.models import DigestDelivery
 from storage.repository import Store

@@ -15,8 +15,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from claimwatch import mailer
-from claimwatch.mailer import (
+from claimwatch.digest import mail as mailer
+from claimwatch.digest.mail import (
     MailConfigError,
     MailSendError,
     Outbox,
@@ -25,7 +25,7 @@ from claimwatch.mailer import (
     send_digest,
     send_message,
 )
-from claimwatch.render import render_text
+from claimwatch.digest.render import render_text
 
 FIXTURE = Path(__file__).parent / "fixtures" / "digest-sample.json"
 SUBJECT = "claimwatch digest: twitter-child-safety — 10 flagged since 2022-12-05 07:00 UTC"

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from claimwatch.cli import main
-from claimwatch.notify import notify_topic
+from claimwatch.digest.notify import notify_topic
 from config.loader import ConfigError, load_topic
 from storage.db import init_db, make_engine, session_factory
 from storage.models import NotifyState

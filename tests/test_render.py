@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from claimwatch import render as r
+from claimwatch.digest import render as r
 
 FIXTURE = Path(__file__).parent / "fixtures" / "digest-sample.json"
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -1,4 +1,4 @@
-"""Review actions (claimwatch/review.py) and their CLI (claimwatch/cli_review.py)."""
+"""Review actions (claimwatch/review.py) and their CLI (claimwatch/cli/review.py)."""
 
 from __future__ import annotations
 
@@ -477,7 +477,7 @@ def test_digest_email_needs_the_smtp_settings(world: World, tmp_path: Path) -> N
 
 
 def test_serve_crawl_now_runs_a_worker_and_refuses_doubles(tmp_path: Path) -> None:
-    from claimwatch.cli_review import SubprocessCrawls
+    from claimwatch.cli.review import SubprocessCrawls
     from claimwatch.web import CrawlRefused
     from config.loader import load_topic
     from storage import leases

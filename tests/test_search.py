@@ -287,7 +287,7 @@ def test_export_jsonl_is_the_digest_contract(store: Store, db_url: str) -> None:
 
 
 def test_export_pages_through_a_store_larger_than_a_page(db_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import claimwatch.export as export_module
+    import claimwatch.digest.export as export_module
 
     monkeypatch.setattr(export_module, "PAGE", 2)
     engine = make_engine(db_url)

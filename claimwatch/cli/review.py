@@ -1,7 +1,7 @@
 """CLI commands for reviewing: ``review``, ``claims``, ``serve``, and ``digest --email``.
 
 Registered on the main group at the bottom of :mod:`claimwatch.cli`. Thin: the work is
-in :mod:`claimwatch.review`, :mod:`claimwatch.web` and :mod:`claimwatch.mailer`.
+in :mod:`claimwatch.review`, :mod:`claimwatch.web` and :mod:`claimwatch.digest.mail`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any
 
 import click
 
-from claimwatch.cli_common import DB_ID, DB_OPTION_HELP, user_errors, warn_if_new_database
+from claimwatch.cli.common import DB_ID, DB_OPTION_HELP, user_errors, warn_if_new_database
 
 logger = logging.getLogger(__name__)
 
-OUTBOX_ENV = "CLAIMWATCH_OUTBOX"  # as claimwatch.mailer.OUTBOX_ENV
+OUTBOX_ENV = "CLAIMWATCH_OUTBOX"  # as claimwatch.digest.mail.OUTBOX_ENV
 TOKEN_ENV = "CLAIMWATCH_WEB_TOKEN"
 
 
@@ -357,7 +357,7 @@ def serve(topic_files: tuple[Path, ...], listen: str, token: str | None,
 
 def outbox_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where unsent digests wait: ``$CLAIMWATCH_OUTBOX``, else ``outbox/`` in the data dir."""
-    from claimwatch.mailer import outbox_dir as _outbox_dir
+    from claimwatch.digest.mail import outbox_dir as _outbox_dir
 
     return _outbox_dir(environ)
 
@@ -366,7 +366,7 @@ def email_digest(digest: Mapping[str, Any], environ: Mapping[str, str] | None = 
     """Send the digest (HTML with a text part) over SMTP, after any digest an earlier run
     could not send. A digest that cannot be sent now is kept in the outbox for the next
     run. Returns a line for the user; raises ClickException (exit 1) on failure."""
-    from claimwatch.mailer import (
+    from claimwatch.digest.mail import (
         MailConfigError,
         MailSendError,
         Outbox,

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from claimwatch.cli_common import DB_OPTION_HELP, user_errors
+from claimwatch.cli.common import DB_OPTION_HELP, user_errors
 
 # Not imported from claimwatch.cli: that module imports this one at its end, and runs as
 # __main__ under `python -m claimwatch.cli`.

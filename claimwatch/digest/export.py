@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from claimwatch.digest import article_entry
+from claimwatch.digest.builder import article_entry
 from config.loader import csv_safe
 from storage.models import Article
 from storage.search import SearchFilters, apply_filters

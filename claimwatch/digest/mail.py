@@ -30,7 +30,7 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any, cast
 
-from claimwatch.render import digest_subject, render_html, render_text
+from claimwatch.digest.render import digest_subject, render_html, render_text
 
 try:  # POSIX only; on other systems concurrent flushes are not guarded
     import fcntl

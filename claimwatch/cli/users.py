@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from claimwatch.cli_common import DB_OPTION_HELP, user_errors
-from claimwatch.cli_review import _sessions
+from claimwatch.cli.common import DB_OPTION_HELP, user_errors
+from claimwatch.cli.review import _sessions
 
 
 def _password(stdin: bool) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from claimwatch.cli_common import DB_OPTION_HELP, parse_settings, user_message
+from claimwatch.cli.common import DB_OPTION_HELP, parse_settings, user_message
 
 # (Not imported from claimwatch.cli, which imports this module to register it.)
 TOKEN_ENV = "CLAIMWATCH_WEB_TOKEN"

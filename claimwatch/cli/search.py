@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from claimwatch.cli_common import DB_OPTION_HELP, user_errors
+from claimwatch.cli.common import DB_OPTION_HELP, user_errors
 
 
 def _date(value: str | None, name: str) -> Any:
@@ -83,7 +83,7 @@ def search(query: str, topic: str | None, flag: str | None, claim_id: str | None
                                "results": rows}, ensure_ascii=False, indent=2))
         return
     if fmt == "csv":
-        from claimwatch.export import spreadsheet_safe
+        from claimwatch.digest.export import spreadsheet_safe
 
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["id"],
                                 lineterminator="\n")
@@ -125,8 +125,8 @@ def export(topic: str | None, since: str | None, status: str | None, fmt: str,
       claimwatch export --topic twitter-child-safety --since 30d --format csv -o links.csv
       claimwatch export --format jsonl > everything.jsonl
     """
-    from claimwatch.export import ExportQuery
-    from claimwatch.export import export as run_export
+    from claimwatch.digest.export import ExportQuery
+    from claimwatch.digest.export import export as run_export
     from storage.db import open_db
 
     query = ExportQuery(topic=topic, since=_date(since, "--since"), status=status)
@@ -152,7 +152,7 @@ def export(topic: str | None, since: str | None, status: str | None, fmt: str,
 
 def notify_channels(topic_file: Path, db_url: str | None, *, test: bool = False) -> list[str]:
     """Run (or test) one topic's notification channels; one line per channel."""
-    from claimwatch.notify import notify_topic, send_test
+    from claimwatch.digest.notify import notify_topic, send_test
     from config.loader import load_topic
     from storage.db import open_db
 

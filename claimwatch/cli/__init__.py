@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from claimwatch.cli_common import (
+from claimwatch.cli.common import (
     DB_OPTION_HELP,
     parse_settings,
     user_errors,
@@ -88,7 +88,7 @@ def crawl(topic_file: Path, sources: tuple[str, ...], db_url: str | None,
             printer.close()
     click.echo(format_summary(summary))
     if notify:
-        from claimwatch.cli_search import notify_channels
+        from claimwatch.cli.search import notify_channels
 
         for line in notify_channels(topic_file, db_url):
             click.echo(line)
@@ -151,7 +151,7 @@ def digest(topic: str | None, since: str, fmt: str, include_reviewed: bool, db_u
       CLAIMWATCH_SMTP_HOST=smtp.example.org ... claimwatch digest --email
     """
     from claimwatch.digest import build_digest, parse_since
-    from claimwatch.render import render
+    from claimwatch.digest.render import render
     from storage.db import open_db
 
     warn_if_new_database(db_url)
@@ -165,7 +165,7 @@ def digest(topic: str | None, since: str, fmt: str, include_reviewed: bool, db_u
     if os.environ.get("CLAIMWATCH_BASE_URL") and fmt != "json":
         data["review_base"] = os.environ["CLAIMWATCH_BASE_URL"]  # items link to the page
     if email:
-        from claimwatch.cli_review import email_digest
+        from claimwatch.cli.review import email_digest
 
         click.echo(email_digest(data))
         return
@@ -176,31 +176,28 @@ def digest(topic: str | None, since: str, fmt: str, include_reviewed: bool, db_u
         click.echo(text)
 
 
-from claimwatch.cli_db import db as _db_group  # noqa: E402
+from claimwatch.cli.db import db as _db_group  # noqa: E402
 
 main.add_command(_db_group)
 
-from claimwatch.cli_review import COMMANDS as _review_commands  # noqa: E402
+from claimwatch.cli.review import COMMANDS as _review_commands  # noqa: E402
 
 for _command in _review_commands:
     main.add_command(_command)
 
-from claimwatch.cli_search import COMMANDS as _search_commands  # noqa: E402
-from claimwatch.cli_users import COMMANDS as _user_commands  # noqa: E402
+from claimwatch.cli.search import COMMANDS as _search_commands  # noqa: E402
+from claimwatch.cli.users import COMMANDS as _user_commands  # noqa: E402
 
 for _command in (*_search_commands, *_user_commands):
     main.add_command(_command)
 
-from claimwatch.cli_daemon import daemon as _daemon_command  # noqa: E402
+from claimwatch.cli.daemon import daemon as _daemon_command  # noqa: E402
 
 main.add_command(_daemon_command)
 
-from claimwatch.cli_worker import enqueue as _enqueue_command  # noqa: E402
-from claimwatch.cli_worker import worker as _worker_command  # noqa: E402
+from claimwatch.cli.worker import enqueue as _enqueue_command  # noqa: E402
+from claimwatch.cli.worker import worker as _worker_command  # noqa: E402
 
 main.add_command(_worker_command)
 main.add_command(_enqueue_command)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
