@@ -248,6 +248,13 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+def _send_error(what: str, exc: BaseException,
+                email: EmailMessage | None = None) -> MailSendError:
+    """``what: the server's reason``, the reason kept apart for the delivery record."""
+    reason = _describe(exc)
+    return MailSendError(f"{what}: {reason}", reason=reason, email=email)
+
+
 @contextlib.contextmanager
 def _connection(settings: SmtpSettings, smtp_factory: SmtpFactory | None) -> Iterator[smtplib.SMTP]:
     """An SMTP session that is connected, TLS-protected as configured and logged in."""
@@ -267,10 +274,7 @@ def _connection(settings: SmtpSettings, smtp_factory: SmtpFactory | None) -> Ite
         else:
             smtp = smtp_factory(settings.host, settings.port, timeout=settings.timeout)
     except (OSError, smtplib.SMTPException) as exc:
-        reason = _describe(exc)
-        raise MailSendError(
-            f"cannot connect to SMTP server {where}: {reason}", reason=reason
-        ) from exc
+        raise _send_error(f"cannot connect to SMTP server {where}", exc) from exc
     try:
         try:
             smtp.ehlo()
@@ -286,10 +290,7 @@ def _connection(settings: SmtpSettings, smtp_factory: SmtpFactory | None) -> Ite
             if settings.user:
                 smtp.login(settings.user, settings.password or "")
         except (OSError, smtplib.SMTPException) as exc:
-            reason = _describe(exc)
-            raise MailSendError(
-                f"SMTP session with {where} failed: {reason}", reason=reason
-            ) from exc
+            raise _send_error(f"SMTP session with {where} failed", exc) from exc
         yield smtp
     finally:
         with contextlib.suppress(OSError, smtplib.SMTPException):
@@ -303,10 +304,8 @@ def _send_on(smtp: smtplib.SMTP, msg: EmailMessage, settings: SmtpSettings) -> N
     try:
         refused = smtp.send_message(msg, from_addr=_address(settings.sender) or settings.sender)
     except (OSError, smtplib.SMTPException) as exc:
-        reason = _describe(exc)
-        raise MailSendError(
-            f"SMTP server {where} did not accept the message: {reason}", reason=reason, email=msg
-        ) from exc
+        raise _send_error(f"SMTP server {where} did not accept the message", exc,
+                          email=msg) from exc
     if refused:  # accepted for some recipients: resending would duplicate it for the rest
         logger.warning("digest %s refused for some recipients: %s", msg["Message-ID"], refused)
 

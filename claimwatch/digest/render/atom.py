@@ -14,6 +14,7 @@ from claimwatch.digest.render.document import (
     _build_view,
     _clean,
     _copy_of_spans,
+    _figures,
     _flag_text,
     _flags,
     _fmt_dt,
@@ -22,7 +23,7 @@ from claimwatch.digest.render.document import (
     _key,
     _nothing_new,
     _outlet,
-    _plural,
+    _outlets_spans,
     _q,
     _rfc3339,
     _spans_text,
@@ -54,11 +55,10 @@ def _atom_entry_summary(v: _View, a: dict[str, Any]) -> str:
             )
     for c in _as_list(a.get("conflicts")):
         if isinstance(c, dict):
-            cn = ", ".join(_clean(n) for n in _as_list(c.get("claim_numbers")))
-            an = ", ".join(_clean(n) for n in _as_list(c.get("article_numbers")))
             rows.append(
-                f"Conflicting figures with {_clean(c.get('claim_id'))}: claim {cn or '-'} vs "
-                f"article {an or '-'}: {_q(_clean(c.get('sentence')))}"
+                f"Conflicting figures with {_clean(c.get('claim_id'))}: claim "
+                f"{_figures(c, 'claim_numbers')} vs article {_figures(c, 'article_numbers')}: "
+                f"{_q(_clean(c.get('sentence')))}"
             )
     for c in _as_list(a.get("candidates")):
         if isinstance(c, dict):
@@ -68,11 +68,7 @@ def _atom_entry_summary(v: _View, a: dict[str, Any]) -> str:
         rows.append(_spans_text(_copy_of_spans(v, dup)))
     copies = v.copies_of.get(_key(a.get("id")), [])
     if copies:
-        outlets: list[str] = []
-        for x in [a, *copies]:
-            if _outlet(x) not in outlets:
-                outlets.append(_outlet(x))
-        rows.append(f"Carried by {_plural(len(outlets), 'outlet')}: {', '.join(outlets)}")
+        rows.append(_spans_text(_outlets_spans("Carried", [a, *copies])))
     return "\n".join(rows)
 
 

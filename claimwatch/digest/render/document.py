@@ -28,7 +28,7 @@ metacharacters are backslash-escaped, HTML and XML are escaped, and only
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -464,17 +464,17 @@ def _copy_item(original: Mapping[str, Any] | None, c: Mapping[str, Any]) -> list
     return spans
 
 
+def _outlets_spans(verb: str, articles: Iterable[Mapping[str, Any]]) -> list[Span]:
+    """``Carried by 3 outlets: A, B, C``: each outlet once, in the stories' order."""
+    outlets = list(dict.fromkeys(_outlet(a) for a in articles))
+    return [("k", f"{verb} by {_plural(len(outlets), 'outlet')}: "), ("t", ", ".join(outlets))]
+
+
 def _copies_lines(v: _View, original: dict[str, Any]) -> list[Line]:
     copies = v.copies_of.get(_key(original.get("id")), [])
     if not copies:
         return []
-    outlets: list[str] = []
-    for a in [original, *copies]:
-        name = _outlet(a)
-        if name not in outlets:
-            outlets.append(name)
-    label = f"Carried by {_plural(len(outlets), 'outlet')}: "
-    lines: list[Line] = [(0, [("k", label), ("t", ", ".join(outlets))], None)]
+    lines: list[Line] = [(0, _outlets_spans("Carried", [original, *copies]), None)]
     lines += [(1, _copy_item(original, c), None) for c in copies]
     return lines
 
@@ -484,12 +484,7 @@ def _orphan_entry(v: _View, group: _Orphans) -> tuple:
     head: list[Span] = [("k", f"Earlier article #{_clean(group.dup_of.get('id'))}")]
     if dup_url:
         head += [("k", " "), ("u", dup_url)]
-    outlets: list[str] = []
-    for c in group.copies:
-        if _outlet(c) not in outlets:
-            outlets.append(_outlet(c))
-    label = f"Copied by {_plural(len(outlets), 'outlet')}: "
-    lines: list[Line] = [(0, [("k", label), ("t", ", ".join(outlets))], None)]
+    lines: list[Line] = [(0, _outlets_spans("Copied", group.copies), None)]
     lines += [(1, _copy_item(None, c), None) for c in group.copies]
     return ("entry", head, lines)
 
@@ -653,6 +648,11 @@ def _conflict_groups(v: _View) -> list[tuple[dict[str, Any], dict[str, Any], lis
     return list(groups.values())
 
 
+def _figures(conflict: Mapping[str, Any], key: str) -> str:
+    """The figures of one side of a conflict (``claim_numbers`` or ``article_numbers``)."""
+    return ", ".join(_clean(n) for n in _as_list(conflict.get(key))) or "-"
+
+
 def _conflict_block(v: _View, a: dict[str, Any], c: Mapping[str, Any],
                     also: list[dict]) -> tuple:
     cid = _clean(c.get("claim_id"))
@@ -660,9 +660,8 @@ def _conflict_block(v: _View, a: dict[str, Any], c: Mapping[str, Any],
     known: list[Span] = [("k", "Known claim: "), ("q", v.claim_text.get(cid) or cid)]
     lines.append((0, known, None))
     lines.append((0, [("k", "Article says: "), ("q", _clean(c.get("sentence")))], None))
-    cn = [_clean(n) for n in _as_list(c.get("claim_numbers"))]
-    an = [_clean(n) for n in _as_list(c.get("article_numbers"))]
-    figures = f"Figures: the claim says {', '.join(cn) or '-'}, the article {', '.join(an) or '-'}"
+    figures = (f"Figures: the claim says {_figures(c, 'claim_numbers')}, "
+               f"the article {_figures(c, 'article_numbers')}")
     lines.append((0, [("t", figures)], None))
     if also:
         spans: list[Span] = [("k", "Also in ")]
@@ -731,6 +730,13 @@ def _claim_sides_entry(v: _View, group: _ClaimGroup) -> tuple:
     return ("entry", head, lines)
 
 
+def _section(title: str, blocks: list[tuple], count: int | None = None) -> list[tuple]:
+    """``title (count)`` over its blocks (count: the blocks'), or nothing without blocks."""
+    if not blocks:
+        return []
+    return [("h2", f"{title} ({len(blocks) if count is None else count})"), *blocks]
+
+
 def _document(v: _View) -> list[tuple]:
     """Conflicts, disputes, alarms and revisions first; then one block per story."""
     doc: list[tuple] = [("h1", f"claimwatch digest: {v.topic}")]
@@ -744,31 +750,16 @@ def _document(v: _View) -> list[tuple]:
         doc.append(("p", [("k", "Source alarm: "), ("b", _clean(s.get("name")) or "?"),
                           ("k", " — "), ("t", _alarm_words(s))], "alarm"))
     if not v.empty:
-        conflicts = _conflict_groups(v)
-        if conflicts:
-            doc.append(("h2", f"Conflicting figures ({len(conflicts)})"))
-            doc += [_conflict_block(v, a, c, also) for a, c, also in conflicts]
-        disputes = _disputes(v)
-        if disputes:
-            doc.append(("h2", f"Disputes ({len(disputes)})"))
-            doc += [_dispute_block(v, a, m) for a, m in disputes]
-        revised = _revised(v)
-        if revised:
-            doc.append(("h2", f"Revised articles ({len(revised)})"))
-            doc += [_revision_block(v, a) for a in revised]
-        if v.new_reports:
-            doc.append(("h2", f"Stories ({len(v.new_reports)})"))
-            doc += [_story_entry(v, a) for a in v.new_reports]
-        if v.claims:
-            doc.append(("h2", f"Claims: who repeats, who disputes ({len(v.claims)})"))
-            doc += [_claim_sides_entry(v, g) for g in v.claims]
-        if v.orphans:
-            n = sum(len(g.copies) for g in v.orphans)
-            doc.append(("h2", f"Copies of earlier articles ({n})"))
-            doc += [_orphan_entry(v, g) for g in v.orphans]
-        if v.others:
-            doc.append(("h2", f"Other articles ({len(v.others)})"))
-            doc += [_story_entry(v, a) for a in v.others]
+        doc += _section("Conflicting figures",
+                        [_conflict_block(v, a, c, also) for a, c, also in _conflict_groups(v)])
+        doc += _section("Disputes", [_dispute_block(v, a, m) for a, m in _disputes(v)])
+        doc += _section("Revised articles", [_revision_block(v, a) for a in _revised(v)])
+        doc += _section("Stories", [_story_entry(v, a) for a in v.new_reports])
+        doc += _section("Claims: who repeats, who disputes",
+                        [_claim_sides_entry(v, g) for g in v.claims])
+        doc += _section("Copies of earlier articles", [_orphan_entry(v, g) for g in v.orphans],
+                        count=sum(len(g.copies) for g in v.orphans))
+        doc += _section("Other articles", [_story_entry(v, a) for a in v.others])
     if v.sources:
         doc.append(("h2", "Source health"))
         doc += [_source_entry(s) for s in v.sources]
@@ -795,3 +786,118 @@ def _span_text(span: Span) -> str:
 
 def _spans_text(spans: Sequence[Span]) -> str:
     return "".join(_span_text(s) for s in spans)
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _trim_blank(out: list[str]) -> None:
+    while out and out[-1] == "":
+        out.pop()
+
+
+class _Writer:
+    """One human format: how it writes each kind of block. :meth:`lines` walks the document
+    the same way for every format (a section starts after trimming blank lines, none end
+    the output), so the formats cannot drift apart in order or spacing."""
+
+    def h1(self, text: str) -> list[str]:
+        raise NotImplementedError
+
+    def h2(self, text: str) -> list[str]:
+        raise NotImplementedError
+
+    def p(self, spans: list[Span], style: str) -> list[str]:
+        raise NotImplementedError
+
+    def entry(self, head: list[Span], lines: list[Line], section: str) -> list[str]:
+        raise NotImplementedError
+
+    def lines(self, v: _View) -> list[str]:
+        out: list[str] = []
+        section = ""
+        for block in _document(v):
+            kind = block[0]
+            if kind == "h1":
+                out += self.h1(block[1])
+            elif kind == "h2":
+                _trim_blank(out)
+                section = block[1].split(" (")[0]
+                out += self.h2(block[1])
+            elif kind == "p":
+                out += self.p(block[1], block[2])
+            elif kind == "entry":
+                out += self.entry(block[1], block[2], section)
+        _trim_blank(out)
+        return out
+
+
+class _RichWriter(_Writer):
+    """A format with markup (Markdown, HTML). The span rules are :meth:`span`'s, once for
+    both: only http(s) URLs ever become links, a sentence keeps its own quotation marks,
+    empty emphasis disappears; the subclass only says how to write each piece."""
+
+    marks = ("“", "”")
+
+    def escape(self, text: str) -> str:
+        """Scraped text, made inert."""
+        raise NotImplementedError
+
+    def fixed(self, text: str) -> str:
+        """Our own text (never scraped)."""
+        return self.escape(text)
+
+    def bold(self, escaped: str) -> str:
+        raise NotImplementedError
+
+    def muted(self, escaped: str) -> str:
+        raise NotImplementedError
+
+    def quote(self, escaped: str) -> str:
+        return escaped
+
+    def link(self, label: str, url: str) -> str:
+        """A link to an http(s) ``url`` (both raw)."""
+        raise NotImplementedError
+
+    def code(self, url: str) -> str:
+        """A URL that is not http(s), shown and never linked (raw)."""
+        raise NotImplementedError
+
+    def not_shown(self, url: str) -> str:
+        """A URL that is not http(s) where the label would have been its link (raw)."""
+        raise NotImplementedError
+
+    def span(self, span: Span) -> str:
+        kind, text = span[0], span[1]
+        if kind == "k":
+            return self.fixed(text)
+        if kind == "t":
+            return self.escape(text)
+        if kind == "b":
+            return self.bold(self.escape(text)) if text else ""
+        if kind == "m":
+            return self.muted(self.escape(text)) if text else ""
+        if kind == "q":
+            inner = self.escape(text)
+            return self.quote(inner if _quoted(text) else self.marks[0] + inner + self.marks[1])
+        if kind == "a":
+            return self.link(text, span[2]) if _is_http(span[2]) else self.escape(text)
+        if kind == "u":
+            if _is_http(text):
+                return self.link(text, text)
+            return self.code(text) if text else ""
+        if kind == "ux":
+            return "" if _is_http(text) else self.not_shown(text)
+        raise ValueError(f"unknown span kind {kind!r}")
+
+    def spans(self, spans: Sequence[Span]) -> str:
+        return "".join(self.span(s) for s in spans).strip()
+
+    def shown(self, lines: list[Line]) -> Iterator[tuple[int, str]]:
+        """``(level, written text)`` of each detail line a rich format shows (not the
+        text-only ones, nor those that come out empty)."""
+        for level, spans, only in lines:
+            text = self.spans(spans) if only != "text" else ""
+            if text:
+                yield level, text

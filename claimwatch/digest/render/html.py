@@ -4,17 +4,10 @@ scripts, no external resources)."""
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from claimwatch.digest.render.document import (
-    Line,
-    Span,
-    _build_view,
-    _document,
-    _is_http,
-    _quoted,
-)
+from claimwatch.digest.render.document import Line, Span, _build_view, _RichWriter
 
 _FONT = "font-family:Arial,Helvetica,sans-serif;"
 _STYLE = {
@@ -60,80 +53,68 @@ def _html_link(label: str, url: str) -> str:
     return f'<a href="{_h(url)}" style="{_STYLE["a"]}">{_h(label)}</a>'
 
 
-def _html_span(span: Span) -> str:
-    kind = span[0]
-    if kind in ("k", "t"):
-        return _h(span[1])
-    if kind == "b":
-        return f"<strong>{_h(span[1])}</strong>" if span[1] else ""
-    if kind == "m":
-        return f'<span style="{_STYLE["m"]}">{_h(span[1])}</span>' if span[1] else ""
-    if kind == "q":
-        text = _h(span[1]) if _quoted(span[1]) else f"&ldquo;{_h(span[1])}&rdquo;"
-        return f'<span style="{_STYLE["q"]}">{text}</span>'
-    if kind == "a":
-        label, url = span[1], span[2]
-        return _html_link(label, url) if _is_http(url) else _h(label)
-    if kind == "u":
-        url = span[1]
-        if _is_http(url):
-            return _html_link(url, url)
-        return f'<code style="{_STYLE["m"]}">{_h(url)}</code>' if url else ""
-    if kind == "ux":
-        if _is_http(span[1]):
-            return ""
-        return f'<span style="{_STYLE["m"]}">(link not shown: {_h(span[1])})</span>'
-    raise ValueError(f"unknown span kind {kind!r}")
+class _Html(_RichWriter):
+    """Email HTML: inline styles only; each section's entries in its own colour."""
 
+    marks = ("&ldquo;", "&rdquo;")
 
-def _html_spans(spans: Sequence[Span]) -> str:
-    return "".join(_html_span(s) for s in spans).strip()
+    def escape(self, text: str) -> str:
+        return _h(text)
 
+    def bold(self, escaped: str) -> str:
+        return f"<strong>{escaped}</strong>"
 
-def _html_entry(head: list[Span], lines: list[Line], colour: str) -> str:
-    style = _STYLE["entry"].replace("#2563eb", colour)
-    parts = [f'<div style="{style}">', f'<div style="{_STYLE["head"]}">{_html_spans(head)}</div>']
-    open_lists = 0
-    for level, spans, only in lines:
-        if only == "text":
-            continue
-        body = _html_spans(spans)
-        if not body:
-            continue
-        while open_lists > level:
-            parts.append("</ul>")
-            open_lists -= 1
-        if level == 0:
-            parts.append(f'<div style="{_STYLE["line"]}">{body}</div>')
-            continue
-        while open_lists < level:
-            open_lists += 1
-            parts.append(f'<ul style="{_STYLE["ul" if open_lists == 1 else "ul2"]}">')
-        parts.append(f"<li>{body}</li>")
-    parts += ["</ul>"] * open_lists
-    parts.append("</div>")
-    return "\n".join(parts)
+    def muted(self, escaped: str) -> str:
+        return f'<span style="{_STYLE["m"]}">{escaped}</span>'
+
+    def quote(self, escaped: str) -> str:
+        return f'<span style="{_STYLE["q"]}">{escaped}</span>'
+
+    def link(self, label: str, url: str) -> str:
+        return _html_link(label, url)
+
+    def code(self, url: str) -> str:
+        return f'<code style="{_STYLE["m"]}">{_h(url)}</code>'
+
+    def not_shown(self, url: str) -> str:
+        return self.muted(f"(link not shown: {_h(url)})")
+
+    def h1(self, text: str) -> list[str]:
+        return [f'<h1 style="{_STYLE["h1"]}">{_h(text)}</h1>']
+
+    def h2(self, text: str) -> list[str]:
+        return [f'<h2 style="{_STYLE["h2"]}">{_h(text)}</h2>']
+
+    def p(self, spans: list[Span], style: str) -> list[str]:
+        return [f'<p style="{_STYLE.get(style, _STYLE["p"])}">{self.spans(spans)}</p>']
+
+    def entry(self, head: list[Span], lines: list[Line], section: str) -> list[str]:
+        colour = _SECTION_COLOURS.get(section, "#2563eb")
+        style = _STYLE["entry"].replace("#2563eb", colour)
+        parts = [f'<div style="{style}">',
+                 f'<div style="{_STYLE["head"]}">{self.spans(head)}</div>']
+        open_lists = 0
+        for level, body in self.shown(lines):
+            while open_lists > level:
+                parts.append("</ul>")
+                open_lists -= 1
+            if level == 0:
+                parts.append(f'<div style="{_STYLE["line"]}">{body}</div>')
+                continue
+            while open_lists < level:
+                open_lists += 1
+                parts.append(f'<ul style="{_STYLE["ul" if open_lists == 1 else "ul2"]}">')
+            parts.append(f"<li>{body}</li>")
+        parts += ["</ul>"] * open_lists
+        parts.append("</div>")
+        return ["\n".join(parts)]
 
 
 def render_html(digest: Mapping[str, Any]) -> str:
     """One self-contained HTML document for email clients: inline CSS, no scripts,
     no external resources, table layout capped at 700px."""
     v = _build_view(digest)
-    body: list[str] = []
-    colour = _SECTION_COLOURS["Stories"]
-    for block in _document(v):
-        kind = block[0]
-        if kind == "h1":
-            body.append(f'<h1 style="{_STYLE["h1"]}">{_h(block[1])}</h1>')
-        elif kind == "h2":
-            name = block[1].split(" (")[0]
-            colour = _SECTION_COLOURS.get(name, "#2563eb")
-            body.append(f'<h2 style="{_STYLE["h2"]}">{_h(block[1])}</h2>')
-        elif kind == "p":
-            style = _STYLE.get(block[2], _STYLE["p"])
-            body.append(f'<p style="{style}">{_html_spans(block[1])}</p>')
-        elif kind == "entry":
-            body.append(_html_entry(block[1], block[2], colour))
+    body = _Html().lines(v)
     body.append(
         f'<p style="{_STYLE["foot"]}">Sent by claimwatch. Review and dismiss items in the '
         "review page or with <code>claimwatch review</code>.</p>"

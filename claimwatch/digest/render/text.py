@@ -6,7 +6,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from claimwatch.digest.render.document import _build_view, _document, _spans_text
+from claimwatch.digest.render.document import Line, Span, _build_view, _spans_text, _Writer
 
 
 def _cells(text: str) -> int:
@@ -54,34 +54,35 @@ def _wrap(text: str, width: int, first: str = "", rest: str | None = None) -> li
     lines.append(prefix + cur)
     return [line.rstrip() for line in lines]
 
+class _Text(_Writer):
+    """Wrapped to ``width`` terminal columns; details indented under each item."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+
+    def h1(self, text: str) -> list[str]:
+        return _wrap(text, self.width)
+
+    def h2(self, text: str) -> list[str]:
+        return ["", *_wrap(text, self.width), "=" * min(_cells(text), self.width), ""]
+
+    def p(self, spans: list[Span], style: str) -> list[str]:
+        return _wrap(_spans_text(spans), self.width)
+
+    def entry(self, head: list[Span], lines: list[Line], section: str) -> list[str]:
+        out = _wrap(_spans_text(head), self.width, "", "    ")
+        for level, spans, only in lines:
+            if only == "rich":
+                continue
+            text = _spans_text(spans)
+            if level == 0:
+                out += _wrap(text, self.width, "    ", "      ")
+            else:
+                pad = "    " + "  " * (level - 1)
+                out += _wrap(text, self.width, pad + "- ", pad + "  ")
+        return [*out, ""]
+
+
 def render_text(digest: Mapping[str, Any], *, width: int = 100) -> str:
     """Plain text for a terminal: wrapped to ``width`` columns, no ANSI codes."""
-    width = max(int(width), 30)
-    v = _build_view(digest)
-    out: list[str] = []
-    for block in _document(v):
-        kind = block[0]
-        if kind == "h1":
-            out += _wrap(block[1], width)
-        elif kind == "h2":
-            while out and out[-1] == "":
-                out.pop()
-            out += ["", *_wrap(block[1], width), "=" * min(_cells(block[1]), width), ""]
-        elif kind == "p":
-            out += _wrap(_spans_text(block[1]), width)
-        elif kind == "entry":
-            _, head, lines = block
-            out += _wrap(_spans_text(head), width, "", "    ")
-            for level, spans, only in lines:
-                if only == "rich":
-                    continue
-                text = _spans_text(spans)
-                if level == 0:
-                    out += _wrap(text, width, "    ", "      ")
-                else:
-                    pad = "    " + "  " * (level - 1)
-                    out += _wrap(text, width, pad + "- ", pad + "  ")
-            out.append("")
-    while out and out[-1] == "":
-        out.pop()
-    return "\n".join(out) + "\n"
+    return "\n".join(_Text(max(int(width), 30)).lines(_build_view(digest))) + "\n"
