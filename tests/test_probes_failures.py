@@ -272,7 +272,7 @@ def test_11_over_long_feed_links_are_counted_as_skipped_with_the_reason(
 
 
 def test_11_the_crawl_summary_names_skip_reasons() -> None:
-    from claimwatch.cli import format_summary
+    from claimwatch.cli.crawl import format_summary
     from crawler.runner import CrawlSummary, SourceSummary
 
     summary = CrawlSummary("t", [SourceSummary(

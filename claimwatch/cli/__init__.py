@@ -2,23 +2,31 @@
 
 Errors from the library become one-line ``click.ClickException`` messages
 (exit 1), never tracebacks.
+
+Each module of this package holds a group of commands and lists them in its
+``COMMANDS``; :data:`COMMAND_MODULES` names the modules. A new command is a module
+and one line there.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-import os
 import sys
-from pathlib import Path
-from typing import Any
 
 import click
 
-from claimwatch.cli.common import (
-    DB_OPTION_HELP,
-    parse_settings,
-    user_errors,
-    warn_if_new_database,
+#: The modules of claimwatch/cli/ whose ``COMMANDS`` make the command line.
+COMMAND_MODULES = (
+    "crawl",  # crawl
+    "digest",  # digest [--email]
+    "review",  # review, claims, serve
+    "search",  # search, export
+    "notify",  # notify
+    "users",  # users
+    "db",  # db upgrade|current|check
+    "daemon",  # daemon
+    "worker",  # worker, enqueue
 )
 
 
@@ -48,156 +56,10 @@ def main(verbose: int) -> None:
     _configure_logging(verbose)
 
 
-@main.command()
-@click.argument("topic_file", type=click.Path(path_type=Path))
-@click.option("--source", "sources", multiple=True, metavar="NAME",
-              help="Crawl only this source (repeatable).")
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
-@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
-              help="Override a Scrapy/claimwatch setting, e.g. --set DOWNLOAD_DELAY=2.")
-@click.option("--trigger", type=click.Choice(["manual", "schedule"]), default="manual",
-              hidden=True)
-@click.option("--notify/--no-notify", default=True, show_default=True,
-              help="Send the topic's alerts (its `notify` channels) after the crawl.")
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Live progress on standard error (redrawn on a terminal, else a line "
-                   "per source every few seconds).")
-@user_errors
-def crawl(topic_file: Path, sources: tuple[str, ...], db_url: str | None,
-          overrides: tuple[str, ...], trigger: str, notify: bool, progress: bool) -> None:
-    """Crawl a topic's sources once, now, and print a summary.
-
-    \b
-    Example:
-      claimwatch crawl config/topics/demo.yaml
-      claimwatch crawl config/topics/twitter-child-safety.yaml --source nbc-tech
-    """
-    from crawler.runner import run_crawl
-
-    settings: dict[str, str] = {"LOG_LEVEL": logging.getLevelName(logging.getLogger().level)}
-    settings.update(parse_settings(overrides))
-    from crawler.progress import ProgressPrinter
-
-    printer = ProgressPrinter(sys.stderr) if progress else None
-    try:
-        summary = run_crawl(topic_file, sources=sources or None, db_url=db_url,
-                            settings=settings, trigger=trigger,
-                            progress=printer.update if printer else None)
-    finally:
-        if printer:
-            printer.close()
-    click.echo(format_summary(summary))
-    if notify:
-        from claimwatch.cli.search import notify_channels
-
-        for line in notify_channels(topic_file, db_url):
-            click.echo(line)
-    if not summary.ok:
-        sys.exit(1)
+def _register(group: click.Group) -> None:
+    for name in COMMAND_MODULES:
+        for command in importlib.import_module(f"{__name__}.{name}").COMMANDS:
+            group.add_command(command)
 
 
-def format_summary(summary: Any) -> str:
-    columns = ("fetched", "not_modified", "new", "duplicates", "matched", "conflicts",
-               "candidates", "off_topic", "seen", "refused", "skipped", "errors")
-    col = {c: max(10, len(c)) for c in columns}
-    width = max([len(s.source) for s in summary.sources] + [6])
-    lines = [f"topic {summary.topic}",
-             f"{'source':<{width}}  " + "  ".join(f"{c:>{col[c]}}" for c in columns) + "  status"]
-    for source in summary.sources:
-        lines.append(
-            f"{source.source:<{width}}  "
-            + "  ".join(f"{source.counts.get(c, 0):>{col[c]}}" for c in columns)
-            + f"  {source.status}" + (f": {source.error}" if source.error else "")
-        )
-    if len(summary.sources) > 1:
-        lines.append(f"{'total':<{width}}  "
-                     + "  ".join(f"{summary.total(c):>{col[c]}}" for c in columns))
-    from crawler.runner import SKIP_REASONS
-
-    for source in summary.sources:
-        reasons = [f"{int(source.stats[key])} {why}" for key, why in SKIP_REASONS.items()
-                   if source.stats.get(key)]
-        if reasons:
-            lines.append(f"{source.source}: links skipped: {', '.join(reasons)}")
-    flagged = summary.total("new")
-    lines.append(f"{flagged} new article(s) flagged for review: run `claimwatch digest`.")
-    return "\n".join(lines)
-
-
-@main.command()
-@click.option("--topic", help="Only this topic (its name in the topic file).")
-@click.option("--since", default="24h", show_default=True,
-              help="Articles fetched since: a duration (24h, 7d) or an ISO date.")
-@click.option("--format", "fmt", type=click.Choice(["text", "md", "html", "json", "atom"]),
-              default="text", show_default=True)
-@click.option("--all", "include_reviewed", is_flag=True,
-              help="Include articles already marked reviewed or dismissed.")
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file instead of standard output.")
-@click.option("--email", is_flag=True,
-              help="Email it (HTML with a text part) over SMTP, set by CLAIMWATCH_SMTP_HOST, "
-                   "_PORT, _STARTTLS, _USER, _PASSWORD, _FROM, _TO; a digest that cannot be "
-                   "sent is kept and sent on the next run.")
-@user_errors
-def digest(topic: str | None, since: str, fmt: str, include_reviewed: bool, db_url: str | None,
-           output: Path | None, email: bool) -> None:
-    """Print the flagged articles: new reports, duplicates, conflicts, new-claim candidates.
-
-    \b
-    Example:
-      claimwatch digest --since 24h
-      claimwatch digest --topic demo-twitter-child-safety --format json
-      CLAIMWATCH_SMTP_HOST=smtp.example.org ... claimwatch digest --email
-    """
-    from claimwatch.digest import build_digest, parse_since
-    from claimwatch.digest.render import render
-    from storage.db import open_db
-
-    warn_if_new_database(db_url)
-    engine, sessions = open_db(db_url)
-    try:
-        with sessions() as session:
-            data = build_digest(session, topic=topic, since=parse_since(since),
-                                include_reviewed=include_reviewed)
-    finally:
-        engine.dispose()
-    if os.environ.get("CLAIMWATCH_BASE_URL") and fmt != "json":
-        data["review_base"] = os.environ["CLAIMWATCH_BASE_URL"]  # items link to the page
-    if email:
-        from claimwatch.cli.review import email_digest
-
-        click.echo(email_digest(data))
-        return
-    text = render(data, fmt)
-    if output:
-        output.write_text(text, encoding="utf-8")
-    else:
-        click.echo(text)
-
-
-from claimwatch.cli.db import db as _db_group  # noqa: E402
-
-main.add_command(_db_group)
-
-from claimwatch.cli.review import COMMANDS as _review_commands  # noqa: E402
-
-for _command in _review_commands:
-    main.add_command(_command)
-
-from claimwatch.cli.search import COMMANDS as _search_commands  # noqa: E402
-from claimwatch.cli.users import COMMANDS as _user_commands  # noqa: E402
-
-for _command in (*_search_commands, *_user_commands):
-    main.add_command(_command)
-
-from claimwatch.cli.daemon import daemon as _daemon_command  # noqa: E402
-
-main.add_command(_daemon_command)
-
-from claimwatch.cli.worker import enqueue as _enqueue_command  # noqa: E402
-from claimwatch.cli.worker import worker as _worker_command  # noqa: E402
-
-main.add_command(_worker_command)
-main.add_command(_enqueue_command)
-
+_register(main)

@@ -1,23 +1,87 @@
-"""What every command shares: user errors as one line, and ``--set NAME=VALUE`` parsing.
+"""What every command shares: its common options (``--db``, ``--set``, ``-o``), the store
+opened and closed, dates as options, and user errors as one line, never a traceback.
 
 Kept apart from claimwatch.cli, which imports the command modules to register them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: The access token of the review page and API, for ``serve`` and ``daemon``.
+TOKEN_ENV = "CLAIMWATCH_WEB_TOKEN"
 DB_OPTION_HELP = "Database URL (default: $CLAIMWATCH_DB, else a SQLite file in your data dir)."
 # A stored row's id: what a 64-bit integer column holds (a bigger number is a usage error,
 # not an OverflowError from the driver).
 MAX_DB_ID = 2**63 - 1
 DB_ID = click.IntRange(1, MAX_DB_ID)
+
+#: ``--db URL`` as every command that opens the store takes it (a decorator).
+db_option = click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+#: ``-o FILE``: write there (see :func:`write_file`) instead of standard output.
+output_option = click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+                             help="Write to this file instead of standard output.")
+
+
+def settings_option(help: str) -> Callable[[F], F]:
+    """``--set NAME=VALUE`` (repeatable), given to the command as ``settings``: a dict."""
+    return click.option("--set", "settings", multiple=True, metavar="NAME=VALUE", help=help,
+                        callback=lambda _ctx, _param, value: parse_settings(value))
+
+
+def sources_option(verb: str) -> Callable[[F], F]:
+    """``--source NAME`` (repeatable): only these sources of the topic."""
+    return click.option("--source", "sources", multiple=True, metavar="NAME",
+                        help=f"{verb} only this source (repeatable).")
+
+
+@contextmanager
+def store(db_url: str | None) -> Iterator[Any]:
+    """The store's session factory for one command, its engine disposed after. Says on
+    stderr when it is about to create an empty SQLite file (see warn_if_new_database)."""
+    from storage.db import open_db
+
+    warn_if_new_database(db_url)
+    engine, sessions = open_db(db_url)
+    try:
+        yield sessions
+    finally:
+        engine.dispose()
+
+
+def parse_when(value: str | None, option: str) -> Any:
+    """An option's date (``7d``, ``24h`` or an ISO date) as a datetime; None stays None."""
+    if value is None:
+        return None
+    from claimwatch.digest import DigestError, parse_since
+
+    try:
+        return parse_since(value)
+    except DigestError as exc:
+        raise click.BadParameter(f"{value!r} is not a duration like 7d or an ISO date in range",
+                                 param_hint=option) from exc
+
+
+def write_file(output: Path, chunks: Iterable[str]) -> None:
+    """Write ``chunks`` to ``output`` through ``output.partial``: never a half-written file
+    under the real name, and a path that cannot be written is a one-line error."""
+    partial = output.with_name(output.name + ".partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(f"cannot write {output}: {exc.strerror}") from exc
+    partial.replace(output)
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:

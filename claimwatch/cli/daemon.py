@@ -1,6 +1,6 @@
 """``claimwatch daemon``: scheduled crawls, manual triggers and the JSON API.
 
-Registered on the main group in ``claimwatch/cli.py``. Thin: parses options and
+Registered on the main group by ``claimwatch/cli/__init__.py``. Thin: parses options and
 calls :func:`claimwatch.daemon.run_daemon`.
 """
 
@@ -8,35 +8,40 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
-from claimwatch.cli.common import DB_OPTION_HELP, parse_settings, user_message
+from claimwatch.cli.common import TOKEN_ENV, db_option, settings_option, user_message
 
-# (Not imported from claimwatch.cli, which imports this module to register it.)
-TOKEN_ENV = "CLAIMWATCH_WEB_TOKEN"
+T = TypeVar("T")
 EMAIL_SCHEDULE_ENV = "CLAIMWATCH_EMAIL_SCHEDULE"
+
+
+def _parsed(parse: Callable[[str], T], value: str, option: str) -> T:
+    """``parse(value)``, its ValueError a usage error that names ``option``."""
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _duration(value: str, option: str) -> timedelta:
     from config.cron import parse_duration
 
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from None
+    return _parsed(parse_duration, value, option)
 
 
 @click.command("daemon")
 @click.argument("topic_files", nargs=-1, required=True, metavar="TOPIC_FILE...",
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @click.option("--listen", default="127.0.0.1:8750", show_default=True, metavar="HOST:PORT",
               help="Address of the JSON API (port 0: any free port; 'none': no API).")
-@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
-              help="Override a setting for every crawl, e.g. --set DOWNLOAD_DELAY=2.")
+@settings_option("Override a setting for every crawl, e.g. --set DOWNLOAD_DELAY=2.")
 @click.option("--crawl-timeout", default="1h", show_default=True, metavar="DURATION",
               help="Stop a crawl that runs longer (a source's `timeout:` option overrides it).")
 @click.option("--grace", default="30s", show_default=True, metavar="DURATION",
@@ -62,7 +67,7 @@ def _duration(value: str, option: str) -> timedelta:
 @click.option("--email-empty", is_flag=True,
               help="Also email a digest with nothing in it (by default it is skipped).")
 def daemon(topic_files: tuple[Path, ...], db_url: str | None, listen: str,
-           overrides: tuple[str, ...], crawl_timeout: str, grace: str, misfire_grace: str,
+           settings: dict[str, str], crawl_timeout: str, grace: str, misfire_grace: str,
            max_parallel: int, kill_grace: str, token: str | None, email_schedule: str | None,
            email_since: str, email_empty: bool) -> None:
     """Crawl the topic files' sources on their schedules, until SIGTERM.
@@ -98,23 +103,13 @@ def daemon(topic_files: tuple[Path, ...], db_url: str | None, listen: str,
     from config.cron import normalize_schedule
     from storage.db import default_db_url
 
-    settings = parse_settings(overrides)
     email_schedule = (email_schedule or "").strip() or None
     if email_schedule:
-        try:
-            email_schedule = normalize_schedule(email_schedule)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--email-schedule") from None
-    try:
-        email_since = parse_email_since(email_since)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--email-since") from None
-    try:
-        address = parse_listen(listen)
-        if address is not None:
-            check_listen(address[0], token)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--listen") from None
+        email_schedule = _parsed(normalize_schedule, email_schedule, "--email-schedule")
+    email_since = _parsed(parse_email_since, email_since, "--email-since")
+    address = _parsed(parse_listen, listen, "--listen")
+    if address is not None:
+        _parsed(lambda host: check_listen(host, token), address[0], "--listen")
 
     # The daemon's own progress (runs started/finished, reloads) is worth logging by
     # default; crawls log warnings unless -vv.
@@ -153,3 +148,6 @@ def daemon(topic_files: tuple[Path, ...], db_url: str | None, listen: str,
         raise click.ClickException(message) from exc
     if code:
         sys.exit(code)
+
+
+COMMANDS = (daemon,)

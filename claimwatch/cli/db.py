@@ -8,11 +8,7 @@ from typing import Any
 
 import click
 
-from claimwatch.cli.common import DB_OPTION_HELP, user_errors
-
-# Not imported from claimwatch.cli: that module imports this one at its end, and runs as
-# __main__ under `python -m claimwatch.cli`.
-
+from claimwatch.cli.common import db_option, user_errors
 
 
 @contextmanager
@@ -38,7 +34,7 @@ def db() -> None:
 
 
 @db.command()
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @click.option("--revision", default="head", show_default=True, hidden=True,
               help="Upgrade to this revision instead of the newest.")
 @user_errors
@@ -60,7 +56,7 @@ def upgrade(db_url: str | None, revision: str) -> None:
 
 
 @db.command()
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @user_errors
 def current(db_url: str | None) -> None:
     """Print the database's schema revision and the one this claimwatch needs.
@@ -78,7 +74,7 @@ def current(db_url: str | None) -> None:
 
 
 @db.command()
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @user_errors
 def check(db_url: str | None) -> None:
     """Exit 0 if the schema is current, else 1 with the command that fixes it.
@@ -96,7 +92,7 @@ def check(db_url: str | None) -> None:
 
 @db.command(hidden=True)
 @click.argument("revision")
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @user_errors
 def stamp(revision: str, db_url: str | None) -> None:
     """Record REVISION as the schema's revision without changing anything (repairs only).
@@ -131,3 +127,6 @@ def revision(message: str) -> None:
         click.echo(f"wrote {path}")
     if not paths:
         click.echo("no changes")
+
+
+COMMANDS = (db,)

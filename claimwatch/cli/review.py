@@ -1,7 +1,7 @@
-"""CLI commands for reviewing: ``review``, ``claims``, ``serve``, and ``digest --email``.
+"""CLI commands for reviewing: ``review``, ``claims`` and ``serve``.
 
-Registered on the main group at the bottom of :mod:`claimwatch.cli`. Thin: the work is
-in :mod:`claimwatch.review`, :mod:`claimwatch.web` and :mod:`claimwatch.digest.mail`.
+Registered on the main group by :mod:`claimwatch.cli`. Thin: the work is in
+:mod:`claimwatch.review` and :mod:`claimwatch.web`.
 """
 
 from __future__ import annotations
@@ -12,32 +12,24 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from claimwatch.cli.common import DB_ID, DB_OPTION_HELP, user_errors, warn_if_new_database
+from claimwatch.cli.common import (
+    DB_ID,
+    TOKEN_ENV,
+    db_option,
+    store,
+    user_errors,
+    warn_if_new_database,
+)
 
 logger = logging.getLogger(__name__)
 
-OUTBOX_ENV = "CLAIMWATCH_OUTBOX"  # as claimwatch.digest.mail.OUTBOX_ENV
-TOKEN_ENV = "CLAIMWATCH_WEB_TOKEN"
 
-
-
-@contextmanager
-def _sessions(db_url: str | None) -> Iterator[Any]:
-    from storage.db import open_db
-
-    warn_if_new_database(db_url)
-    engine, sessions = open_db(db_url)
-    try:
-        yield sessions
-    finally:
-        engine.dispose()
 
 
 # --------------------------------------------------------------------------- review
@@ -59,7 +51,7 @@ def review() -> None:
 @click.argument("status", type=click.Choice(["reviewed", "dismissed", "open"]))
 @click.option("--note", help="A note kept with the article (replaces an earlier note).")
 @click.option("--with-copies", is_flag=True, help="Give its stored copies the same status.")
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @user_errors
 def review_mark(article_ids: tuple[int, ...], status: str, note: str | None, with_copies: bool,
                 db_url: str | None) -> None:
@@ -73,7 +65,7 @@ def review_mark(article_ids: tuple[int, ...], status: str, note: str | None, wit
     from claimwatch.accounts import cli_actor, record
     from claimwatch.review import mark_article
 
-    with _sessions(db_url) as sessions, sessions.begin() as session:
+    with store(db_url) as sessions, sessions.begin() as session:
         for article_id in article_ids:
             mark_article(session, article_id, status, note, with_copies=with_copies)
             record(session, article_id, cli_actor(), f"marked {status}", note=note,
@@ -86,7 +78,7 @@ def review_mark(article_ids: tuple[int, ...], status: str, note: str | None, wit
 @click.argument("article_id", type=DB_ID)
 @click.argument("claim_id")
 @click.argument("decision", type=click.Choice(["confirm", "reject", "reopen"]))
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @user_errors
 def review_match_cmd(article_id: int, claim_id: str, decision: str, db_url: str | None) -> None:
     """Confirm or reject the match of an article to a known claim.
@@ -100,7 +92,7 @@ def review_match_cmd(article_id: int, claim_id: str, decision: str, db_url: str 
     from claimwatch.accounts import cli_actor, record
     from claimwatch.review import review_match
 
-    with _sessions(db_url) as sessions, sessions.begin() as session:
+    with store(db_url) as sessions, sessions.begin() as session:
         review = review_match(session, article_id, claim_id, decision).review
         record(session, article_id, cli_actor(), f"match {review}", claim_id=claim_id)
     click.echo(f"match of #{article_id} to {claim_id}: {review}")
@@ -152,7 +144,7 @@ def _find_topic_file(topic_name: str, search: Sequence[Path]) -> Path:
 @click.option("--topic-file", type=click.Path(dir_okay=False, path_type=Path),
               help="The topic file whose claims table gets the claim (default: the one in "
                    "config/topics/ that names the candidate's topic).")
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @user_errors
 def claims_promote(candidate_id: int, new_id: str, text: str | None, topic_file: Path | None,
                    db_url: str | None) -> None:
@@ -171,7 +163,7 @@ def claims_promote(candidate_id: int, new_id: str, text: str | None, topic_file:
     from config.loader import load_topic
     from storage.models import ClaimCandidate
 
-    with _sessions(db_url) as sessions:
+    with store(db_url) as sessions:
         with sessions() as session:
             candidate = session.get(ClaimCandidate, candidate_id)
             if candidate is None:
@@ -192,7 +184,7 @@ def claims_promote(candidate_id: int, new_id: str, text: str | None, topic_file:
 
 @claims.command("list")
 @click.option("--topic", help="Only this topic.")
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @user_errors
 def claims_list(topic: str | None, db_url: str | None) -> None:
     """Each known claim with the articles and outlets repeating it, first and last seen.
@@ -203,7 +195,7 @@ def claims_list(topic: str | None, db_url: str | None) -> None:
     """
     from claimwatch.review import claim_coverage
 
-    with _sessions(db_url) as sessions, sessions() as session:
+    with store(db_url) as sessions, sessions() as session:
         rows = claim_coverage(session, topic)
     if not rows:
         click.echo("no claims stored yet: crawl a topic first")
@@ -290,7 +282,7 @@ def _raise_stop(signum: int, frame: Any) -> None:
 @click.option("--token", envvar=TOKEN_ENV, metavar="TOKEN",
               help=f"Access token (at least 16 characters; or ${TOKEN_ENV}): open the page "
                    "once as http://HOST:PORT/?token=TOKEN, or send Authorization: Bearer TOKEN.")
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @user_errors
 def serve(topic_files: tuple[Path, ...], listen: str, token: str | None,
           db_url: str | None) -> None:
@@ -350,51 +342,6 @@ def serve(topic_files: tuple[Path, ...], listen: str, token: str | None,
         if crawls is not None:
             crawls.close()
         engine.dispose()
-
-
-# --------------------------------------------------------------------------- digest --email
-
-
-def outbox_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Where unsent digests wait: ``$CLAIMWATCH_OUTBOX``, else ``outbox/`` in the data dir."""
-    from claimwatch.digest.mail import outbox_dir as _outbox_dir
-
-    return _outbox_dir(environ)
-
-
-def email_digest(digest: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str:
-    """Send the digest (HTML with a text part) over SMTP, after any digest an earlier run
-    could not send. A digest that cannot be sent now is kept in the outbox for the next
-    run. Returns a line for the user; raises ClickException (exit 1) on failure."""
-    from claimwatch.digest.mail import (
-        MailConfigError,
-        MailSendError,
-        Outbox,
-        SmtpSettings,
-        deliver_digest,
-    )
-
-    try:
-        settings = SmtpSettings.from_env(environ)
-    except MailConfigError as exc:
-        raise click.ClickException(f"cannot email the digest: {exc}") from exc
-    outbox = Outbox(outbox_dir(environ))
-    try:
-        result = deliver_digest(digest, settings, outbox)
-    except MailSendError as exc:  # neither sent nor kept
-        raise click.ClickException(f"digest not sent: {exc}") from exc
-    waiting = result.waiting
-    if not result.sent:
-        raise click.ClickException(
-            f"digest not sent: {result.error}; it is kept in {outbox.directory} and sent on "
-            "the next run" + (f" with {waiting} earlier one(s)" if waiting else "")
-        )
-    line = f"digest sent to {', '.join(settings.recipients)}"
-    if result.flushed:
-        line += f", after {len(result.flushed)} earlier digest(s) from the outbox"
-    if waiting:
-        line += f"; {waiting} earlier digest(s) still wait in {outbox.directory}"
-    return line
 
 
 COMMANDS = (review, claims, serve)

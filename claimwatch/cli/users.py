@@ -6,8 +6,10 @@ import sys
 
 import click
 
-from claimwatch.cli.common import DB_OPTION_HELP, user_errors
-from claimwatch.cli.review import _sessions
+from claimwatch.cli.common import db_option, store, user_errors
+
+password_stdin_option = click.option("--password-stdin", is_flag=True,
+                                     help="Read the password from standard input.")
 
 
 def _password(stdin: bool) -> str:
@@ -32,8 +34,8 @@ def users() -> None:
 @click.argument("name")
 @click.option("--role", type=click.Choice(["reviewer", "admin"]), default="reviewer",
               show_default=True, help="admin may also start crawls from the page.")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@password_stdin_option
+@db_option
 @user_errors
 def users_add(name: str, role: str, password_stdin: bool, db_url: str | None) -> None:
     """Add an account (the password is asked twice, or read with --password-stdin).
@@ -45,7 +47,7 @@ def users_add(name: str, role: str, password_stdin: bool, db_url: str | None) ->
     """
     from claimwatch.accounts import add_user
 
-    with _sessions(db_url) as sessions:
+    with store(db_url) as sessions:
         account = add_user(sessions, name, _password(password_stdin), role)
     click.echo(f"user {account.name} added ({account.role}); the review page now asks "
                "everybody to sign in")
@@ -53,14 +55,14 @@ def users_add(name: str, role: str, password_stdin: bool, db_url: str | None) ->
 
 @users.command("passwd")
 @click.argument("name")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@password_stdin_option
+@db_option
 @user_errors
 def users_passwd(name: str, password_stdin: bool, db_url: str | None) -> None:
     """Set an account's password."""
     from claimwatch.accounts import set_password
 
-    with _sessions(db_url) as sessions:
+    with store(db_url) as sessions:
         set_password(sessions, name, _password(password_stdin))
     click.echo(f"password of {name} changed")
 
@@ -68,38 +70,38 @@ def users_passwd(name: str, password_stdin: bool, db_url: str | None) -> None:
 @users.command("role")
 @click.argument("name")
 @click.argument("role", type=click.Choice(["reviewer", "admin"]))
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @user_errors
 def users_role(name: str, role: str, db_url: str | None) -> None:
     """Change an account's role."""
     from claimwatch.accounts import set_role
 
-    with _sessions(db_url) as sessions:
+    with store(db_url) as sessions:
         set_role(sessions, name, role)
     click.echo(f"{name} is now {role}")
 
 
 @users.command("remove")
 @click.argument("name")
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @user_errors
 def users_remove(name: str, db_url: str | None) -> None:
     """Remove an account and its API tokens (its review history stays)."""
     from claimwatch.accounts import remove_user
 
-    with _sessions(db_url) as sessions:
+    with store(db_url) as sessions:
         remove_user(sessions, name)
     click.echo(f"user {name} removed")
 
 
 @users.command("list")
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @user_errors
 def users_list(db_url: str | None) -> None:
     """The accounts, their roles and how many API tokens each has."""
     from claimwatch.accounts import list_users
 
-    with _sessions(db_url) as sessions:
+    with store(db_url) as sessions:
         rows = list_users(sessions)
     if not rows:
         click.echo("no accounts: the review page answers this machine only (loopback)")
@@ -113,7 +115,7 @@ def users_list(db_url: str | None) -> None:
 @click.argument("name")
 @click.option("--label", default="api", show_default=True, help="What the token is for.")
 @click.option("--revoke", is_flag=True, help="Revoke every token of NAME instead.")
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
+@db_option
 @user_errors
 def users_token(name: str, label: str, revoke: bool, db_url: str | None) -> None:
     """Make an API token for NAME (shown once), or revoke them all.
@@ -122,7 +124,7 @@ def users_token(name: str, label: str, revoke: bool, db_url: str | None) -> None
     """
     from claimwatch.accounts import create_token, revoke_tokens
 
-    with _sessions(db_url) as sessions:
+    with store(db_url) as sessions:
         if revoke:
             click.echo(f"{revoke_tokens(sessions, name)} token(s) of {name} revoked")
             return

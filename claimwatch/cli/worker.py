@@ -7,30 +7,28 @@ from pathlib import Path
 
 import click
 
-from claimwatch.cli.common import DB_OPTION_HELP, parse_settings, user_errors
+from claimwatch.cli.common import db_option, settings_option, sources_option, user_errors
 
-# Not imported from claimwatch.cli: that module imports this one at its end, and runs as
-# __main__ under `python -m claimwatch.cli`.
-REDIS_OPTION_HELP = "Redis URL, e.g. redis://queue-host:6379/0 (default: $CLAIMWATCH_REDIS_URL)."
-PREFIX_OPTION_HELP = "Namespace of the deployment's keys in Redis ($CLAIMWATCH_REDIS_PREFIX)."
-
+redis_option = click.option(
+    "--redis", "redis_url", envvar="CLAIMWATCH_REDIS_URL", required=True,
+    help="Redis URL, e.g. redis://queue-host:6379/0 (default: $CLAIMWATCH_REDIS_URL).")
+prefix_option = click.option(
+    "--prefix", envvar="CLAIMWATCH_REDIS_PREFIX", default="claimwatch", show_default=True,
+    help="Namespace of the deployment's keys in Redis ($CLAIMWATCH_REDIS_PREFIX).")
 
 
 @click.command()
-@click.option("--redis", "redis_url", envvar="CLAIMWATCH_REDIS_URL", required=True,
-              help=REDIS_OPTION_HELP)
-@click.option("--db", "db_url", envvar="CLAIMWATCH_DB", help=DB_OPTION_HELP)
-@click.option("--prefix", envvar="CLAIMWATCH_REDIS_PREFIX", default="claimwatch",
-              show_default=True, help=PREFIX_OPTION_HELP)
+@redis_option
+@db_option
+@prefix_option
 @click.option("--max-jobs", type=click.IntRange(min=1),
               help="Jobs worked on at once (default: CLAIMWATCH_WORKER_MAX_JOBS).")
 @click.option("--id", "worker_id", help="This worker's name (default: host:pid:random).")
 @click.option("--burst", is_flag=True, help="Exit once no job is left, instead of waiting.")
-@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
-              help="Override a Scrapy/claimwatch setting, e.g. --set CONCURRENT_REQUESTS=32.")
+@settings_option("Override a Scrapy/claimwatch setting, e.g. --set CONCURRENT_REQUESTS=32.")
 @user_errors
 def worker(redis_url: str, db_url: str | None, prefix: str, max_jobs: int | None,
-           worker_id: str | None, burst: bool, overrides: tuple[str, ...]) -> None:
+           worker_id: str | None, burst: bool, settings: dict[str, str]) -> None:
     """Crawl the jobs queued in Redis, together with workers on other machines.
 
     Workers share each crawl's request queue and duplicate filter in Redis and store
@@ -48,7 +46,7 @@ def worker(redis_url: str, db_url: str | None, prefix: str, max_jobs: int | None
 
     outcomes = run_worker(WorkerOptions(
         redis_url=redis_url, db_url=db_url or default_db_url(), prefix=prefix,
-        settings=parse_settings(overrides), worker_id=worker_id, max_jobs=max_jobs,
+        settings=settings, worker_id=worker_id, max_jobs=max_jobs,
         burst=burst,
     ))
     for outcome in outcomes:
@@ -59,12 +57,9 @@ def worker(redis_url: str, db_url: str | None, prefix: str, max_jobs: int | None
 
 @click.command()
 @click.argument("topic_file", type=click.Path(path_type=Path))
-@click.option("--source", "sources", multiple=True, metavar="NAME",
-              help="Queue only this source (repeatable).")
-@click.option("--redis", "redis_url", envvar="CLAIMWATCH_REDIS_URL", required=True,
-              help=REDIS_OPTION_HELP)
-@click.option("--prefix", envvar="CLAIMWATCH_REDIS_PREFIX", default="claimwatch",
-              show_default=True, help=PREFIX_OPTION_HELP)
+@sources_option("Queue")
+@redis_option
+@prefix_option
 @click.option("--wait", type=float, metavar="SECONDS",
               help="Wait up to SECONDS for the workers to finish the crawls.")
 @user_errors
@@ -101,3 +96,6 @@ def enqueue(topic_file: Path, sources: tuple[str, ...], redis_url: str, prefix: 
                    + (f" with errors: {'; '.join(errors)}" if errors else ""))
     if failed:
         sys.exit(1)
+
+
+COMMANDS = (worker, enqueue)
