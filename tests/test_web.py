@@ -200,7 +200,7 @@ def test_list_shows_open_articles_with_filters(client: Client, world: World) -> 
     assert article_cards(client.get("/?topic=another").text) == []
     assert article_cards(client.get("/?status=reviewed").text) == []
     bad = client.get("/?since=yesterday")
-    assert bad.status == 200 and "since &#x27;yesterday&#x27; is neither" in bad.text
+    assert bad.status == 200 and "since &#39;yesterday&#39; is neither" in bad.text
 
 
 def test_mark_reviewed_from_the_list_removes_it(client: Client, world: World,
@@ -417,7 +417,7 @@ def test_scraped_payloads_are_escaped_everywhere(client: Client, world: World) -
             assert not any("pwned" in (h or "") for h in hrefs)
     page = client.get(f"/article/{hostile}").text
     assert "&lt;script&gt;window.__pwned" in page
-    assert 'Evil&quot; onmouseover=&quot;window.__pwned=2' in page
+    assert 'Evil&#34; onmouseover=&#34;window.__pwned=2' in page
 
 
 def test_security_headers(client: Client) -> None:
@@ -689,7 +689,7 @@ def _pages(client: Client, first: str) -> tuple[list[int], int]:
 
 def test_list_pages_newest_first_and_every_article_once(client: Client, world: World,
                                                         sessions: Any) -> None:
-    from claimwatch.web import PAGE_SIZE
+    from claimwatch.web.views.articles import PAGE_SIZE
 
     bulk = _save_many(sessions, 2 * PAGE_SIZE + 7)
     first = client.get("/")

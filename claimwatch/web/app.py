@@ -68,7 +68,7 @@ def create_app(
     """
     from claimwatch.web.views import register
 
-    app = Flask(__name__, static_folder="static", static_url_path="/static")
+    app = Flask(__name__, static_folder=None)
     app.jinja_options = {**app.jinja_options, "finalize": _finalize}
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, SEND_FILE_MAX_AGE_DEFAULT=300,
                       TEMPLATES_AUTO_RELOAD=False)
@@ -87,8 +87,24 @@ def create_app(
     app.register_error_handler(HTTPException, _werkzeug_error)
     app.register_error_handler(Exception, _internal_error)
     register(app)
+    app.add_url_rule("/static/<name>", "static", _static)
     app.topics = app.extensions["claimwatch"].topics  # type: ignore[attr-defined]
     return app  # (the daemon updates app.topics in place when its topic files change)
+
+
+STATIC_TYPES = {"review.css": "text/css", "review.js": "text/javascript"}
+
+
+def _static(name: str) -> Response:
+    """The page's CSS and its one script (read whole: a few kB, no file handle left open)."""
+    from importlib.resources import files
+
+    if name not in STATIC_TYPES:
+        raise HTTPError(404, f"no page at {request.path}")
+    body = files("claimwatch.web").joinpath("static", name).read_bytes()
+    response = Response(body, 200, content_type=STATIC_TYPES[name] + "; charset=utf-8")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 def _finalize(value: Any) -> Any:
@@ -116,6 +132,8 @@ def _before() -> Response | None:
     answer = access.authorise()
     if answer is not None:
         return answer
+    if request.routing_exception is not None:  # 404 or 405, after access is settled
+        raise request.routing_exception
     if request.method in ("GET", "HEAD", "OPTIONS"):
         access.start_session()
     else:

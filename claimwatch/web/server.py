@@ -60,6 +60,8 @@ def parse_listen(value: str) -> tuple[str, int]:
         host, sep, port_text = text.rpartition(":")
         if not sep or not host:
             raise WebConfigError(f"--listen {value!r} is not HOST:PORT, e.g. 127.0.0.1:8750")
+        if ":" in host:
+            raise WebConfigError(f"--listen {value!r}: write an IPv6 address as [::1]:8750")
     if not port_text.isdigit() or not 0 <= int(port_text) < 65536:
         raise WebConfigError(f"--listen {value!r}: {port_text!r} is not a port number")
     return host, int(port_text)
