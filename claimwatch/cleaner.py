@@ -6,8 +6,9 @@ they lose the characters that can disguise or break what a reader sees: C0/C1 co
 (so no ANSI sequences in a terminal digest), bidi embeddings, overrides and isolates
 (no reversed file names), zero-width characters, BOMs, lone surrogates and the XML
 non-characters. A URL becomes a link only when it is ``http(s)`` with a host and holds
-no whitespace, quote, angle bracket or backslash (the same test everywhere: two copies
-of this file used to accept different URLs).
+no whitespace (the same test everywhere: two copies of this code used to accept
+different URLs). Quotes and angle brackets in a URL are escaped where it is written
+(Jinja's autoescape in an ``href``, percent-encoding in Markdown), never trusted.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ _UNSAFE_CHARS = re.compile(
     "\ud800-\udfff\ufffe\uffff]"
 )
 _SPACES = re.compile(r"\s+")
-_HTTP_URL = re.compile(r"https?://[^\s\"'<>\\]+", re.IGNORECASE)
+_HTTP_URL = re.compile(r"https?://\S+", re.IGNORECASE)
 
 
 def clean(value: Any) -> str:
