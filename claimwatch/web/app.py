@@ -28,6 +28,7 @@ from claimwatch.web.helpers import (
     url,
     wants_json,
 )
+from claimwatch.web.server import redact
 from claimwatch.web.state import DaemonControl, Desk, SessionFactory, TriggerCrawl, desk
 from config.models import Topic
 
@@ -152,6 +153,9 @@ def _after(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     response.headers.setdefault("Cache-Control", "no-store")
+    logger.info("%s %s %s", request.remote_addr,  # the access log, never with ?token=
+                redact(f"{request.method} {request.full_path.rstrip('?')}"),
+                response.status_code)
     return access.send_cookies(response)
 
 

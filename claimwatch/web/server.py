@@ -99,8 +99,9 @@ class Server:
 
     def __init__(self, host: str, port: int, app: WSGIApp, threads: int = 8) -> None:
         self._server = create_server(app, host=host.strip("[]"), port=port, threads=threads,
-                                     channel_timeout=IDLE_TIMEOUT, ident="claimwatch",
-                                     clear_untrusted_proxy_headers=True)
+                                     channel_timeout=IDLE_TIMEOUT,
+                                     cleanup_interval=max(1, IDLE_TIMEOUT // 3),
+                                     ident="claimwatch", clear_untrusted_proxy_headers=True)
         self.host = host.strip("[]")
         self.server_port = int(self._server.effective_port)  # type: ignore[union-attr]
         self._closed = False
