@@ -42,8 +42,8 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from claimwatch.web import ApiServer, HTTPError, iso
 from claimwatch.health import AlarmPolicy, recent_runs, source_alarm
+from claimwatch.web import ApiServer, HTTPError, iso
 from config.cron import is_interval, parse_duration, parse_interval, schedule_trigger
 from config.loader import ConfigError, load_topic
 from config.models import Source, Topic
@@ -420,7 +420,7 @@ class Daemon:
         self.scheduler: Any = None
         self.api: ApiServer | None = None
         self.app: Any = None
-        self.review: Any = None  # the review page (claimwatch/web.py), when installed
+        self.review: Any = None  # the web app (claimwatch/web/): pages and JSON API
         self.exit_code = 0
         self._active: dict[int, ActiveRun] = {}
         self._threads: set[threading.Thread] = set()

@@ -1,4 +1,4 @@
-"""The review page (claimwatch/web.py), in process: a WSGI client with a cookie jar."""
+"""The review pages of the web app (claimwatch/web/), in process: a WSGI client with a cookie jar."""
 
 from __future__ import annotations
 

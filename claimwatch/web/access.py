@@ -27,7 +27,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Response, g, redirect, request
 
 from claimwatch.web.errors import HTTPError
-from claimwatch.web.helpers import field, full_path, url, wants_json
+from claimwatch.web.helpers import Answer, field, full_path, url, wants_json
 from claimwatch.web.server import is_loopback
 from claimwatch.web.state import desk
 
@@ -71,7 +71,7 @@ def json_post(view: Any) -> Any:
 
 # -- the checks ------------------------------------------------------------------------------
 
-def authorise() -> Response | None:
+def authorise() -> Answer | None:
     """app.before_request: who is asking, or an answer that ends the request."""
     auth = request.headers.get("Authorization", "")
     bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
@@ -122,7 +122,7 @@ def _accounts_on() -> bool:
         raise HTTPError(503, "the database is not reachable; see /api/health") from exc
 
 
-def _authorise_account(bearer: str) -> Response | None:
+def _authorise_account(bearer: str) -> Answer | None:
     """With accounts: a signed-in user, or a user's API token (Bearer)."""
     from claimwatch.accounts import account_for_token
 

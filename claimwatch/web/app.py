@@ -20,6 +20,7 @@ from claimwatch.web import access
 from claimwatch.web.errors import HTTPError
 from claimwatch.web.helpers import (
     MAX_ID,
+    Answer,
     fmt_dt,
     json_response,
     plural,
@@ -129,7 +130,7 @@ def _no_huge_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
         raise HTTPError(404, f"no page at {request.path}")
 
 
-def _before() -> Response | None:
+def _before() -> Answer | None:
     answer = access.authorise()
     if answer is not None:
         return answer

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from flask import Response, g, redirect, request
+from werkzeug.wrappers import Response as Answer  # a page, JSON or a redirect
 
 from claimwatch.cleaner import clean
 from claimwatch.web.errors import HTTPError
@@ -33,9 +34,9 @@ def arg(name: str, default: str = "") -> str:
 
 def form_data() -> dict[str, list[str]]:
     """The POST body as lists of strings: a form or a JSON object; anything else is 415."""
-    cached = g.get("form_data")
+    cached: dict[str, list[str]] | None = g.get("form_data")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     mimetype = request.mimetype
     if mimetype in ("", "application/x-www-form-urlencoded"):
         data = {k: request.form.getlist(k) for k in request.form}
@@ -138,7 +139,7 @@ def session_id() -> str:
 
 
 def done(message: str, data: Mapping[str, Any], default: str, kind: str = "ok",
-         status: int = 200) -> Response:
+         status: int = 200) -> Answer:
     """An action's answer: JSON when asked for, else a flash and a 303 back."""
     if wants_json():
         return json_response({"ok": kind == "ok", "message": message, **data}, status)
@@ -146,7 +147,7 @@ def done(message: str, data: Mapping[str, Any], default: str, kind: str = "ok",
     return redirect(request.script_root + safe_next(field("next"), default), 303)
 
 
-def fail(exc: Exception, default: str, status: int = 400) -> Response:
+def fail(exc: Exception, default: str, status: int = 400) -> Answer:
     return done(str(exc), {"error": str(exc)}, default, "error", status)
 
 

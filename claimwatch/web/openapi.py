@@ -1,7 +1,7 @@
 """The OpenAPI 3 description of /api/v1/, served at /api/v1/openapi.json.
 
 Written by hand (the routes are plain Flask views, not schema-first), and checked by
-tests/test_openapi.py: every /api/v1 route of the app is described here, and nothing
+tests/test_api.py: every /api/v1 route of the app is described here, and nothing
 here lacks a route.
 """
 
@@ -48,7 +48,7 @@ def _get(summary: str, params: list[dict[str, Any]] | None = None,
 
 def _post(summary: str, fields: dict[str, str], params: list[dict[str, Any]] | None = None,
           json_only: bool = False) -> dict[str, Any]:
-    body = {"required": True, "content": {"application/json": {"schema": {
+    body: dict[str, Any] = {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "properties": {k: {"type": "string", "description": v}
                                          for k, v in fields.items()}}}}}
     if not json_only:

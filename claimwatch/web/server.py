@@ -103,7 +103,7 @@ class Server:
                                      cleanup_interval=max(1, IDLE_TIMEOUT // 3),
                                      ident="claimwatch", clear_untrusted_proxy_headers=True)
         self.host = host.strip("[]")
-        self.server_port = int(self._server.effective_port)  # type: ignore[union-attr]
+        self.server_port = int(self._server.effective_port)
         self._closed = False
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:

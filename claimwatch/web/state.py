@@ -133,4 +133,5 @@ class Desk:
 
 def desk() -> Desk:
     """The state of the app handling this request."""
-    return current_app.extensions["claimwatch"]  # type: ignore[no-any-return]
+    state: Desk = current_app.extensions["claimwatch"]
+    return state

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,7 @@ from claimwatch.review import (
     review_match,
 )
 from claimwatch.web.errors import HTTPError
-from claimwatch.web.helpers import actor, done, fail, field, form_data, plural, session_id
+from claimwatch.web.helpers import Answer, actor, done, fail, field, form_data, plural, session_id
 from claimwatch.web.state import desk
 from storage.models import Article, ArticleClaim, ClaimCandidate
 
@@ -33,7 +33,7 @@ VERBS = {"reviewed": "marked reviewed", "dismissed": "dismissed", "open": "reope
 def _review_state(session: Session, ids: list[int],
                   with_copies: bool) -> list[tuple[int, str, str | None]]:
     """(id, status, note) of these articles (and their copies): what undo restores."""
-    condition = Article.id.in_(ids)
+    condition: Any = Article.id.in_(ids)
     if with_copies:
         condition = condition | Article.duplicate_of_id.in_(ids)
     query = select(Article.id, Article.review_status, Article.review_note).where(condition)
@@ -42,7 +42,7 @@ def _review_state(session: Session, ids: list[int],
 
 @bp.post("/article/<int:article_id>/review")
 @bp.post("/api/v1/articles/<int:article_id>/review", endpoint="post_review_v1")
-def post_review(article_id: int) -> Response:
+def post_review(article_id: int) -> Answer:
     status = field("status")
     note = form_data().get("note")
     with_copies = field("with_copies") in ("1", "true", "on", "yes")
@@ -65,7 +65,7 @@ def post_review(article_id: int) -> Response:
 
 @bp.post("/articles/review")
 @bp.post("/api/v1/articles/review", endpoint="post_bulk_review_v1")
-def post_bulk_review() -> Response:
+def post_bulk_review() -> Answer:
     status = field("status")
     raw = form_data().get("ids", [])[:500]
     ids = list(dict.fromkeys(int(v) for v in raw if v.isdigit() and len(v) < 19))
@@ -86,7 +86,7 @@ def post_bulk_review() -> Response:
 
 @bp.post("/article/<int:article_id>/match")
 @bp.post("/api/v1/articles/<int:article_id>/match", endpoint="post_match_v1")
-def post_match(article_id: int) -> Response:
+def post_match(article_id: int) -> Answer:
     claim_id, decision = field("claim_id"), field("decision")
     try:
         with desk().write() as session:
@@ -117,7 +117,7 @@ def _candidate_article(candidate_id: int) -> tuple[int, str]:
 
 @bp.post("/candidate/<int:candidate_id>/promote")
 @bp.post("/api/v1/candidates/<int:candidate_id>/promote", endpoint="post_promote_v1")
-def post_promote(candidate_id: int) -> Response:
+def post_promote(candidate_id: int) -> Answer:
     aid, topic_name = _candidate_article(candidate_id)
     topic = desk().topics.get(topic_name)
     back = f"/article/{aid}"
@@ -139,7 +139,7 @@ def post_promote(candidate_id: int) -> Response:
 
 @bp.post("/candidate/<int:candidate_id>/decide")
 @bp.post("/api/v1/candidates/<int:candidate_id>/decide", endpoint="post_candidate_v1")
-def post_candidate(candidate_id: int) -> Response:
+def post_candidate(candidate_id: int) -> Answer:
     aid, _ = _candidate_article(candidate_id)
     try:
         with desk().write() as session:
@@ -153,7 +153,7 @@ def post_candidate(candidate_id: int) -> Response:
 
 @bp.post("/undo")
 @bp.post("/api/v1/undo", endpoint="post_undo_v1")
-def post_undo() -> Response:
+def post_undo() -> Answer:
     action: dict[str, Any] | None = desk().pending_undo(session_id())
     if action is None:
         return fail(ReviewError("nothing to undo"), "/", 409)

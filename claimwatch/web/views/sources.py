@@ -17,7 +17,7 @@ from claimwatch.render import FORMATS, render
 from claimwatch.review import ReviewError, recent_runs
 from claimwatch.web.access import require_admin
 from claimwatch.web.errors import CrawlRefused, HTTPError
-from claimwatch.web.helpers import arg, done, fail, field, url
+from claimwatch.web.helpers import Answer, arg, done, fail, field, url
 from claimwatch.web.state import desk
 from claimwatch.web.views.api import run_dict
 from storage.models import SourceState
@@ -58,7 +58,7 @@ def page_sources() -> str:
 
 
 @bp.post("/crawl")
-def post_crawl() -> Response:
+def post_crawl() -> Answer:
     require_admin()
     state = desk()
     topic_name, source_name = field("topic"), field("source")
@@ -90,7 +90,7 @@ def post_crawl() -> Response:
 
 
 @bp.get("/digest")
-def page_digest() -> Response:
+def page_digest() -> Answer:
     fmt = arg("format", "html")
     if fmt not in FORMATS:
         raise HTTPError(400, f"format {fmt!r}: use one of {', '.join(FORMATS)}")
