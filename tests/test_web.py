@@ -207,6 +207,8 @@ def test_mark_reviewed_from_the_list_removes_it(client: Client, world: World,
                                                 sessions: Any) -> None:
     token = client.csrf("/")
     aid = world.ids["other"]
+    listed = client.get("/?status=open&flag=new_report").text
+    assert 'name="next" value="/?status=open&amp;flag=new_report"' in listed  # back here
     reply = client.post(f"/article/{aid}/review",
                         {"csrf": token, "status": "reviewed", "next": "/?status=open"})
     assert reply.status == 303
@@ -576,9 +578,7 @@ def test_serve_command_serves_the_page_and_stops_on_sigterm(world: World) -> Non
 # -- mounted next to the daemon's JSON API ----------------------------------------------------
 
 
-def test_mounts_the_daemons_real_api(world: World, sessions: Any) -> None:
-    api_module = pytest.importorskip("claimwatch.api")
-
+def test_one_app_serves_the_daemons_api_and_the_pages(world: World, sessions: Any) -> None:
     class Control:
         def __init__(self) -> None:
             self.sessions = sessions
@@ -592,10 +592,9 @@ def test_mounts_the_daemons_real_api(world: World, sessions: Any) -> None:
             return {"status": "ok"}
 
     control = Control()
-    # As claimwatch/daemon.py does: the review page is the API app's fallback.
-    app = api_module.build_api(control, api_module.App(token=None))
-    app.mount(make_app(sessions, [world.topic], trigger_crawl=control.trigger))
-    client = Client(app)
+    # As claimwatch/daemon.py does: one app, the daemon its control and crawl trigger.
+    client = Client(make_app(sessions, [world.topic], trigger_crawl=control.trigger,
+                             control=control))
     assert [r["source"] for r in client.get("/api/runs").json()["runs"]] == ["ledger", "wire"]
     assert client.get("/api/health").json()["status"] == "ok"
     token = client.csrf("/sources")
