@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
@@ -15,7 +15,14 @@ from claimwatch.cleaner import clean
 from claimwatch.digest import FLAGS, DigestError, article_entry, entries, list_query, parse_since
 from claimwatch.render import FLAG_LABELS
 from claimwatch.web.errors import HTTPError
-from claimwatch.web.helpers import arg, int_arg, json_response, suggest_claim_id, url
+from claimwatch.web.helpers import (
+    arg,
+    int_arg,
+    json_response,
+    plural,
+    suggest_claim_id,
+    url,
+)
 from claimwatch.web.state import desk
 from storage.models import Article, KnownClaim
 
@@ -105,8 +112,6 @@ def load_page(session: Session, filters: Mapping[str, str], before: str = "",
 
 
 def _summary(filters: Mapping[str, str], listed: ListPage, before: str) -> str:
-    from claimwatch.web.helpers import plural
-
     label = {"open": "open", "reviewed": "reviewed", "dismissed": "dismissed",
              "all": ""}[filters["status"]]
     if listed.total is None:
@@ -153,8 +158,6 @@ def json_articles() -> Any:
         listed = load_page(session, filters, arg("before"), limit)
     if listed.problem:
         raise HTTPError(400, listed.problem)
-    from flask import request
-
     return json_response({
         "count": None if listed.total is None else min(listed.total, MAX_COUNT + 1),
         "more_than": listed.total is not None and listed.total > MAX_COUNT,
