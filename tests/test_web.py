@@ -734,3 +734,34 @@ def test_claims_json_pages_by_claim(client: Client) -> None:
         pages += 1
     assert got == whole == ["staff-25", "engineers-half", "never-repeated"]
     assert pages == 3
+
+
+def test_one_escaping_path() -> None:
+    """Jinja's autoescape is the only way scraped text reaches HTML: no template marks a
+    value safe, and no Python code of the web app builds markup."""
+    web = REPO / "claimwatch" / "web"
+    for template in (web / "templates").glob("*.html"):
+        text = template.read_text(encoding="utf-8")
+        assert "|safe" not in text.replace(" ", "") and "autoescape false" not in text, template
+    for module in web.rglob("*.py"):
+        text = module.read_text(encoding="utf-8")
+        assert "Markup(" not in text and "html.escape" not in text, module
+
+
+def test_errors_are_short_pages_or_json_without_a_traceback(world: World,
+                                                            caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    def broken() -> Any:
+        raise RuntimeError("database exploded: secret detail")
+
+    client = Client(make_app(broken, [world.topic]))
+    page = client.get("/")
+    assert page.status == 503 and page.header("Content-Type") == "text/html; charset=utf-8"
+    assert "Traceback" not in page.text and "secret detail" not in page.text
+    data = client.get("/api/v1/articles")
+    assert data.status == 503 and set(data.json()) == {"error"}
+    assert "secret detail" in caplog.text  # the log has it, the client does not
+    for status, url in ((404, "/nowhere"), (405, "/undo"), (404, "/article/99999999999999999999")):
+        reply = Client(make_app(lambda: None, [world.topic], token=TOKEN)).get(
+            url, headers={"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"})
+        assert reply.status == status and "error" in reply.json(), url
