@@ -42,8 +42,8 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from claimwatch.api import ApiServer, App, HTTPError, build_api, iso
 from claimwatch.health import AlarmPolicy, recent_runs, source_alarm
+from claimwatch.web import ApiServer, HTTPError, iso
 from config.cron import is_interval, parse_duration, parse_interval, schedule_trigger
 from config.loader import ConfigError, load_topic
 from config.models import Source, Topic
@@ -419,8 +419,8 @@ class Daemon:
         self.started_at = utcnow()
         self.scheduler: Any = None
         self.api: ApiServer | None = None
-        self.app: App | None = None
-        self.review: Any = None  # the review page (claimwatch/web.py), when installed
+        self.app: Any = None
+        self.review: Any = None  # the web app (claimwatch/web/): pages and JSON API
         self.exit_code = 0
         self._active: dict[int, ActiveRun] = {}
         self._threads: set[threading.Thread] = set()
@@ -1042,10 +1042,7 @@ class Daemon:
                                "interrupted", reaped)
             if self.options.listen is not None:
                 host, port = self.options.listen
-                self.app = build_api(self, App(token=self.options.token, sessions=self.sessions))
-                self.review = self._review_app()
-                if self.review is not None:
-                    self.app.mount(self.review)
+                self.app = self.review = self._review_app()  # pages and API: one app
                 try:
                     self.api = ApiServer(self.app, host, port).start()
                 except OSError as exc:
@@ -1068,11 +1065,8 @@ class Daemon:
                     f", API at http://{self.api.address}/api/health" if self.api else "")
 
     def _review_app(self) -> Any:
-        """The review page on the API's port (every route of it is outside /api/)."""
-        try:
-            from claimwatch.web import CrawlRefused, make_app
-        except ImportError:
-            return None
+        """The web app (review pages and JSON API) with this daemon as its control."""
+        from claimwatch.web import CrawlRefused, create_app
 
         def crawl_now(topic_name: str, source_name: str) -> str:
             try:
@@ -1085,8 +1079,8 @@ class Daemon:
 
         with self._lock:
             topics = {item.topic.name: item.topic for item in self.topics.values()}
-        return make_app(self.sessions, topics, token=self.options.token,
-                        trigger_crawl=crawl_now)
+        return create_app(self.sessions, topics, token=self.options.token,
+                          trigger_crawl=crawl_now, control=self)
 
     def _update_review_topics(self) -> None:
         topics = getattr(self.review, "topics", None)

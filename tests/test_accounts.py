@@ -16,7 +16,6 @@ from claimwatch.accounts import (
     history,
     revoke_tokens,
 )
-from claimwatch.api import App, Request, Response
 from claimwatch.cli import main
 from claimwatch.web import make_app
 from tests.review_fixtures import World
@@ -89,10 +88,19 @@ def test_forged_or_expired_sessions_are_refused(world: World, accounts: Any) -> 
     assert client.get("/").status == 303
     client.cookies["cw_user"] = f"{user_id}.{int(expiry) + 10}.{signature}"
     assert client.get("/").status == 303
-    client.cookies["cw_user"] = f"{user_id}.1.{app._sign('user', f'{user_id}.1')}"
+    client.cookies["cw_user"] = f"{user_id}.1.{forge(app, f'{user_id}.1')}"
     assert client.get("/").status == 303  # signed, but expired
     client.cookies["cw_user"] = "é.é.é"
     assert client.get("/").status == 303
+
+
+def forge(app: Any, value: str) -> str:
+    """A cookie signature made with the app's own secret (as a leaked secret would)."""
+    import hashlib
+    import hmac
+
+    secret = app.extensions["claimwatch"].secret
+    return hmac.new(secret, f"user:{value}".encode(), hashlib.sha256).hexdigest()
 
 
 def test_failed_sign_ins_are_slowed_down(world: World, accounts: Any) -> None:
@@ -128,34 +136,27 @@ def test_api_tokens_per_user(world: World, accounts: Any) -> None:
     assert refused.status == 401
 
 
-def test_daemon_api_takes_user_tokens(accounts: Any) -> None:
-    app = App(sessions=accounts)
+def test_daemon_api_takes_user_tokens(accounts: Any, world: World) -> None:
+    class Control:
+        def health(self) -> dict[str, Any]:
+            return {"status": "ok"}
 
-    @app.route("GET", "/api/runs")
-    def runs(request: Request) -> Response:
-        return Response.json({"actor": request.environ.get("claimwatch.actor")})
+        def trigger(self, topic: str | None, source: str | None) -> dict[str, Any]:
+            return {"runs": [{"id": 1}], "actor": "?"}
 
-    @app.route("GET", "/api/health")
-    def health(request: Request) -> Response:
-        return Response.json({"ok": True})
-
-    def call(path: str, token: str | None = None) -> tuple[str, bytes]:
-        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "REMOTE_ADDR": "127.0.0.1",
-                   "HTTP_HOST": "127.0.0.1:8750", "wsgi.input": None}
-        if token:
-            environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-        status: list[str] = []
-        body = b"".join(app(environ, lambda s, h: status.append(s)))
-        return status[0], body
-
+    client = Client(make_app(accounts, [world.topic], control=Control()))
     token = create_token(accounts, "alice")
-    import json
-
-    status, body = call("/api/runs", token)
-    assert status == "200 OK" and json.loads(body)["actor"] == "alice"
-    assert call("/api/runs")[0].startswith("401")
-    assert call("/api/runs", "cwt_nope")[0].startswith("401")
-    assert call("/api/health")[0] == "200 OK"
+    bearer = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    assert client.get("/api/runs", headers=bearer).status == 200
+    assert client.get("/api/v1/runs", headers=bearer).status == 200
+    assert client.get("/api/runs").status == 401
+    assert client.get("/api/runs", headers={"Authorization": "Bearer cwt_nope"}).status == 401
+    assert client.get("/api/health").status == 200  # a probe needs no account
+    aid = world.ids["other"]
+    done = client.post(f"/api/v1/articles/{aid}/review", {"status": "reviewed"}, headers=bearer)
+    assert done.status == 200 and done.json()["status"] == "reviewed"
+    with accounts() as session:
+        assert history(session, aid)[0].actor == "alice"
 
 
 def test_passwords_are_argon2_and_checked(accounts: Any) -> None:

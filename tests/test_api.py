@@ -1,4 +1,5 @@
-"""The daemon's HTTP layer in-process: routing, access control, JSON errors, mounting."""
+"""The JSON API of the web app (claimwatch/web/) in-process, as the daemon serves it:
+routing, access control, JSON errors, the /api/v1 paths and their OpenAPI document."""
 
 from __future__ import annotations
 
@@ -8,17 +9,15 @@ from typing import Any
 
 import pytest
 
-from claimwatch.api import (
-    App,
-    HTTPError,
-    Request,
-    Response,
-    build_api,
-    check_listen,
-    parse_listen,
-)
+from claimwatch.web import HTTPError, check_listen, create_app
+from claimwatch.web import parse_api_listen as parse_listen
 from storage.db import open_db
 from storage.models import CrawlRun, utcnow
+
+
+def build_api(daemon: Any, token: str | None = None) -> Any:
+    """The daemon's app: pages and API, with ``daemon`` as its control."""
+    return create_app(daemon.sessions, token=token, control=daemon)
 
 
 def call(app: Any, method: str, path: str, body: bytes | None = None, *,
@@ -31,6 +30,8 @@ def call(app: Any, method: str, path: str, body: bytes | None = None, *,
         "CONTENT_TYPE": content_type if body is not None else "",
         "CONTENT_LENGTH": str(len(body)) if body is not None else "",
         "wsgi.input": io.BytesIO(body or b""), "HTTP_HOST": host, "REMOTE_ADDR": remote,
+        "wsgi.url_scheme": "http", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8750",
+        "SCRIPT_NAME": "", "wsgi.errors": io.StringIO(),
     }
     for name, value in (headers or {}).items():
         environ["HTTP_" + name.upper().replace("-", "_")] = value
@@ -41,7 +42,9 @@ def call(app: Any, method: str, path: str, body: bytes | None = None, *,
         status.append(line)
         sent.update(hdrs)
 
-    raw = b"".join(app(environ, start_response))
+    result = app(environ, start_response)
+    raw = b"".join(result)
+    getattr(result, "close", lambda: None)()
     payload = json.loads(raw) if sent.get("Content-Type") == "application/json" and raw else raw
     return int(status[0].split()[0]), sent, payload
 
@@ -131,6 +134,7 @@ def test_unknown_paths_and_methods(daemon: FakeDaemon) -> None:
     app = build_api(daemon)
     status, headers, data = call(app, "DELETE", "/api/runs")
     assert status == 405 and headers["Allow"] == "GET" and data["allowed"] == ["GET"]
+    assert call(app, "GET", "/api/crawl")[0] == 405
     assert call(app, "GET", "/api/nothing")[0] == 404
     assert call(app, "HEAD", "/api/health")[2] == b""
 
@@ -146,7 +150,7 @@ def test_without_a_token_only_loopback_clients_and_hosts(daemon: FakeDaemon) -> 
 
 def test_with_a_token_every_request_needs_it(daemon: FakeDaemon) -> None:
     token = "s3cret-token-0123456789"
-    app = build_api(daemon, App(token=token))
+    app = build_api(daemon, token=token)
     assert call(app, "GET", "/api/health", remote="10.0.0.5")[0] == 401
     bearer = {"Authorization": f"Bearer {token}"}
     assert call(app, "GET", "/api/health", remote="10.0.0.5", host="mon.example",
@@ -154,34 +158,49 @@ def test_with_a_token_every_request_needs_it(daemon: FakeDaemon) -> None:
     assert call(app, "GET", "/api/health", headers={"Authorization": "Bearer wrong"})[0] == 401
 
 
-def test_more_routes_and_a_mounted_app(daemon: FakeDaemon) -> None:
-    def review_page(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        start_response("200 OK", [("Content-Type", "text/html")])
-        return [b"<h1>review " + environ["PATH_INFO"].encode() + b"</h1>"]
+def test_v1_paths_and_pages_share_one_app(daemon: FakeDaemon) -> None:
+    app = build_api(daemon)
+    assert call(app, "GET", "/api/v1/health")[2]["status"] == "alarm"
+    status, _, data = call(app, "GET", "/api/v1/runs?limit=1")
+    assert status == 200 and [r["id"] for r in data["runs"]] == [3]
+    assert call(app, "GET", "/api/v1/runs/2")[2]["status"] == "failed"
+    status, _, data = call(app, "POST", "/api/v1/crawl", b'{"topic": "t", "source": "s1"}')
+    assert status == 202 and data["runs"][0]["id"] == 7
+    status, headers, page = call(app, "GET", "/claims")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+
+
+def test_openapi_lists_every_v1_route(daemon: FakeDaemon) -> None:
+    """Every /api/v1 route of the app is in the document, and nothing else is."""
+    import re
 
     app = build_api(daemon)
-    app.mount(review_page)
-
-    @app.route("GET", "/api/articles/{article_id:int}/{part}")
-    def article(request: Request, article_id: int, part: str) -> Response:
-        return Response.json({"id": article_id, "part": part})
-
-    assert call(app, "GET", "/api/articles/12/text")[2] == {"id": 12, "part": "text"}
-    assert call(app, "GET", "/article/12")[2] == b"<h1>review /article/12</h1>"
-    assert call(app, "GET", "/api/health")[2]["status"] == "alarm"  # routes win
+    status, _, doc = call(app, "GET", "/api/v1/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.")
+    routes: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1/"):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            routes.setdefault(path, set()).update(
+                m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
+    documented = {path: set(item) for path, item in doc["paths"].items()}
+    assert routes == documented
+    for path, item in doc["paths"].items():
+        for operation in item.values():
+            names = {p["name"] for p in operation["parameters"] if p["in"] == "path"}
+            assert names == set(re.findall(r"{(\w+)}", path)), path
 
 
 def test_a_handler_bug_is_a_json_500(daemon: FakeDaemon, caplog: pytest.LogCaptureFixture
                                      ) -> None:
-    app = App()
-
-    @app.route("GET", "/boom")
-    def boom(request: Request) -> Response:
+    def boom() -> dict[str, Any]:
         raise ZeroDivisionError("x")
 
-    status, _, data = call(app, "GET", "/boom")
-    assert status == 500 and data == {"error": "internal error (see the daemon's log)"}
-    assert "error handling GET /boom" in caplog.text
+    daemon.health = boom  # type: ignore[method-assign]
+    status, _, data = call(build_api(daemon), "GET", "/api/health")
+    assert status == 500 and data == {"error": "internal error; the log has the details"}
+    assert "GET /api/health failed" in caplog.text
+    assert "Traceback" not in json.dumps(data)
 
 
 @pytest.mark.parametrize(

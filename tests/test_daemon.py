@@ -300,7 +300,7 @@ def test_scheduled_runs_are_recorded_reloads_and_sigterm_exits_0(
     assert [(j["id"], j["trigger"]) for j in health["scheduler"]["jobs"]] == [
         ("daemon-test/wire", "interval[0:00:02]")]
     assert health["sources"][0]["last_success"] and health["sources"][0]["alarm"] is None
-    # The review page (claimwatch/web.py) is served on the same port, outside /api/.
+    # The review pages (claimwatch/web/) are served by the same app, outside /api/.
     with urllib.request.urlopen(daemon.url + "/sources", timeout=10) as page:
         assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
         assert "wire" in page.read().decode()

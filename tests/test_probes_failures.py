@@ -288,10 +288,10 @@ def test_11_the_crawl_summary_names_skip_reasons() -> None:
 
 @pytest.fixture
 def api(world: World) -> Iterator[Any]:
-    from claimwatch.api import build_api
+    from claimwatch.web import create_app
 
     engine, sessions = open_db(world.db_url)
-    yield build_api(FakeDaemon(sessions))
+    yield create_app(sessions, control=FakeDaemon(sessions))
     engine.dispose()
 
 
@@ -398,17 +398,16 @@ def test_8_csv_cells_round_trip(value: str) -> None:
 
 
 def test_9_the_access_token_is_never_logged(world: World, caplog: pytest.LogCaptureFixture) -> None:
-    from claimwatch.api import ApiServer, App
     from claimwatch.web import make_app, make_server
 
     engine, sessions = open_db(world.db_url)
-    server = make_server("127.0.0.1", 0, make_app(sessions, [world.topic], token=TOKEN))
+    server = make_server("127.0.0.1", 0, make_app(sessions, [world.topic], token=TOKEN,
+                                                  control=FakeDaemon(sessions)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    api = ApiServer(App(token=TOKEN), "127.0.0.1", 0).start()
     try:
         with caplog.at_level(logging.DEBUG):
-            for port in (server.server_port, api.port):
+            for port in (server.server_port,):
                 for path in (f"/?token={TOKEN}", f"/api/health?x=1&token={TOKEN}&y=2",
                              f"/?TOKEN={TOKEN}"):
                     try:
@@ -418,7 +417,6 @@ def test_9_the_access_token_is_never_logged(world: World, caplog: pytest.LogCapt
         assert "GET /?token=***" in caplog.text
         assert TOKEN not in caplog.text
     finally:
-        api.stop()
         server.shutdown()
         server.server_close()
         engine.dispose()
@@ -428,28 +426,27 @@ def test_also_half_open_connections_are_closed_after_the_idle_timeout(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
-    from claimwatch import web
-    from claimwatch.web import make_app, make_server
+    from claimwatch.web import make_app, make_server, server
 
-    assert web._Handler.timeout and web._Handler.timeout <= 30
-    monkeypatch.setattr(web._Handler, "timeout", 0.5)
+    assert server.IDLE_TIMEOUT and server.IDLE_TIMEOUT <= 30
+    monkeypatch.setattr(server, "IDLE_TIMEOUT", 1)
     engine, sessions = open_db(world.db_url)
-    server = make_server("127.0.0.1", 0, make_app(sessions, [world.topic]))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    served = make_server("127.0.0.1", 0, make_app(sessions, [world.topic]))
+    threading.Thread(target=served.serve_forever, daemon=True).start()
     try:
-        socks = [socket.create_connection(("127.0.0.1", server.server_port)) for _ in range(20)]
+        socks = [socket.create_connection(("127.0.0.1", served.server_port)) for _ in range(20)]
         for s in socks[:10]:
             s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
-        time.sleep(1.5)
+        time.sleep(3.5)
         for s in socks:
             s.settimeout(5)
             assert s.recv(100) == b""  # closed by the server
             s.close()
-        reply = urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/", timeout=10)
+        reply = urllib.request.urlopen(f"http://127.0.0.1:{served.server_port}/", timeout=10)
         assert reply.status == 200  # and it still serves
     finally:
-        server.shutdown()
-        server.server_close()
+        served.shutdown()
+        served.server_close()
         engine.dispose()
 
 

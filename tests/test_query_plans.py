@@ -147,6 +147,10 @@ def sqlite_problems(conn: Any, statement: str, parameters: Any) -> list[str]:
         if match and match.group(1) in TABLES:
             ordered_walk = "USING" in step and "INDEX" in step and limited \
                 and "TEMP B-TREE FOR ORDER BY" not in text_plan
+            # "SCAN t" of ORDER BY t.id LIMIT n is a walk of the rowid (the primary key)
+            rowid_walk = limited and "TEMP B-TREE" not in text_plan and re.search(
+                rf"ORDER BY {match.group(1)}\.id( DESC)?\s+LIMIT", statement) is not None
+            ordered_walk = ordered_walk or rowid_walk
             if not ordered_walk:
                 problems.append(step)
         if re.match(r"SEARCH articles USING (COVERING )?INDEX \w+ \(topic=\?\)$", step) \

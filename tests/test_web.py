@@ -1,4 +1,4 @@
-"""The review page (claimwatch/web.py), in process: a WSGI client with a cookie jar."""
+"""The review pages of the web app (claimwatch/web/), in process: a WSGI client with a cookie jar."""
 
 from __future__ import annotations
 
@@ -200,13 +200,15 @@ def test_list_shows_open_articles_with_filters(client: Client, world: World) -> 
     assert article_cards(client.get("/?topic=another").text) == []
     assert article_cards(client.get("/?status=reviewed").text) == []
     bad = client.get("/?since=yesterday")
-    assert bad.status == 200 and "since &#x27;yesterday&#x27; is neither" in bad.text
+    assert bad.status == 200 and "since &#39;yesterday&#39; is neither" in bad.text
 
 
 def test_mark_reviewed_from_the_list_removes_it(client: Client, world: World,
                                                 sessions: Any) -> None:
     token = client.csrf("/")
     aid = world.ids["other"]
+    listed = client.get("/?status=open&flag=new_report").text
+    assert 'name="next" value="/?status=open&amp;flag=new_report"' in listed  # back here
     reply = client.post(f"/article/{aid}/review",
                         {"csrf": token, "status": "reviewed", "next": "/?status=open"})
     assert reply.status == 303
@@ -417,7 +419,7 @@ def test_scraped_payloads_are_escaped_everywhere(client: Client, world: World) -
             assert not any("pwned" in (h or "") for h in hrefs)
     page = client.get(f"/article/{hostile}").text
     assert "&lt;script&gt;window.__pwned" in page
-    assert 'Evil&quot; onmouseover=&quot;window.__pwned=2' in page
+    assert 'Evil&#34; onmouseover=&#34;window.__pwned=2' in page
 
 
 def test_security_headers(client: Client) -> None:
@@ -576,9 +578,7 @@ def test_serve_command_serves_the_page_and_stops_on_sigterm(world: World) -> Non
 # -- mounted next to the daemon's JSON API ----------------------------------------------------
 
 
-def test_mounts_the_daemons_real_api(world: World, sessions: Any) -> None:
-    api_module = pytest.importorskip("claimwatch.api")
-
+def test_one_app_serves_the_daemons_api_and_the_pages(world: World, sessions: Any) -> None:
     class Control:
         def __init__(self) -> None:
             self.sessions = sessions
@@ -592,10 +592,9 @@ def test_mounts_the_daemons_real_api(world: World, sessions: Any) -> None:
             return {"status": "ok"}
 
     control = Control()
-    # As claimwatch/daemon.py does: the review page is the API app's fallback.
-    app = api_module.build_api(control, api_module.App(token=None))
-    app.mount(make_app(sessions, [world.topic], trigger_crawl=control.trigger))
-    client = Client(app)
+    # As claimwatch/daemon.py does: one app, the daemon its control and crawl trigger.
+    client = Client(make_app(sessions, [world.topic], trigger_crawl=control.trigger,
+                             control=control))
     assert [r["source"] for r in client.get("/api/runs").json()["runs"]] == ["ledger", "wire"]
     assert client.get("/api/health").json()["status"] == "ok"
     token = client.csrf("/sources")
@@ -689,7 +688,7 @@ def _pages(client: Client, first: str) -> tuple[list[int], int]:
 
 def test_list_pages_newest_first_and_every_article_once(client: Client, world: World,
                                                         sessions: Any) -> None:
-    from claimwatch.web import PAGE_SIZE
+    from claimwatch.web.views.articles import PAGE_SIZE
 
     bulk = _save_many(sessions, 2 * PAGE_SIZE + 7)
     first = client.get("/")
@@ -735,3 +734,34 @@ def test_claims_json_pages_by_claim(client: Client) -> None:
         pages += 1
     assert got == whole == ["staff-25", "engineers-half", "never-repeated"]
     assert pages == 3
+
+
+def test_one_escaping_path() -> None:
+    """Jinja's autoescape is the only way scraped text reaches HTML: no template marks a
+    value safe, and no Python code of the web app builds markup."""
+    web = REPO / "claimwatch" / "web"
+    for template in (web / "templates").glob("*.html"):
+        text = template.read_text(encoding="utf-8")
+        assert "|safe" not in text.replace(" ", "") and "autoescape false" not in text, template
+    for module in web.rglob("*.py"):
+        text = module.read_text(encoding="utf-8")
+        assert "Markup(" not in text and "html.escape" not in text, module
+
+
+def test_errors_are_short_pages_or_json_without_a_traceback(world: World,
+                                                            caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    def broken() -> Any:
+        raise RuntimeError("database exploded: secret detail")
+
+    client = Client(make_app(broken, [world.topic]))
+    page = client.get("/")
+    assert page.status == 503 and page.header("Content-Type") == "text/html; charset=utf-8"
+    assert "Traceback" not in page.text and "secret detail" not in page.text
+    data = client.get("/api/v1/articles")
+    assert data.status == 503 and set(data.json()) == {"error"}
+    assert "secret detail" in caplog.text  # the log has it, the client does not
+    for status, url in ((404, "/nowhere"), (405, "/undo"), (404, "/article/99999999999999999999")):
+        reply = Client(make_app(lambda: None, [world.topic], token=TOKEN)).get(
+            url, headers={"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"})
+        assert reply.status == status and "error" in reply.json(), url

@@ -55,7 +55,7 @@ def test_search_reports_bad_input_without_failing(client: Client) -> None:
     for url, fragment in [
         ("/search?q=-only", "at least one word that is not excluded"),
         ("/search?q=x&since=99999999999999999999d", "since:"),
-        ("/search?q=x&flag=bogus", "flag: &#x27;bogus&#x27;"),
+        ("/search?q=x&flag=bogus", "flag: &#39;bogus&#39;"),
         ("/search?q=" + "x" * 600, "longer than 500"),
     ]:
         reply = client.get(url)
@@ -66,7 +66,7 @@ def test_search_reports_bad_input_without_failing(client: Client) -> None:
 
 
 def test_search_pages(client: Client, world: World) -> None:
-    import claimwatch.web_desk as desk
+    import claimwatch.web.views.search as desk
 
     original = desk.PAGE_SIZE
     desk.PAGE_SIZE = 2
@@ -131,7 +131,7 @@ def test_claim_timeline_marks_first_report_copies_and_conflicts(client: Client,
     assert "3 article(s) in 3 outlet(s)" in reply.text
     assert "1 first report, 1 copy, 1 report" in reply.text
     assert_inert_with_charts(reply.text)
-    assert 'Evil&quot; onmouseover' in reply.text  # the hostile outlet, as text in the lane
+    assert 'Evil&#34; onmouseover' in reply.text  # the hostile outlet, as text in the lane
     data = client.get("/claim/staff-25.json").json()
     kinds = {p["article_id"]: p["kind"] for p in data["timeline"]}
     assert kinds == {world.ids["original"]: "first_report", world.ids["copy"]: "copy",

@@ -98,8 +98,9 @@ def daemon(topic_files: tuple[Path, ...], db_url: str | None, listen: str,
       CLAIMWATCH_SMTP_TO=desk@example.org claimwatch daemon topic.yaml \\
            --email-schedule '0 7 * * *'
     """
-    from claimwatch.api import check_listen, parse_listen
     from claimwatch.daemon import DaemonError, DaemonOptions, parse_email_since, run_daemon
+    from claimwatch.web import check_listen
+    from claimwatch.web import parse_api_listen as parse_listen
     from config.cron import normalize_schedule
     from storage.db import default_db_url
 

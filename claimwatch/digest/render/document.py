@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from claimwatch.cleaner import clean_line, is_http
+
 FLAG_LABELS = {
     "new_report": "new report",
     "duplicate": "duplicate",
@@ -44,32 +46,9 @@ FLAG_LABELS = {
 
 # --------------------------------------------------------------------------- cleaning
 
-# C0/C1 controls (incl. ESC, so no ANSI sequences), bidi embeddings/overrides/isolates,
-# zero-width and BOM characters, lone surrogates and the XML non-characters.
-_UNSAFE_CHARS = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
-    "\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
-    "\ud800-\udfff\ufffe\uffff]"
-)
-_SPACES = re.compile(r"\s+")
-_HTTP_URL = re.compile(r"https?://\S+", re.IGNORECASE)
-
-
-def _clean(value: Any) -> str:
-    """Scraped value -> one line of safe text (no controls, no newlines, trimmed)."""
-    if value is None:
-        return ""
-    text = _UNSAFE_CHARS.sub(lambda m: " " if m.group().isspace() else "", str(value))
-    return _SPACES.sub(" ", text).strip()
-
-
-def _is_http(url: str) -> bool:
-    if not _HTTP_URL.fullmatch(url):
-        return False
-    try:
-        return bool(urlsplit(url).hostname)
-    except ValueError:
-        return False
+# One cleaner for the digest and the review page (claimwatch/cleaner.py).
+_clean = clean_line
+_is_http = is_http
 
 
 def _host(url: str) -> str:
