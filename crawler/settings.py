@@ -60,10 +60,11 @@ DOWNLOADER_MIDDLEWARES = {
 }
 
 # --- The claimwatch pipeline, in order (gaps leave room for your own stages) -----------------
+# analyse: the chain of pipeline/analysis.py (extract -> topic filter -> sentences -> claims
+# -> candidates -> dedup keys) in worker processes; dedup: the stored original of a copy;
+# store: the article and its findings in one transaction.
 ITEM_PIPELINES = {
-    "pipeline.pipelines.ExtractPipeline": 100,
-    "pipeline.pipelines.TopicFilterPipeline": 200,
-    "pipeline.pipelines.ClaimsPipeline": 300,
+    "pipeline.pipelines.AnalysePipeline": 100,
     "pipeline.pipelines.DedupPipeline": 400,
     "pipeline.pipelines.StorePipeline": 500,
 }
