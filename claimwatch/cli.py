@@ -191,6 +191,11 @@ from claimwatch.cli_users import COMMANDS as _user_commands  # noqa: E402
 for _command in (*_search_commands, *_user_commands):
     main.add_command(_command)
 
+from claimwatch.rematch import COMMANDS as _rematch_commands  # noqa: E402
+
+for _command in _rematch_commands:
+    main.add_command(_command)
+
 from claimwatch.cli_daemon import daemon as _daemon_command  # noqa: E402
 
 main.add_command(_daemon_command)

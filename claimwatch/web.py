@@ -1680,6 +1680,9 @@ class ReviewApp(DeskViews):
                        claim_id=claim.id, text=claim.text)
         except ReviewError as exc:
             return self._fail(req, exc, back)
+        from claimwatch.rematch import start_in_background
+
+        start_in_background(topic.path, self.sessions)  # the stored articles, re-matched
         return self._done(req, f"new claim {claim.id} added to {topic.claims_path}",
                           {"claim_id": claim.id, "text": claim.text, "candidate_id": cid}, back)
 

@@ -93,6 +93,9 @@ class StoredJob:
     outlet: str | None = None
     author: str | None = None
     declared_canonical: str | None = None
+    # False for a stored article: its claims are matched whatever the query says now
+    # (``on_topic`` still reports it); True for an off-topic page, matched only on topic.
+    check_topic: bool = True
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,7 @@ class AnalysisChain:
             return Analysis(error=exc.reason, error_detail=str(exc),
                             cpu_seconds=time.process_time() - started)
         title = extracted.title or job.listed_title
-        return self._from_text(extracted, title, extracted.text, started)
+        return self._from_text(extracted, title, extracted.text, started, check_topic=True)
 
     def reanalyse(self, job: StoredJob) -> Analysis:
         """The chain from the topic filter on, over a stored article's extracted text."""
@@ -212,18 +215,20 @@ class AnalysisChain:
                               published=job.published, outlet=job.outlet,
                               language=job.language, text=job.text, description=None,
                               declared_canonical=job.declared_canonical)
-        return self._from_text(extracted, job.title, job.text, started)
+        return self._from_text(extracted, job.title, job.text, started,
+                               check_topic=job.check_topic)
 
     def _from_text(self, extracted: Extracted, title: str | None, text: str,
-                   started: float) -> Analysis:
-        if not self.topic_filter(title, text):
+                   started: float, *, check_topic: bool) -> Analysis:
+        on_topic = self.topic_filter(title, text)
+        if check_topic and not on_topic:
             return Analysis(extracted=extracted, on_topic=False,
                             claims_version=self.claims_version,
                             cpu_seconds=time.process_time() - started)
         context = ArticleContext(title=title, published=extracted.published,
                                  lang=extracted.language)
         found = self.findings(text, context)
-        return Analysis(extracted=extracted, on_topic=True, matches=found.matches,
+        return Analysis(extracted=extracted, on_topic=on_topic, matches=found.matches,
                         candidates=found.candidates, content_hash=found.content_hash,
                         band_keys=found.band_keys, claims_version=self.claims_version,
                         cpu_seconds=time.process_time() - started)

@@ -99,4 +99,5 @@ def article_record(*, topic: str, source: str, url: str, canonical: str, analysi
         matches=match_records(analysis),
         candidates=candidate_records(analysis),
         band_keys=analysis.band_keys,
+        claims_version=analysis.claims_version,
     )

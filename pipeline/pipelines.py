@@ -139,10 +139,23 @@ class AnalysePipeline(_Stage):
         return item
 
     def _keep_off_topic(self, item: PageItem, extracted: Extracted) -> None:
+        """Not fetched again, and kept with its text so a corrected query brings it back."""
+        from storage.rematch import keep_off_topic
+
         self.count("filter/off_topic")
-        urls = {item["url"], item.get("requested_url") or item["url"],
-                canonical_url(item["url"], declared=extracted.declared_canonical)}
+        canonical = canonical_url(item["url"], declared=extracted.declared_canonical)
+        urls = {item["url"], item.get("requested_url") or item["url"], canonical}
         self.store.mark_skipped(self.topic, urls, "off_topic")
+        with self.store.sessions.begin() as session:
+            keep_off_topic(session, {
+                "topic": self.topic, "source": item["source"], "url": item["url"],
+                "requested_url": item.get("requested_url"), "canonical_url": canonical,
+                "declared_canonical": extracted.declared_canonical,
+                "title": extracted.title or item.get("listed_title"),
+                "author": extracted.author, "outlet": extracted.outlet,
+                "language": extracted.language,
+                "published": extracted.published or item.get("listed_published"),
+                "fetched_at": item.get("fetched_at"), "text": extracted.text})
 
     def _count_claims(self, analysis: Analysis) -> None:
         if analysis.matches:

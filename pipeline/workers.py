@@ -59,10 +59,11 @@ from pipeline.analysis import (
     ArticleJob,
     StoredJob,
 )
+from config.models import Topic
 from pipeline.extract import MIN_TEXT_CHARS
 
-__all__ = ["Analysis", "AnalysisConfig", "Analyser", "ArticleJob", "StoredJob", "WorkerPool",
-           "analysis_for", "config_for"]
+__all__ = ["Analysis", "AnalysisConfig", "Analyser", "ArticleJob", "ReanalysisPool",
+           "StoredJob", "WorkerPool", "analysis_for", "config_for", "topic_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,54 @@ def _analyse_in_worker(job: ArticleJob) -> Analysis:
         result = replace(result, logs=tuple(_CAPTURE.records))
         _CAPTURE.records = []
     return result
+
+
+def _reanalyse_in_worker(jobs: list[StoredJob]) -> list[Analysis]:
+    """Re-analysis of a batch of stored texts (one task per batch: less pickling per page).
+
+    The extracted text is not sent back: the caller has it.
+    """
+    assert _WORKER is not None, "worker not initialised"
+    _CAPTURE.records = []
+    results = [replace(_WORKER.reanalyse(job), extracted=None) for job in jobs]
+    _CAPTURE.records = []
+    return results
+
+
+class ReanalysisPool:
+    """Worker processes for re-analysing stored articles (``claimwatch rematch``).
+
+    Plain ``concurrent.futures`` (no reactor): batches go in, analyses come back in
+    order. With ``workers=0`` every batch is analysed in this process.
+    """
+
+    def __init__(self, config: AnalysisConfig, workers: int | None = None) -> None:
+        self.config = config
+        self.workers = default_workers() if workers is None else max(0, workers)
+        self._executor: ProcessPoolExecutor | None = None
+        self._local: Analyser | None = None
+
+    def __enter__(self) -> ReanalysisPool:
+        if self.workers:
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(self.config, _log_level(), os.getpid()))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, jobs: list[StoredJob]) -> Future[list[Analysis]]:
+        """The analyses of ``jobs``, from a worker (or at once, in this process)."""
+        if self._executor is not None:
+            return self._executor.submit(_reanalyse_in_worker, jobs)
+        if self._local is None:
+            self._local = Analyser(self.config)
+        done: Future[list[Analysis]] = Future()
+        done.set_result([replace(self._local.reanalyse(job), extracted=None) for job in jobs])
+        return done
 
 
 # --------------------------------------------------------------------------- the pool
@@ -435,12 +484,14 @@ def _asyncio_reactor() -> bool:
         return False
 
 
-def config_for(crawler: Any) -> AnalysisConfig:
-    """The crawl's :class:`AnalysisConfig`: its topic's claims and query, and the settings."""
-    from pipeline.context import topic_for
+def topic_config(topic: Topic, settings: Any = None) -> AnalysisConfig:
+    """The :class:`AnalysisConfig` of ``topic`` under ``settings`` (a Scrapy ``Settings``;
+    None: the defaults of crawler/settings.py, as ``claimwatch rematch`` runs)."""
+    if settings is None:
+        from scrapy.settings import Settings
 
-    settings = crawler.settings
-    topic = topic_for(crawler)
+        settings = Settings()
+        settings.setmodule("crawler.settings", priority="project")
 
     def optional_float(name: str) -> float | None:
         value = settings.get(name)
@@ -455,6 +506,13 @@ def config_for(crawler: Any) -> AnalysisConfig:
         suggested_min=optional_float("CLAIMWATCH_CLAIM_SUGGESTED_MIN"),
         candidate_min=optional_float("CLAIMWATCH_CANDIDATE_MIN"),
     )
+
+
+def config_for(crawler: Any) -> AnalysisConfig:
+    """The crawl's :class:`AnalysisConfig`: its topic's claims and query, and the settings."""
+    from pipeline.context import topic_for
+
+    return topic_config(topic_for(crawler), crawler.settings)
 
 
 def analysis_for(crawler: Any) -> ArticleAnalysis:

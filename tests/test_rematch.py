@@ -1,0 +1,168 @@
+"""Re-analysis end to end: crawl a copy of the demo site, promote a candidate, fix a query.
+
+The crawl and the commands run in subprocesses (a Twisted reactor cannot be
+restarted inside pytest) against a temporary SQLite database, as a user runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from sqlalchemy import select
+
+from storage.db import make_engine, session_factory
+from storage.models import Article, ArticleClaim, OffTopicPage
+from tests.conftest import DEMO_TOPIC
+from tests.test_end_to_end import claimwatch, free_port
+
+WRONG = "Dorsey"  # the query's typo: it rules out the article about the Musk-Dorsey exchange
+BACK = "/civicpost/2022/12/16/musk-dorsey-child-exploitation-exchange.html"
+OFF_TOPIC = {"city-council-approves-2023-budget.html", "tesla-recall-model-y-child-seat-anchors.html",
+             "spacex-starlink-launch-booster-record.html"}
+
+
+def _topic_copy(root: Path, none: list[str]) -> Path:
+    """The demo topic, its claims table and site in ``root`` (the test edits them)."""
+    demo = DEMO_TOPIC.parent
+    shutil.copytree(demo / "demo-site", root / "demo-site")
+    shutil.copy(demo / "claims.csv", root / "claims.csv")
+    text = DEMO_TOPIC.read_text(encoding="utf-8")
+    text = text.replace('none: ["Tesla recall"]', f"none: {json.dumps(none)}")
+    (root / "demo.yaml").write_text(text, encoding="utf-8")
+    return root / "demo.yaml"
+
+
+def _digest(db: str) -> dict[str, dict[str, Any]]:
+    result = claimwatch("digest", "--db", db, "--format", "json", "--since", "3650d", "--all")
+    assert result.returncode == 0, result.stderr
+    return {urlparse(a["url"]).path: a for a in json.loads(result.stdout)["articles"]}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("rematch")
+    topic = _topic_copy(root, ["Tesla recall", WRONG])
+    db = f"sqlite:///{root / 'store.sqlite'}"
+    crawl = claimwatch("crawl", str(topic), "--db", db, "--set",
+                       f"CLAIMWATCH_SITE_PORT={free_port()}", "--no-progress")
+    assert crawl.returncode == 0, crawl.stderr
+    return {"root": root, "topic": topic, "db": db}
+
+
+def test_an_off_topic_page_is_kept_with_its_text(store: dict[str, Any]) -> None:
+    assert BACK not in _digest(store["db"])
+    engine = make_engine(store["db"])
+    try:
+        with session_factory(engine)() as session:
+            pages = {urlparse(p.url).path: p for p in session.scalars(select(OffTopicPage))}
+    finally:
+        engine.dispose()
+    assert BACK in pages and "Dorsey" in pages[BACK].text
+    # the three off-topic stories and those the typo rules out
+    assert len(pages) > 4 and all(WRONG in p.text or "Dorsey" in (p.title or "") or
+                                  p.url.rsplit("/", 1)[-1] in OFF_TOPIC for p in pages.values())
+    store["off_topic"] = len(pages)
+
+
+def test_promoting_a_candidate_matches_the_stored_articles_at_once(
+        store: dict[str, Any]) -> None:
+    articles = _digest(store["db"])
+    path, article = next((p, a) for p, a in articles.items() if a["candidates"])
+    candidate = article["candidates"][0]
+    promoted = claimwatch("claims", "promote", str(candidate["id"]), "--id", "promoted-one",
+                          "--topic-file", str(store["topic"]), "--db", store["db"])
+    assert promoted.returncode == 0, promoted.stderr
+    assert "matches: " in promoted.stdout and "added" in promoted.stdout
+    after = _digest(store["db"])
+    matched = {c["claim_id"]: c for c in after[path]["claims"]}
+    assert "promoted-one" in matched, after[path]
+    assert matched["promoted-one"]["sentence"] == candidate["sentence"]
+    # the same sentence in another article (a wire copy) is matched too, or was not there
+    for other, data in after.items():
+        if other != path and candidate["sentence"] in json.dumps(data["candidates"]):
+            pytest.fail(f"{other} still lists the promoted sentence as a candidate")
+
+
+def test_a_review_decision_stays_with_a_match_that_still_holds(store: dict[str, Any]) -> None:
+    engine = make_engine(store["db"])
+    sessions = session_factory(engine)
+    try:
+        with sessions.begin() as session:
+            row = session.scalars(select(ArticleClaim).order_by(ArticleClaim.id)).first()
+            assert row is not None
+            row.review = "confirmed"
+            kept_id, claim_id, article_id = row.id, row.claim_id, row.article_id
+        result = claimwatch("rematch", str(store["topic"]), "--db", store["db"], "--all",
+                            "--workers", "1")
+        assert result.returncode == 0, result.stderr
+        assert "reviews kept: 1" in result.stdout, result.stdout
+        with sessions() as session:
+            row = session.get(ArticleClaim, kept_id)
+            assert row is not None and row.review == "confirmed" and row.claim_id == claim_id
+            article = session.get(Article, article_id)
+            assert article is not None and article.claims_version == row.claims_version
+            assert row.claims_version
+    finally:
+        engine.dispose()
+
+
+def test_a_fixed_query_brings_the_off_topic_page_back(store: dict[str, Any]) -> None:
+    topic: Path = store["topic"]
+    topic.write_text(topic.read_text(encoding="utf-8").replace(f', "{WRONG}"', ""),
+                     encoding="utf-8")
+    result = claimwatch("rematch", str(topic), "--db", store["db"], "--workers", "0")
+    assert result.returncode == 0, result.stderr
+    back = store["off_topic"] - 3
+    assert f"off-topic pages: {back} back on topic of {store['off_topic']} checked" \
+        in result.stdout, result.stdout
+    articles = _digest(store["db"])
+    assert BACK in articles
+    assert articles[BACK]["claims"], "the page that came back is matched to its claims"
+    again = claimwatch("rematch", str(topic), "--db", store["db"], "--workers", "0")
+    assert "off-topic pages: 0 back on topic of 3 checked" in again.stdout
+    assert "0 changed of 0 checked" in again.stdout  # nothing behind the claims table
+
+
+def test_rematch_names_a_bad_topic_file(tmp_path: Path) -> None:
+    result = claimwatch("rematch", str(tmp_path / "missing.yaml"), "--db",
+                        f"sqlite:///{tmp_path / 'x.sqlite'}")
+    assert result.returncode == 1
+    assert "missing.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_daemon_rematches_when_a_claims_file_changes(store: dict[str, Any]) -> None:
+    from types import SimpleNamespace
+
+    class Daemon:
+        """What the watch reads of the daemon (weakly referenced, hashed by identity)."""
+
+        def __init__(self, topics: dict[str, Any], sessions: Any) -> None:
+            self.topics, self.sessions = topics, sessions
+
+    from claimwatch.rematch import wait_for_background, watch_claims_files
+    from config.loader import load_topic
+
+    topic = load_topic(store["topic"])
+    engine = make_engine(store["db"])
+    try:
+        daemon = Daemon(topics={str(store["topic"]): SimpleNamespace(topic=topic)},
+                                 sessions=session_factory(engine))
+        assert watch_claims_files(daemon) == []  # the first look notes the files
+        assert watch_claims_files(daemon) == []  # unchanged
+        claims = store["root"] / "claims.csv"
+        with claims.open("a", encoding="utf-8") as out:
+            out.write('daemon-added,"Twitter dissolved its Trust and Safety Council."\n')
+        assert watch_claims_files(daemon) == [str(store["topic"])]
+        wait_for_background(60)
+        with daemon.sessions() as session:
+            versions = set(session.scalars(select(Article.claims_version)))
+        from pipeline.analysis import claims_version
+
+        assert versions == {claims_version(load_topic(store["topic"]).claims)}
+    finally:
+        engine.dispose()
