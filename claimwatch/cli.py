@@ -191,9 +191,10 @@ from claimwatch.cli_users import COMMANDS as _user_commands  # noqa: E402
 for _command in (*_search_commands, *_user_commands):
     main.add_command(_command)
 
+from claimwatch.explain import COMMANDS as _explain_commands  # noqa: E402
 from claimwatch.rematch import COMMANDS as _rematch_commands  # noqa: E402
 
-for _command in _rematch_commands:
+for _command in (*_rematch_commands, *_explain_commands):
     main.add_command(_command)
 
 from claimwatch.cli_daemon import daemon as _daemon_command  # noqa: E402

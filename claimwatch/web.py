@@ -1054,8 +1054,22 @@ class ReviewApp(DeskViews):
         parts.append(self._claims_section(req, a))
         parts.append(self._candidates_section(req, a))
         parts.append(self._text_section(a))
+        parts.append(self._why_section(aid, a))
         parts.append(self._history_section(aid))
         return self._layout(req, clean(a.get("title") or f"article {aid}"), "\n".join(parts))
+
+    def _why_section(self, aid: int, a: Mapping[str, Any]) -> str:
+        """The "why?" panel: claimwatch/explain.py's report, every string escaped."""
+        from claimwatch.explain import explain_article, explain_lines
+
+        topic = self.topics.get(str(a.get("topic")))
+        if topic is None:
+            body = '<p class="muted">The topic file is not loaded here.</p>'
+        else:
+            lines = explain_lines(explain_article(self.sessions, topic, aid))[1:]
+            body = "<pre class=\"why\">" + "\n".join(h(line) for line in lines) + "</pre>"
+        return ('<section class="box" id="why"><details><summary><h2>Why?</h2></summary>'
+                + body + "</details></section>")
 
     def _history_section(self, aid: int) -> str:
         """Who did what to this article, newest first (claimwatch/accounts.py records it)."""

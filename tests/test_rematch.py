@@ -166,3 +166,47 @@ def test_the_daemon_rematches_when_a_claims_file_changes(store: dict[str, Any]) 
         assert versions == {claims_version(load_topic(store["topic"]).claims)}
     finally:
         engine.dispose()
+
+
+def test_explain_says_why_for_a_stored_article_and_an_unstored_url(
+        store: dict[str, Any]) -> None:
+    articles = _digest(store["db"])
+    matched = next(a for a in articles.values() if a["claims"])
+    result = claimwatch("explain", str(matched["id"]), "--topic-file", str(store["topic"]),
+                        "--db", store["db"])
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"article #{matched['id']}" in out and "extracted text:" in out
+    assert "topic query: matches" in out and "(found)" in out
+    claim_id = matched["claims"][0]["claim_id"]
+    assert f"{claim_id}: " in out and ("-> linked" in out or "-> suggested" in out)
+    assert "near-duplicate candidates:" in out
+
+    off = "/metroherald/2022/12/14/city-council-approves-2023-budget.html"
+    engine = make_engine(store["db"])
+    try:
+        with session_factory(engine)() as session:
+            url = next(p.url for p in session.scalars(select(OffTopicPage))
+                       if p.url.endswith(off))
+    finally:
+        engine.dispose()
+    why = claimwatch("explain", url, "--db", store["db"], "--topic-file", str(store["topic"]))
+    assert why.returncode == 0, why.stderr
+    assert "why not stored: off-topic" in why.stdout
+    assert "contains none of the `any` terms" in why.stdout or "excluded term" in why.stdout
+
+    never = claimwatch("explain", "https://nowhere.example/x.html", "--db", store["db"],
+                       "--topic-file", str(store["topic"]))
+    assert never.returncode == 0 and "never fetched by a crawl" in never.stdout
+    unknown = claimwatch("explain", "99999", "--db", store["db"])
+    assert unknown.returncode == 1 and "not in the store" in unknown.stderr
+
+
+def test_the_why_panel_escapes_scraped_text(world: Any, client: Any) -> None:
+    from tests.review_fixtures import XSS_IMG
+
+    page = client.get(f"/article/{world.ids['hostile']}").text
+    why = page[page.index('id="why"'):page.index('id="history"')]
+    assert "Why?" in why and "extracted text:" in why and "topic query:" in why
+    assert XSS_IMG not in page[page.index('id="why"'):]
+    assert "<img" not in why
