@@ -1054,9 +1054,37 @@ class ReviewApp(DeskViews):
         parts.append(self._claims_section(req, a))
         parts.append(self._candidates_section(req, a))
         parts.append(self._text_section(a))
+        parts.append(self._revisions_section(aid))
         parts.append(self._why_section(aid, a))
         parts.append(self._history_section(aid))
         return self._layout(req, clean(a.get("title") or f"article {aid}"), "\n".join(parts))
+
+    def _revisions_section(self, aid: int) -> str:
+        """Revisions found by revisits, with a before/after diff (claimwatch/revisions_view.py)."""
+        from claimwatch.revisions_view import revision_history
+
+        with self._read() as session:
+            history = revision_history(session, aid)
+        if not history:
+            return ""
+        items = []
+        for rev in history:
+            pairs = "".join(
+                "<tr><td>" + (f"<del>{h(old)}</del>" if old else "") + "</td><td>"
+                + (f"<ins>{h(new)}</ins>" if new else "") + "</td></tr>"
+                for old, new in rev["pairs"])
+            claims = "".join(f'<li>{h(c["change"])}: <code>{h(c["claim_id"])}</code></li>'
+                             for c in rev["claims"])
+            items.append(
+                f'<li><p>{h(fmt_dt(rev["fetched_at"]))} · <b>{h(rev["outcome"])}</b>'
+                + (f' · {h(", ".join(rev["changes"]))}' if rev["changes"] else "")
+                + (f' · <span class="muted">{h(rev["detail"])}</span>' if rev["detail"] else "")
+                + "</p>" + (f"<ul>{claims}</ul>" if claims else "")
+                + ('<div class="table-wrap"><table class="diff"><thead><tr><th>Before</th>'
+                   f"<th>After</th></tr></thead><tbody>{pairs}</tbody></table></div>"
+                   if pairs else "") + "</li>")
+        return ('<section class="box" id="revisions"><h2>Revisions</h2><ul>' + "".join(items)
+                + "</ul></section>")
 
     def _why_section(self, aid: int, a: Mapping[str, Any]) -> str:
         """The "why?" panel: claimwatch/explain.py's report, every string escaped."""

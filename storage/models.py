@@ -90,6 +90,8 @@ class Article(Base):
     # The claims table (pipeline.analysis.claims_version) the article was last matched
     # against: `claimwatch rematch` re-matches the articles behind the current table.
     claims_version: Mapped[str | None] = mapped_column(String(16))
+    # A revisit found a new revision of it (storage/revisions.py keeps every one).
+    revised: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     claims: Mapped[list[ArticleClaim]] = relationship(
         back_populates="article", cascade="all, delete-orphan", order_by="ArticleClaim.id"
@@ -315,6 +317,28 @@ class SkippedUrl(Base):
     url: Mapped[str] = mapped_column(String(2000))
     reason: Mapped[str] = mapped_column(String(40))
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ArticleRevision(Base):
+    """One revisit of a stored article: a new revision with its classified changes, the
+    original text (kept when the first revision arrives), or an outcome that is not a
+    revision (``failed``, ``redirected``, ``different``, ``removed``), recorded only."""
+
+    __tablename__ = "article_revisions"
+    __table_args__ = (Index("ix_article_revisions_article", "article_id", "fetched_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # original|revised|removed|failed|redirected|different
+    outcome: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)  # original and revised rows only
+    changes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    removed: Mapped[list[str]] = mapped_column(JSON, default=list)  # sentences
+    added: Mapped[list[str]] = mapped_column(JSON, default=list)
+    claims: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
 
 
 class OffTopicPage(Base):
