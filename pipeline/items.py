@@ -33,10 +33,15 @@ class PageItem(TypedDict):
     body: bytes | str
     encoding: str | None
     fetched_at: datetime
-    listed_title: str | None
-    listed_published: datetime | None
+    listed_title: NotRequired[str | None]
+    listed_published: NotRequired[datetime | None]
     # added by the stages
     analysis: NotRequired[Analysis]
     canonical_url: NotRequired[str]
     duplicate: NotRequired[Duplicate | None]
     article_id: NotRequired[int]
+    # a revisit of a stored article (crawler/spiders/revisit.py)
+    revisit_of: NotRequired[int]
+    status: NotRequired[int | None]
+    error: NotRequired[str | None]
+    revisit_outcome: NotRequired[str]

@@ -121,6 +121,8 @@ class AnalysePipeline(_Stage):
         self.analysis.close()
 
     async def process_item(self, item: PageItem) -> PageItem:
+        if "revisit_of" in item:
+            return self._revisit(item)
         job = ArticleJob(url=item["url"], body=item.pop("body", b""),  # not needed further
                          encoding=item.get("encoding"), listed_title=item.get("listed_title"))
         analysis: Analysis = await self.analysis.analyse(job)
@@ -136,6 +138,20 @@ class AnalysePipeline(_Stage):
         self.count("filter/on_topic")
         self._count_claims(analysis)
         item["analysis"] = analysis
+        return item
+
+    def _revisit(self, item: PageItem) -> PageItem:
+        """A revisit of a stored article (crawler/spiders/revisit.py): pipeline/revisit.py
+        keeps what it found; the stages after this one pass it on."""
+        from pipeline.revisions import Fetched
+        from pipeline.revisit import apply_revisit
+
+        fetched = Fetched(item.get("status"), item["url"], item.get("error"))
+        outcome = apply_revisit(self.store, self.analysis.shared.local, item["revisit_of"],
+                                fetched, item.pop("body", b""), encoding=item.get("encoding"),
+                                fetched_at=item.get("fetched_at"))
+        self.count(f"revisit/{outcome}")
+        item["revisit_outcome"] = outcome
         return item
 
     def _keep_off_topic(self, item: PageItem, extracted: Extracted) -> None:
@@ -181,6 +197,8 @@ class DedupPipeline(_DatabaseStage):
         self.max_candidates = self.settings.getint("CLAIMWATCH_DEDUP_MAX_CANDIDATES", 20)
 
     async def process_item(self, item: PageItem) -> PageItem:
+        if "revisit_of" in item:
+            return item  # kept by the analyse stage
         return await self.with_database(self._dedup, item)
 
     def _dedup(self, item: PageItem) -> PageItem:
@@ -209,6 +227,8 @@ class StorePipeline(_DatabaseStage):
         self.store = store_for(self.crawler)
 
     async def process_item(self, item: PageItem) -> PageItem:
+        if "revisit_of" in item:
+            return item  # kept by the analyse stage
         return await self.with_database(self._store, item)
 
     def _store(self, item: PageItem) -> PageItem:

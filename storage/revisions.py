@@ -13,10 +13,10 @@ only; a removed page is recorded and flags the article.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from storage.models import Article, ArticleBand, ArticleRevision, utcnow
@@ -90,3 +90,31 @@ def revisit_log(session: Session, article_id: int, limit: int = 50) -> list[Arti
     return list(session.scalars(
         select(ArticleRevision).where(ArticleRevision.article_id == article_id)
         .order_by(ArticleRevision.fetched_at.desc(), ArticleRevision.id.desc()).limit(limit)))
+
+
+def due_for_revisit(session: Session, topic: str, source: str, first_seen_after: datetime,
+                    limit: int = 500) -> list[tuple[int, str, datetime]]:
+    """(article id, URL, when it was last fetched) of the source's articles first fetched
+    after ``first_seen_after``, least recently fetched first: what a revisit fetches."""
+    last_revisit = func.max(ArticleRevision.fetched_at)
+    rows = session.execute(
+        select(Article.id, Article.url, Article.fetched_at, last_revisit)
+        .outerjoin(ArticleRevision, ArticleRevision.article_id == Article.id)
+        .where(Article.topic == topic, Article.source == source,
+               Article.fetched_at >= first_seen_after)
+        .group_by(Article.id, Article.url, Article.fetched_at)
+        .order_by(func.coalesce(last_revisit, Article.fetched_at), Article.id)
+        .limit(limit))
+    out = []
+    for article_id, url, fetched, revisited in rows:
+        last = max(t for t in (fetched, _utc(revisited)) if t is not None)
+        out.append((article_id, url, last))
+    return out
+
+
+def _utc(value: Any) -> datetime | None:
+    """A max() of a date column: a string on SQLite, a datetime on PostgreSQL."""
+    if value is None or isinstance(value, datetime):
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -22,7 +22,8 @@ from tests.test_end_to_end import claimwatch, free_port
 
 WRONG = "Dorsey"  # the query's typo: it rules out the article about the Musk-Dorsey exchange
 BACK = "/civicpost/2022/12/16/musk-dorsey-child-exploitation-exchange.html"
-OFF_TOPIC = {"city-council-approves-2023-budget.html", "tesla-recall-model-y-child-seat-anchors.html",
+OFF_TOPIC = {"city-council-approves-2023-budget.html",
+             "tesla-recall-model-y-child-seat-anchors.html",
              "spacex-starlink-launch-booster-record.html"}
 
 
@@ -48,10 +49,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("rematch")
     topic = _topic_copy(root, ["Tesla recall", WRONG])
     db = f"sqlite:///{root / 'store.sqlite'}"
-    crawl = claimwatch("crawl", str(topic), "--db", db, "--set",
-                       f"CLAIMWATCH_SITE_PORT={free_port()}", "--no-progress")
+    port = f"CLAIMWATCH_SITE_PORT={free_port()}"  # the revisit serves the site there again
+    crawl = claimwatch("crawl", str(topic), "--db", db, "--set", port, "--no-progress")
     assert crawl.returncode == 0, crawl.stderr
-    return {"root": root, "topic": topic, "db": db}
+    return {"root": root, "topic": topic, "db": db, "port": port}
 
 
 def test_an_off_topic_page_is_kept_with_its_text(store: dict[str, Any]) -> None:
@@ -126,6 +127,44 @@ def test_a_fixed_query_brings_the_off_topic_page_back(store: dict[str, Any]) -> 
     again = claimwatch("rematch", str(topic), "--db", store["db"], "--workers", "0")
     assert "off-topic pages: 0 back on topic of 3 checked" in again.stdout
     assert "0 changed of 0 checked" in again.stdout  # nothing behind the claims table
+
+
+EDITED = "/northwire/2022/12/15/twitter-child-safety-staff.html"
+CLAIM = "tns-staff-25-of-1600"
+
+
+def test_a_revisit_finds_an_edited_figure_and_a_correction(store: dict[str, Any]) -> None:
+    """The issue's "done when": edit a figure and add a correction note in one page of the
+    served site, revisit, and find the article revised with the conflict re-evaluated."""
+    before = _digest(store["db"])[EDITED]
+    assert CLAIM in {c["claim_id"] for c in before["claims"]}
+    assert CLAIM not in {c["claim_id"] for c in before["conflicts"]}
+    page = store["root"] / "demo-site" / EDITED.lstrip("/")
+    html = page.read_text(encoding="utf-8")
+    assert html.count("25 of the 1,600") == 1
+    last = "work specifically on child safety.</p>"
+    assert html.count(last) == 1
+    html = html.replace("25 of the 1,600", "30 of the 1,600").replace(
+        last, last + "\n<p>Correction: An earlier version of this article misstated the "
+        "number of Trust and Safety staff.</p>")
+    page.write_text(html, encoding="utf-8")
+    result = claimwatch("crawl", str(store["topic"]), "--revisit", "--db", store["db"],
+                        "--set", store["port"], "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "revisits: " in result.stdout and "1 revised" in result.stdout, result.stdout
+    assert "not_modified" in result.stdout  # the unchanged pages: conditional GET, 304
+    after = _digest(store["db"])
+    article = after[EDITED]
+    assert "revised" in article["flags"]
+    [revision] = article["revisions"]
+    assert {"figure_changed", "correction_added"} <= set(revision["changes"])
+    assert any("25 of the 1,600" in s for s in revision["removed"])
+    assert any("30 of the 1,600" in s for s in revision["added"])
+    conflicts = {c["claim_id"]: c for c in article["conflicts"]}
+    assert CLAIM in conflicts and "30" in conflicts[CLAIM]["article_numbers"]
+    assert "conflict" in article["flags"]
+    unchanged = [a for p, a in after.items() if p != EDITED]
+    assert not any("revised" in a["flags"] for a in unchanged)
 
 
 def test_rematch_names_a_bad_topic_file(tmp_path: Path) -> None:
