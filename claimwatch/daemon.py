@@ -1144,9 +1144,9 @@ class Daemon:
                     self.reload()
                 if now >= next_watch:
                     next_watch = now + self.options.watch_interval
-                    from claimwatch.rematch import watch_claims_files  # a changed claims
+                    from claimwatch.living import tick  # re-match on a changed claims
 
-                    watch_claims_files(self)  # table: its stored articles are re-matched
+                    tick(self)  # table; revisit recent articles for edits
                 if now >= next_reap:
                     next_reap = now + 60
                     with self._lock:

@@ -130,14 +130,14 @@ class Fetched:
 
 
 def revisit_outcome(fetched: Fetched, stored_canonical: str, stored_text: str,
-                    new_text: str | None, declared_canonical: str | None = None
-                    ) -> tuple[str, str]:
+                    new_text: str | None, declared_canonical: str | None = None,
+                    titles: tuple[str | None, str | None] = (None, None)) -> tuple[str, str]:
     """(outcome, detail) of a revisit, before any diff.
 
     ``removed`` (404/410), ``failed`` (no response, another error status, no article
     extracted), ``redirected`` (the address now leads to another canonical URL),
     ``different`` (another article at the address), ``not_modified`` (304),
-    ``unchanged`` (the same text), or ``revised``.
+    ``unchanged`` (the same text and ``titles``: stored, new), or ``revised``.
     """
     if fetched.status in (404, 410):
         return "removed", f"HTTP {fetched.status}"
@@ -151,7 +151,9 @@ def revisit_outcome(fetched: Fetched, stored_canonical: str, stored_text: str,
     if not new_text:
         return "failed", fetched.error or "no article text extracted"
     if new_text == stored_text:
-        return "unchanged", ""
+        if titles[1] is None or _same_title(*titles):
+            return "unchanged", ""
+        return "revised", "headline only"
     similarity = float(classify(stored_text, new_text).similarity)
     if similarity < SAME_ARTICLE_MIN:
         return "different", f"similarity {similarity:.2f} to the stored text"

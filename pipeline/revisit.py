@@ -46,7 +46,8 @@ def apply_revisit(store: Store, chain: AnalysisChain, article_id: int, fetched: 
         except ExtractionError as exc:
             error = str(exc)
     outcome, detail = revisit_outcome(Fetched(fetched.status, fetched.final_url, error),
-                                      canonical, old_text, new_text, declared)
+                                      canonical, old_text, new_text, declared,
+                                      (old_title, new_title))
     if outcome in ("not_modified", "unchanged"):
         return outcome
     if outcome != "revised" or new_text is None:

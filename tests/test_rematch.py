@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -165,6 +166,37 @@ def test_a_revisit_finds_an_edited_figure_and_a_correction(store: dict[str, Any]
     assert "conflict" in article["flags"]
     unchanged = [a for p, a in after.items() if p != EDITED]
     assert not any("revised" in a["flags"] for a in unchanged)
+
+
+def test_the_daemon_revisits_on_its_own(store: dict[str, Any]) -> None:
+    import sys
+
+    from claimwatch import living
+
+    page_path = "/civicpost/2022/12/21/twitter-irwin-account-removals-automation.html"
+    page = store["root"] / "demo-site" / page_path.lstrip("/")
+    html = page.read_text(encoding="utf-8")
+    headline = "Twitter’s safety chief points to automation as account removals climb"
+    assert html.count(headline) >= 2  # og:title and h1
+    page.write_text(html.replace(headline, "Twitter’s safety chief credits automation for "
+                                 "a surge in account removals"), encoding="utf-8")
+    name, value = store["port"].split("=")
+
+    class Daemon:
+        def __init__(self) -> None:
+            self.topics = {str(store["topic"]): None}
+            self.options = type("Options", (), {
+                "python": sys.executable, "db_url": store["db"],
+                "settings": {name: value, "CLAIMWATCH_REVISIT_INTERVAL": "3600"}})()
+
+    daemon = Daemon()
+    assert living.schedule_revisits(daemon) == []  # not due yet
+    assert living.schedule_revisits(daemon, now=time.monotonic() + 3601) == \
+        [str(store["topic"])]
+    living.stop(daemon, timeout=120)
+    article = _digest(store["db"])[page_path]
+    assert "revised" in article["flags"]
+    assert "headline_changed" in article["revisions"][-1]["changes"]
 
 
 def test_rematch_names_a_bad_topic_file(tmp_path: Path) -> None:

@@ -59,6 +59,9 @@ def test_revisits_that_are_not_revisions() -> None:
     assert outcome(200, "https://northwire.example/") == "redirected"
     assert outcome(200, text=None) == "failed"
     assert outcome(200) == "unchanged"
+    assert revisit_outcome(Fetched(200, URL), URL, OLD, OLD, titles=("A", "B"))[0] == "revised"
+    assert revisit_outcome(Fetched(200, URL), URL, OLD, OLD, titles=("A", " a"))[0] \
+        == "unchanged"
     assert outcome(200, text="Advertisers paused spending on a platform this week, and "
                              "markets fell sharply on the news from Asia.") == "different"
     assert outcome(200, text=OLD + " One more sentence was added here.") == "revised"
@@ -149,3 +152,23 @@ def test_the_page_shows_the_revision_history_escaped(world: Any, client: Any,
     section = page[page.index('id="revisions"'):page.index('id="why"')]
     assert "correction_added" in section and "<ins>" in section
     assert "<img" not in section and "&lt;img" in section
+
+
+def test_the_revisit_option_is_checked_when_the_topic_loads(tmp_path: Any) -> None:
+    import pytest
+
+    from config.loader import ConfigError, load_topic, revisit_window
+
+    def topic(option: str) -> Any:
+        path = tmp_path / "t.yaml"
+        path.write_text("name: t\nquery: {}\nsources:\n"
+                        f'  - {{name: s, kind: feed, url: "https://a.example/rss"{option}}}\n',
+                        encoding="utf-8")
+        return load_topic(path)
+
+    assert revisit_window(topic("").sources[0]).days == 3  # on by default
+    assert revisit_window(topic(", revisit: false").sources[0]) is None
+    assert revisit_window(topic(", revisit: 12h").sources[0]).total_seconds() == 12 * 3600
+    for bad in (", revisit: soon", ", revisit: 0", ", revisit: [1]"):
+        with pytest.raises(ConfigError, match="revisit"):
+            topic(bad)
