@@ -109,7 +109,7 @@ def _near_duplicates(store: Store, topic: str, article_id: int, text: str,
         verdict = classify(other.text, text)
         rows.append({"article_id": other.id, "url": other.url,
                      "similarity": round(float(verdict.similarity), 3),
-                     "kind": str(verdict.kind)})
+                     "kind": str(verdict.kind) if verdict.kind else "not a duplicate"})
     return rows
 
 
@@ -147,7 +147,7 @@ def explain_lines(report: dict[str, Any]) -> list[str]:
         for c in row["claims"]:
             reached = c["tier"] or "no tier"
             missed = (f", missed {c['missed']} (needs {c['needs']:g})" if c["missed"] else "")
-            lines.append(f"      {c['claim_id']}: {c['score']:.1f} -> {reached}{missed}")
+            lines.append(f"      {c['claim_id']}: {c['score']:.2f} -> {reached}{missed}")
     if report.get("stored"):
         dups = report["near_duplicates"]
         lines.append("near-duplicate candidates: " + (", ".join(

@@ -68,7 +68,7 @@ def claim_report(chain: AnalysisChain, text: str, k: int = 3) -> dict[str, Any]:
                       if score >= LIST_FLOOR]
             if ranked:
                 rows.append({"sentence_index": i, "sentence": sentence,
-                             "claims": [{"claim_id": cid, "score": round(score, 1),
+                             "claims": [{"claim_id": cid, "score": round(score, 2),
                                          **tier_of(chain, score)} for cid, score in ranked]})
     rows.sort(key=lambda r: -r["claims"][0]["score"])
     return {"sentences": len(sentences), "claims_in_table": len(chain.index),
