@@ -281,3 +281,60 @@ def test_the_why_panel_escapes_scraped_text(world: Any, client: Any) -> None:
     assert "Why?" in why and "extracted text:" in why and "topic query:" in why
     assert XSS_IMG not in page[page.index('id="why"'):]
     assert "<img" not in why
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+import pipeline.rematch as rematch
+from config.loader import load_topic
+from storage.db import open_db
+from storage.repository import Store
+
+original = rematch.apply_rematch
+seen = [0]
+
+def apply_then_die(session, *args, **kwargs):
+    result = original(session, *args, **kwargs)
+    seen[0] += 1
+    if seen[0] == int(sys.argv[3]):
+        session.flush()  # the article's new rows are written, not committed
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+
+rematch.apply_rematch = apply_then_die
+engine, sessions = open_db(sys.argv[1])
+rematch.rematch_topic(load_topic(Path(sys.argv[2])), Store(sessions), workers=0, every=True)
+"""
+
+
+def test_a_rematch_killed_half_way_leaves_each_article_rematched_or_as_it_was(
+        world: Any, sessions: Any, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from pipeline.analysis import claims_version
+    from tests.conftest import REPO
+
+    with sessions() as session:
+        before = {a.id: (a.claims_version, sorted((c.claim_id, c.score, c.sentence)
+                                                  for c in a.claims))
+                  for a in session.scalars(select(Article).order_by(Article.id))}
+    assert len(before) >= 3
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_SCRIPT, encoding="utf-8")
+    killed = subprocess.run([sys.executable, str(script), world.db_url, str(world.topic_file),
+                             "2"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    current = claims_version(world.topic.claims)
+    with sessions() as session:
+        after = {a.id: (a.claims_version, sorted((c.claim_id, c.score, c.sentence)
+                                                 for c in a.claims))
+                 for a in session.scalars(select(Article).order_by(Article.id))}
+    ids = sorted(before)
+    assert after[ids[0]][0] == current  # committed before the kill
+    for aid in ids[1:]:  # the one killed in its transaction, and those after it: as they were
+        assert after[aid] == before[aid]
+    done = claimwatch("rematch", str(world.topic_file), "--db", world.db_url, "--workers", "0")
+    assert done.returncode == 0, done.stderr
+    assert f"of {len(ids) - 1} checked" in done.stdout  # the rest, not the one already done
