@@ -1138,6 +1138,9 @@ class Daemon:
                     self.reload()
                 if now >= next_watch:
                     next_watch = now + self.options.watch_interval
+                    from claimwatch.living import tick  # re-match on a changed claims
+
+                    tick(self)  # table; revisit recent articles for edits
                 if now >= next_reap:
                     next_reap = now + 60
                     with self._lock:

@@ -17,7 +17,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -589,6 +589,19 @@ def _load_sources(doc: _Yaml, data: dict[Any, Any], has_serve_dir: bool) -> tupl
     return tuple(sources)
 
 
+#: How long after its first fetch an article is revisited for edits, unless the source
+#: sets ``revisit`` (a duration, or false for never).
+DEFAULT_REVISIT = "3d"
+
+
+def revisit_window(source: Source) -> timedelta | None:
+    """The source's revisit window (validated at load time), or None when it is off."""
+    value = source.options.get("revisit", DEFAULT_REVISIT)
+    if value is False or value is None:
+        return None
+    return parse_duration(value)  # type: ignore[arg-type]
+
+
 def _option_problem(key: str, value: object) -> str | None:
     """What is wrong with a source option's value (checked when the topic is loaded, so
     ``serve`` and ``daemon`` refuse the file at start, not a crawl hours later), or None.
@@ -603,6 +616,17 @@ def _option_problem(key: str, value: object) -> str | None:
         if value is not None and not 0 < days < float("inf"):  # also refuses NaN
             return ("lastmod_days must be a positive number of days or null (no window), "
                     f"got {value!r}")
+    elif key == "revisit":
+        if value is False or value is None:
+            return None  # revisits off for this source
+        if not number and not isinstance(value, str):
+            return f"revisit must be a duration such as 3d or 12h, or false, got {value!r}"
+        try:
+            window = parse_duration(value)  # type: ignore[arg-type]
+        except (ValueError, OverflowError) as exc:
+            return f"revisit: {exc}"
+        if window.total_seconds() <= 0:
+            return f"revisit must be positive (or false), got {value!r}"
     elif key == "allow_offsite":
         if not isinstance(value, bool):
             return f"allow_offsite must be true or false, got {value!r}"

@@ -172,6 +172,7 @@ def run_crawl(
     run_ids: Mapping[str, int] | None = None,
     lease: bool = True,
     progress: Callable[[list[SourceProgress]], None] | None = None,
+    revisit: bool = False,
 ) -> CrawlSummary:
     """Crawl the topic's sources (all, or those named) once, in this process.
 
@@ -182,6 +183,7 @@ def run_crawl(
     ``run_ids`` (source name -> run id) and ``lease=False``.
     """
     from crawler.spiders import SPIDERS_BY_KIND
+    from crawler.spiders.revisit import RevisitSpider
 
     topic = load_topic(topic_path)
     chosen = list(topic.sources)
@@ -238,7 +240,7 @@ def run_crawl(
                                     keeper.holder.id if keeper else None)
             summary = SourceSummary(source=source.name, kind=source.kind, run_id=run_id)
             summaries.append(summary)
-            spider_cls = SPIDERS_BY_KIND.get(source.kind)
+            spider_cls = RevisitSpider if revisit else SPIDERS_BY_KIND.get(source.kind)
             if spider_cls is None:
                 summary.status, summary.error = "failed", f"source kind {source.kind!r} unsupported"
                 continue

@@ -60,10 +60,11 @@ DOWNLOADER_MIDDLEWARES = {
 }
 
 # --- The claimwatch pipeline, in order (gaps leave room for your own stages) -----------------
+# analyse: the chain of pipeline/analysis.py (extract -> topic filter -> sentences -> claims
+# -> candidates -> dedup keys) in worker processes; dedup: the stored original of a copy;
+# store: the article and its findings in one transaction.
 ITEM_PIPELINES = {
-    "pipeline.pipelines.ExtractPipeline": 100,
-    "pipeline.pipelines.TopicFilterPipeline": 200,
-    "pipeline.pipelines.ClaimsPipeline": 300,
+    "pipeline.pipelines.AnalysePipeline": 100,
     "pipeline.pipelines.DedupPipeline": 400,
     "pipeline.pipelines.StorePipeline": 500,
 }
@@ -93,6 +94,12 @@ CLAIMWATCH_WORKERS_MAX_PENDING = None  # articles queued to/in the workers at on
 CLAIMWATCH_CLAIM_LINKED_MIN = None  # None: the matcher's tuned default
 CLAIMWATCH_CLAIM_SUGGESTED_MIN = None
 CLAIMWATCH_CANDIDATE_MIN = None  # 0..1 claim-likeness for new-claim candidates
+
+# --- claimwatch: revisits for edits (crawler/spiders/revisit.py, claimwatch/living.py) --------
+# Per source, `revisit: 3d` in the topic file (the default) sets how long after its first
+# fetch an article is revisited; `revisit: false` turns it off.
+CLAIMWATCH_REVISIT_MAX = 500  # articles revisited per source and run, least recently first
+CLAIMWATCH_REVISIT_INTERVAL = 6 * 3600  # seconds between the daemon's revisits of a topic
 
 # --- claimwatch: duplicates ----------------------------------------------------------------------
 CLAIMWATCH_DEDUP_MAX_CANDIDATES = 20  # near-duplicate candidates confirmed per article

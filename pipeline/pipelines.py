@@ -1,14 +1,14 @@
 """Scrapy item pipelines: thin adapters from items to the pure stages.
 
-Order (crawler/settings.py ITEM_PIPELINES): extract -> topic filter -> claims
--> dedup -> store. Items are dicts; each stage adds its keys. Outcomes are
-counted in ``crawler.stats`` under ``claimwatch/...``; the crawl summary reads
-them.
+Order (crawler/settings.py ITEM_PIPELINES): analyse -> dedup -> store, each a
+stage that does work. Items are :class:`pipeline.items.PageItem` dicts; each
+stage adds its keys. Outcomes are counted in ``crawler.stats`` under
+``claimwatch/...``; the crawl summary reads them.
 
-The CPU-bound work of extract, topic filter and claims (and the content hash
-and band keys of dedup) is one pure step, :class:`pipeline.workers.Analyser`,
-that the extract stage runs in worker processes (``CLAIMWATCH_WORKERS``) and
-awaits; the stages after it read its :class:`~pipeline.workers.Analysis`
+The analysis itself is one visible chain, pipeline/analysis.py (extract ->
+topic filter -> sentences -> claims -> candidates -> dedup keys), that the
+analyse stage runs in worker processes (``CLAIMWATCH_WORKERS``) and awaits; the
+stages after it read its :class:`~pipeline.analysis.Analysis`
 (``item["analysis"]``) and do what needs the database on the reactor thread.
 """
 
@@ -19,11 +19,13 @@ from typing import Any
 
 from scrapy.exceptions import DropItem
 
+from pipeline.analysis import Analysis, ArticleJob
 from pipeline.context import store_for, topic_for
-from pipeline.dedup import best_match, classify, find_original_reference
-from pipeline.urls import canonical_url, cross_site_canonical
-from pipeline.workers import Analysis, ArticleJob, analysis_for
-from storage.repository import ArticleRecord, CandidateRecord, MatchRecord
+from pipeline.extract import Extracted
+from pipeline.items import PageItem
+from pipeline.persist import article_record, find_original
+from pipeline.urls import canonical_url
+from pipeline.workers import analysis_for
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ class _DatabaseStage(_Stage):
     error (``claimwatch/errors/database``); what was committed before stays.
     """
 
-    async def with_database(self, work: Any, item: dict[str, Any]) -> dict[str, Any]:
+    async def with_database(self, work: Any, item: PageItem) -> PageItem:
         from sqlalchemy.exc import DBAPIError
 
         from storage.errors import LOST, database_problem
@@ -100,80 +102,93 @@ async def _sleep(seconds: float) -> None:
     await maybe_deferred_to_future(deferLater(reactor, seconds, lambda: None))
 
 
-class ExtractPipeline(_Stage):
-    """HTML -> text and metadata (trafilatura). Pages with no article are counted and dropped.
+class AnalysePipeline(_Stage):
+    """The analysis chain (pipeline/analysis.py) on the page, in a worker process.
 
-    Runs the whole pure analysis of the page (pipeline/workers.py), in a worker
-    process when the pool is up, and awaits it: the reactor goes on fetching.
+    extract -> topic filter -> sentences -> claims -> candidates -> dedup keys, run
+    by the worker pool (pipeline/workers.py) and awaited: the reactor goes on
+    fetching. A page with no article is counted and dropped; an off-topic page is
+    counted, kept with its text (marked off-topic, so a corrected query brings it
+    back on ``claimwatch rematch``) and dropped.
     """
 
     def open_spider(self) -> None:
         self.analysis = analysis_for(self.crawler)
+        self.store = store_for(self.crawler)
+        self.topic = topic_for(self.crawler).name
 
     def close_spider(self) -> None:
         self.analysis.close()
 
-    async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    async def process_item(self, item: PageItem) -> PageItem:
+        if "revisit_of" in item:
+            return self._revisit(item)
         job = ArticleJob(url=item["url"], body=item.pop("body", b""),  # not needed further
                          encoding=item.get("encoding"), listed_title=item.get("listed_title"))
         analysis: Analysis = await self.analysis.analyse(job)
-        if analysis.error is not None:
+        if analysis.error is not None or analysis.extracted is None:
             self.count(f"extract/{analysis.error}")
             logger.warning("%s: no article extracted from %s: %s", item["source"], item["url"],
                            analysis.error_detail)
             raise DropItem(f"{item['url']}: {analysis.error_detail}")
         self.count("extract/ok")
-        item["extracted"] = analysis.extracted
+        if not analysis.on_topic:
+            self._keep_off_topic(item, analysis.extracted)
+            raise DropItem(f"{item['url']}: off topic")
+        self.count("filter/on_topic")
+        self._count_claims(analysis)
         item["analysis"] = analysis
         return item
 
+    def _revisit(self, item: PageItem) -> PageItem:
+        """A revisit of a stored article (crawler/spiders/revisit.py): pipeline/revisit.py
+        keeps what it found; the stages after this one pass it on."""
+        from pipeline.revisions import Fetched
+        from pipeline.revisit import apply_revisit
 
-class TopicFilterPipeline(_Stage):
-    """Drops articles the topic query does not match (counted as off_topic)."""
-
-    def open_spider(self) -> None:
-        self.topic = topic_for(self.crawler).name
-        self.store = store_for(self.crawler)
-
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        extracted = item["extracted"]
-        if not item["analysis"].on_topic:  # the query, on the title and text
-            self.count("filter/off_topic")
-            urls = {item["url"], item.get("requested_url") or item["url"],
-                    canonical_url(item["url"], declared=extracted.declared_canonical)}
-            self.store.mark_skipped(self.topic, urls, "off_topic")
-            raise DropItem(f"{item['url']}: off topic")
-        self.count("filter/on_topic")
+        fetched = Fetched(item.get("status"), item["url"], item.get("error"))
+        outcome = apply_revisit(self.store, self.analysis.shared.local, item["revisit_of"],
+                                fetched, item.pop("body", b""), encoding=item.get("encoding"),
+                                fetched_at=item.get("fetched_at"))
+        self.count(f"revisit/{outcome}")
+        item["revisit_outcome"] = outcome
         return item
 
+    def _keep_off_topic(self, item: PageItem, extracted: Extracted) -> None:
+        """Not fetched again, and kept with its text so a corrected query brings it back."""
+        from storage.rematch import keep_off_topic
 
-class ClaimsPipeline(_Stage):
-    """Known-claim matches (linked/suggested, conflicts) and new-claim candidates."""
+        self.count("filter/off_topic")
+        canonical = canonical_url(item["url"], declared=extracted.declared_canonical)
+        urls = {item["url"], item.get("requested_url") or item["url"], canonical}
+        self.store.mark_skipped(self.topic, urls, "off_topic")
+        with self.store.sessions.begin() as session:
+            keep_off_topic(session, {
+                "topic": self.topic, "source": item["source"], "url": item["url"],
+                "requested_url": item.get("requested_url"), "canonical_url": canonical,
+                "declared_canonical": extracted.declared_canonical,
+                "title": extracted.title or item.get("listed_title"),
+                "author": extracted.author, "outlet": extracted.outlet,
+                "language": extracted.language,
+                "published": extracted.published or item.get("listed_published"),
+                "fetched_at": item.get("fetched_at"), "text": extracted.text})
 
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        # matched with the claims index built once per worker (pipeline/workers.py)
-        matches = list(item["analysis"].matches)
-        candidates = list(item["analysis"].candidates)
-        item["matches"] = matches
-        item["candidates"] = candidates
-        if matches:
+    def _count_claims(self, analysis: Analysis) -> None:
+        if analysis.matches:
             self.count("claims/articles_matched")
-            self.count("claims/matches", len(matches))
-        if any(m.conflict for m in matches):
+            self.count("claims/matches", len(analysis.matches))
+        if any(m.conflict for m in analysis.matches):
             self.count("claims/conflicts")
-        if candidates:
-            self.count("claims/candidates", len(candidates))
-        return item
+        if analysis.candidates:
+            self.count("claims/candidates", len(analysis.candidates))
 
 
 class DedupPipeline(_DatabaseStage):
     """Finds the original of a copy or rewrite: flags it, never drops it.
 
-    Evidence, in order: the same canonical URL (already stored: dropped as
-    seen), the same normalised text, a rel=canonical or "originally published
-    by" link to a stored article, then near-duplicate candidates from the LSH
-    band index confirmed by :func:`pipeline.dedup.best_match`
-    (exact > copy > rewrite, then similarity).
+    The same canonical URL already stored is dropped as seen; otherwise the
+    evidence of :func:`pipeline.persist.find_original` (the same normalised text,
+    a declared original, near-duplicate candidates from the LSH band index).
     """
 
     def open_spider(self) -> None:
@@ -181,54 +196,28 @@ class DedupPipeline(_DatabaseStage):
         self.topic = topic_for(self.crawler).name
         self.max_candidates = self.settings.getint("CLAIMWATCH_DEDUP_MAX_CANDIDATES", 20)
 
-    async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    async def process_item(self, item: PageItem) -> PageItem:
+        if "revisit_of" in item:
+            return item  # kept by the analyse stage
         return await self.with_database(self._dedup, item)
 
-    def _dedup(self, item: dict[str, Any]) -> dict[str, Any]:
-        extracted = item["extracted"]
+    def _dedup(self, item: PageItem) -> PageItem:
+        analysis = item["analysis"]
+        extracted = analysis.extracted
+        assert extracted is not None
         canonical = canonical_url(item["url"], declared=extracted.declared_canonical)
         item["canonical_url"] = canonical
         if self.store.find_by_url(self.topic, canonical) is not None:
             self.count("dedup/seen")
             raise DropItem(f"{item['url']}: already stored as {canonical}")
-        text = extracted.text
-        item["content_hash"] = item["analysis"].content_hash
-        item["band_keys"] = list(item["analysis"].band_keys)
         # A copy keeps its candidates: which article of a family is the original is
         # only known once the earliest one is stored, so the digest folds them.
-        item["duplicate"] = self._find_original(item, canonical, text)
-        if item["duplicate"] is not None:
-            self.count(f"dedup/{item['duplicate'][1]}")
+        duplicate = find_original(self.store, self.topic, item["url"], extracted, analysis,
+                                  self.max_candidates)
+        item["duplicate"] = duplicate
+        if duplicate is not None:
+            self.count(f"dedup/{duplicate['kind']}")
         return item
-
-    def _find_original(
-        self, item: dict[str, Any], canonical: str, text: str
-    ) -> tuple[int, str, float] | None:
-        """(root article id, kind, similarity) or None for an original."""
-        exact = self.store.find_by_hash(self.topic, item["content_hash"])
-        if exact is not None:
-            [same] = self.store.texts([exact])
-            return same.root_id, "exact", 1.0
-        declared = cross_site_canonical(item["url"], item["extracted"].declared_canonical)
-        referenced = [declared] if declared else []
-        if find_original_reference(text):
-            referenced += [href for href, _ in item["extracted"].links]
-        for url in referenced:
-            referenced_id = self.store.find_by_url(self.topic, canonical_url(url))
-            if referenced_id is not None:
-                [original] = self.store.texts([referenced_id])
-                # The page names its original; the similarity says how much it kept.
-                similarity = classify(original.text, text).similarity
-                return original.root_id, "declared", float(similarity)
-        candidates = self.store.band_candidates(
-            self.topic, item["band_keys"], limit=self.max_candidates
-        )
-        oldest_first = sorted(self.store.texts(candidates), key=lambda s: s.id)
-        found = best_match(text, [(s, s.text) for s in oldest_first])
-        if found is None:
-            return None
-        original, verdict = found
-        return original.root_id, str(verdict.kind), float(verdict.similarity)
 
 
 class StorePipeline(_DatabaseStage):
@@ -237,45 +226,18 @@ class StorePipeline(_DatabaseStage):
     def open_spider(self) -> None:
         self.store = store_for(self.crawler)
 
-    async def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    async def process_item(self, item: PageItem) -> PageItem:
+        if "revisit_of" in item:
+            return item  # kept by the analyse stage
         return await self.with_database(self._store, item)
 
-    def _store(self, item: dict[str, Any]) -> dict[str, Any]:
-        extracted = item["extracted"]
+    def _store(self, item: PageItem) -> PageItem:
         duplicate = item.get("duplicate")
-        record = ArticleRecord(
-            topic=item["topic"],
-            source=item["source"],
-            url=item["url"],
-            canonical_url=item["canonical_url"],
-            declared_canonical=extracted.declared_canonical,
-            text=extracted.text,
-            content_hash=item["content_hash"],
-            title=extracted.title or item.get("listed_title"),
-            author=extracted.author,
-            outlet=extracted.outlet,
-            language=extracted.language,
-            published=extracted.published or item.get("listed_published"),
-            fetched_at=item.get("fetched_at"),
-            duplicate_of_id=duplicate[0] if duplicate else None,
-            duplicate_kind=duplicate[1] if duplicate else None,
-            duplicate_similarity=duplicate[2] if duplicate else None,
-            matches=[
-                MatchRecord(
-                    claim_id=m.claim_id, sentence=m.sentence, sentence_index=m.sentence_index,
-                    score=float(m.score), tier=m.tier, conflict=m.conflict,
-                    claim_numbers=list(m.claim_numbers), article_numbers=list(m.article_numbers),
-                    stance=m.stance,
-                )
-                for m in item.get("matches", [])
-            ],
-            candidates=[
-                CandidateRecord(sentence=c.sentence, sentence_index=c.sentence_index,
-                                score=float(c.score))
-                for c in item.get("candidates", [])
-            ],
-            band_keys=item.get("band_keys", ()),
-        )
+        record = article_record(
+            topic=item["topic"], source=item["source"], url=item["url"],
+            canonical=item["canonical_url"], analysis=item["analysis"], duplicate=duplicate,
+            fetched_at=item.get("fetched_at"), listed_title=item.get("listed_title"),
+            listed_published=item.get("listed_published"))
         result = self.store.save(record)
         if result.created:
             self.count("stored/new")
@@ -285,7 +247,5 @@ class StorePipeline(_DatabaseStage):
             self.count("stored/existing")
         item["article_id"] = result.id
         # Keep the in-memory item small: the text lives in the database now.
-        item.pop("extracted", None)
-        item.pop("band_keys", None)
         item.pop("analysis", None)
         return item

@@ -24,7 +24,7 @@ def fold(text: str) -> str:
     return text.casefold()
 
 
-def _term_pattern(term: str) -> re.Pattern[str]:
+def term_pattern(term: str) -> re.Pattern[str]:
     term = fold(term.strip().strip('"'))
     prefix = term.endswith("*")
     term = term.rstrip("*")
@@ -54,8 +54,8 @@ class CompiledQuery:
 
 def compile_query(query: Query) -> CompiledQuery:
     return CompiledQuery(
-        any=tuple(_term_pattern(t) for t in query.any),
-        all=tuple(_term_pattern(t) for t in query.all),
-        none=tuple(_term_pattern(t) for t in query.none),
-        and_any=tuple(_term_pattern(t) for t in query.and_any),
+        any=tuple(term_pattern(t) for t in query.any),
+        all=tuple(term_pattern(t) for t in query.all),
+        none=tuple(term_pattern(t) for t in query.none),
+        and_any=tuple(term_pattern(t) for t in query.and_any),
     )

@@ -7,10 +7,11 @@ analyses its pages in the reactor is capped at what one core extracts (under
 of the pipeline runs in a pool of worker processes, so every core works and the
 reactor stays free for the network and the database:
 
-- :class:`Analyser` is that part, for one article: extract (trafilatura), topic
-  filter, sentence split, claim matching, new-claim candidates, content hash and
-  near-duplicate band keys (:meth:`Analyser.analyse`: :class:`ArticleJob` ->
-  :class:`Analysis`). Pure and picklable in and out; it knows nothing of Scrapy.
+- :class:`Analyser` is that part, for one article: the chain of
+  pipeline/analysis.py (extract -> topic filter -> sentences -> claims ->
+  candidates -> dedup keys; :meth:`Analyser.analyse`: :class:`ArticleJob` ->
+  :class:`Analysis`, or :meth:`Analyser.reanalyse` on a stored text for
+  re-analysis). Pure and picklable in and out; it knows nothing of Scrapy.
   Its claims index and compiled query are built once per process: once in each
   worker (the pool initializer), and in the crawl's own process only if it
   analyses articles itself.
@@ -48,25 +49,21 @@ import sys
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from config.models import Claim, Query
-from pipeline.claims import (
-    DEFAULT_CANDIDATE_MIN,
-    DEFAULT_LINKED_MIN,
-    DEFAULT_SUGGESTED_MIN,
-    ArticleContext,
-    Candidate,
-    ClaimIndex,
-    ClaimMatch,
-    find_candidates,
-    match_claims,
+from pipeline.analysis import (
+    Analysis,
+    AnalysisChain,
+    AnalysisConfig,
+    ArticleJob,
+    StoredJob,
 )
-from pipeline.dedup import all_band_keys, content_hash
-from pipeline.extract import MIN_TEXT_CHARS, Extracted, ExtractionError, extract_article
-from pipeline.query import compile_query
-from pipeline.text import split_sentences
+from config.models import Topic
+from pipeline.extract import MIN_TEXT_CHARS
+
+__all__ = ["Analysis", "AnalysisConfig", "Analyser", "ArticleJob", "ReanalysisPool",
+           "StoredJob", "WorkerPool", "analysis_for", "config_for", "topic_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,105 +78,8 @@ START_TIMEOUT = 300.0
 # --------------------------------------------------------------------------- the pure part
 
 
-@dataclass(frozen=True)
-class AnalysisConfig:
-    """Everything an :class:`Analyser` is built from (picklable, hashable)."""
-
-    claims: tuple[Claim, ...] = ()
-    query: Query = field(default_factory=Query)
-    favor_precision: bool = True
-    min_chars: int = MIN_TEXT_CHARS
-    linked_min: float | None = None
-    suggested_min: float | None = None
-    candidate_min: float | None = None
-
-
-@dataclass(frozen=True)
-class ArticleJob:
-    """One fetched page to analyse."""
-
-    url: str
-    body: bytes | str
-    encoding: str | None = None
-    listed_title: str | None = None  # the feed's or sitemap's title, when the page has none
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """What :meth:`Analyser.analyse` found in one page.
-
-    ``error`` is an :class:`~pipeline.extract.ExtractionError` reason (``empty``,
-    ``too_short``...) when no article was extracted; ``on_topic`` is False when
-    the topic query rejects it (then no claims, hash or band keys are computed).
-    """
-
-    extracted: Extracted | None = None
-    error: str | None = None
-    error_detail: str = ""
-    on_topic: bool = False
-    matches: tuple[ClaimMatch, ...] = ()
-    candidates: tuple[Candidate, ...] = ()
-    content_hash: str | None = None
-    band_keys: tuple[int, ...] = ()
-    # (logger name, level, message) of what a worker process logged for this page
-    logs: tuple[tuple[str, int, str], ...] = ()
-    cpu_seconds: float = 0.0
-
-    def replay_logs(self) -> None:
-        """Log, in this process, what the worker logged while analysing the page."""
-        for name, level, message in self.logs:
-            target = logging.getLogger(name)
-            if target.isEnabledFor(level):
-                target.log(level, "%s", message)
-
-
-class Analyser:
-    """The CPU-bound part of the pipeline for one topic, built once per process."""
-
-    def __init__(self, config: AnalysisConfig) -> None:
-        self.config = config
-        self.index = ClaimIndex.cached(config.claims)
-        self.query = compile_query(config.query)
-        self.linked_min = DEFAULT_LINKED_MIN if config.linked_min is None else config.linked_min
-        self.suggested_min = (DEFAULT_SUGGESTED_MIN if config.suggested_min is None
-                              else config.suggested_min)
-        self.candidate_min = (DEFAULT_CANDIDATE_MIN if config.candidate_min is None
-                              else config.candidate_min)
-
-    def analyse(self, job: ArticleJob) -> Analysis:
-        started = time.process_time()
-        try:
-            extracted = extract_article(
-                job.body,
-                job.url,
-                encoding=job.encoding,
-                favor_precision=self.config.favor_precision,
-                min_chars=self.config.min_chars,
-            )
-        except ExtractionError as exc:
-            return Analysis(error=exc.reason, error_detail=str(exc),
-                            cpu_seconds=time.process_time() - started)
-        title = extracted.title or job.listed_title
-        if not self.query.matches(title, extracted.text):
-            return Analysis(extracted=extracted, on_topic=False,
-                            cpu_seconds=time.process_time() - started)
-        sentences = split_sentences(extracted.text)
-        context = ArticleContext(title=title, published=extracted.published,
-                                 lang=extracted.language)
-        matches = (match_claims(sentences, self.index, linked_min=self.linked_min,
-                                suggested_min=self.suggested_min, context=context)
-                   if len(self.index) else [])
-        candidates = find_candidates(sentences, matches, index=self.index,
-                                     min_score=self.candidate_min)
-        return Analysis(
-            extracted=extracted,
-            on_topic=True,
-            matches=tuple(matches),
-            candidates=tuple(candidates),
-            content_hash=content_hash(extracted.text),
-            band_keys=tuple(all_band_keys(extracted.text)),
-            cpu_seconds=time.process_time() - started,
-        )
+class Analyser(AnalysisChain):
+    """The chain (pipeline/analysis.py) as a worker process holds it, built once per process."""
 
 
 # --------------------------------------------------------------------------- in a worker
@@ -266,6 +166,54 @@ def _analyse_in_worker(job: ArticleJob) -> Analysis:
         result = replace(result, logs=tuple(_CAPTURE.records))
         _CAPTURE.records = []
     return result
+
+
+def _reanalyse_in_worker(jobs: list[StoredJob]) -> list[Analysis]:
+    """Re-analysis of a batch of stored texts (one task per batch: less pickling per page).
+
+    The extracted text is not sent back: the caller has it.
+    """
+    assert _WORKER is not None, "worker not initialised"
+    _CAPTURE.records = []
+    results = [replace(_WORKER.reanalyse(job), extracted=None) for job in jobs]
+    _CAPTURE.records = []
+    return results
+
+
+class ReanalysisPool:
+    """Worker processes for re-analysing stored articles (``claimwatch rematch``).
+
+    Plain ``concurrent.futures`` (no reactor): batches go in, analyses come back in
+    order. With ``workers=0`` every batch is analysed in this process.
+    """
+
+    def __init__(self, config: AnalysisConfig, workers: int | None = None) -> None:
+        self.config = config
+        self.workers = default_workers() if workers is None else max(0, workers)
+        self._executor: ProcessPoolExecutor | None = None
+        self._local: Analyser | None = None
+
+    def __enter__(self) -> ReanalysisPool:
+        if self.workers:
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(self.config, _log_level(), os.getpid()))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, jobs: list[StoredJob]) -> Future[list[Analysis]]:
+        """The analyses of ``jobs``, from a worker (or at once, in this process)."""
+        if self._executor is not None:
+            return self._executor.submit(_reanalyse_in_worker, jobs)
+        if self._local is None:
+            self._local = Analyser(self.config)
+        done: Future[list[Analysis]] = Future()
+        done.set_result([replace(self._local.reanalyse(job), extracted=None) for job in jobs])
+        return done
 
 
 # --------------------------------------------------------------------------- the pool
@@ -536,12 +484,14 @@ def _asyncio_reactor() -> bool:
         return False
 
 
-def config_for(crawler: Any) -> AnalysisConfig:
-    """The crawl's :class:`AnalysisConfig`: its topic's claims and query, and the settings."""
-    from pipeline.context import topic_for
+def topic_config(topic: Topic, settings: Any = None) -> AnalysisConfig:
+    """The :class:`AnalysisConfig` of ``topic`` under ``settings`` (a Scrapy ``Settings``;
+    None: the defaults of crawler/settings.py, as ``claimwatch rematch`` runs)."""
+    if settings is None:
+        from scrapy.settings import Settings
 
-    settings = crawler.settings
-    topic = topic_for(crawler)
+        settings = Settings()
+        settings.setmodule("crawler.settings", priority="project")
 
     def optional_float(name: str) -> float | None:
         value = settings.get(name)
@@ -556,6 +506,13 @@ def config_for(crawler: Any) -> AnalysisConfig:
         suggested_min=optional_float("CLAIMWATCH_CLAIM_SUGGESTED_MIN"),
         candidate_min=optional_float("CLAIMWATCH_CANDIDATE_MIN"),
     )
+
+
+def config_for(crawler: Any) -> AnalysisConfig:
+    """The crawl's :class:`AnalysisConfig`: its topic's claims and query, and the settings."""
+    from pipeline.context import topic_for
+
+    return topic_config(topic_for(crawler), crawler.settings)
 
 
 def analysis_for(crawler: Any) -> ArticleAnalysis:

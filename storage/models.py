@@ -87,6 +87,11 @@ class Article(Base):
     # open | reviewed | dismissed
     review_status: Mapped[str] = mapped_column(String(20), default="open")
     review_note: Mapped[str | None] = mapped_column(Text)
+    # The claims table (pipeline.analysis.claims_version) the article was last matched
+    # against: `claimwatch rematch` re-matches the articles behind the current table.
+    claims_version: Mapped[str | None] = mapped_column(String(16))
+    # A revisit found a new revision of it (storage/revisions.py keeps every one).
+    revised: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     claims: Mapped[list[ArticleClaim]] = relationship(
         back_populates="article", cascade="all, delete-orphan", order_by="ArticleClaim.id"
@@ -122,6 +127,8 @@ class ArticleClaim(Base):
     review: Mapped[str] = mapped_column(String(20), default="open")  # open|confirmed|rejected
     # does the sentence repeat the claim, dispute it or discuss it (pipeline.claims.stance)
     stance: Mapped[str] = mapped_column(String(20), default="repeats", server_default="repeats")
+    # the claims table (pipeline.analysis.claims_version) this match was made against
+    claims_version: Mapped[str | None] = mapped_column(String(16))
 
     article: Mapped[Article] = relationship(back_populates="claims")
 
@@ -310,6 +317,55 @@ class SkippedUrl(Base):
     url: Mapped[str] = mapped_column(String(2000))
     reason: Mapped[str] = mapped_column(String(40))
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ArticleRevision(Base):
+    """One revisit of a stored article: a new revision with its classified changes, the
+    original text (kept when the first revision arrives), or an outcome that is not a
+    revision (``failed``, ``redirected``, ``different``, ``removed``), recorded only."""
+
+    __tablename__ = "article_revisions"
+    __table_args__ = (Index("ix_article_revisions_article", "article_id", "fetched_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # original|revised|removed|failed|redirected|different
+    outcome: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)  # original and revised rows only
+    changes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    removed: Mapped[list[str]] = mapped_column(JSON, default=list)  # sentences
+    added: Mapped[list[str]] = mapped_column(JSON, default=list)
+    claims: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+
+
+class OffTopicPage(Base):
+    """A page the topic query rejected, kept with its extracted text (marked off-topic,
+    not forgotten): ``claimwatch rematch`` runs the query again, and a page it now
+    matches is stored as an article (and this row removed)."""
+
+    __tablename__ = "off_topic_pages"
+    __table_args__ = (
+        UniqueConstraint("topic", "canonical_url", name="uq_off_topic_pages_topic_canonical"),
+        Index("ix_off_topic_pages_topic_fetched", "topic", "fetched_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(Text)
+    requested_url: Mapped[str | None] = mapped_column(Text)
+    canonical_url: Mapped[str] = mapped_column(String(2000))
+    declared_canonical: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(Text)
+    outlet: Mapped[str | None] = mapped_column(String(300))
+    language: Mapped[str | None] = mapped_column(String(20))
+    published: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    text: Mapped[str] = mapped_column(Text)
 
 
 class DigestDelivery(Base):

@@ -74,6 +74,7 @@ class ArticleRecord:
     matches: list[MatchRecord] = field(default_factory=list)
     candidates: list[CandidateRecord] = field(default_factory=list)
     band_keys: Sequence[int] = ()
+    claims_version: str | None = None  # the claims table the matches were made against
 
 
 @dataclass(frozen=True)
@@ -319,6 +320,7 @@ class Store:
             "duplicate_kind": record.duplicate_kind,
             "duplicate_similarity": record.duplicate_similarity,
             "review_status": "open",
+            "claims_version": record.claims_version,
         }
         with self.sessions.begin() as session:
             inserted = insert_ignore(session, Article.__table__, values)
@@ -344,6 +346,7 @@ class Store:
                     "claim_numbers": list(m.claim_numbers),
                     "article_numbers": list(m.article_numbers),
                     "stance": m.stance,
+                    "claims_version": record.claims_version,
                 }
                 for m in record.matches
             ])

@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "db",  # db upgrade|current|check
     "daemon",  # daemon
     "worker",  # worker, enqueue
+    "rematch",  # rematch
+    "explain",  # explain
 )
 
 

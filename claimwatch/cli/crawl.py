@@ -21,17 +21,22 @@ from claimwatch.cli.common import db_option, settings_option, sources_option, us
               hidden=True)
 @click.option("--notify/--no-notify", default=True, show_default=True,
               help="Send the topic's alerts (its `notify` channels) after the crawl.")
+@click.option("--revisit", is_flag=True,
+              help="Instead of new articles, fetch the sources' recent articles again (within "
+                   "each source's `revisit` window, default 3d) and keep their edits.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Live progress on standard error (redrawn on a terminal, else a line "
                    "per source every few seconds).")
 @user_errors
 def crawl(topic_file: Path, sources: tuple[str, ...], db_url: str | None,
-          settings: dict[str, str], trigger: str, notify: bool, progress: bool) -> None:
+          settings: dict[str, str], trigger: str, notify: bool, revisit: bool,
+          progress: bool) -> None:
     """Crawl a topic's sources once, now, and print a summary.
 
     \b
     Example:
       claimwatch crawl config/topics/demo.yaml
+      claimwatch crawl config/topics/demo.yaml --revisit
       claimwatch crawl config/topics/twitter-child-safety.yaml --source nbc-tech
     """
     from crawler.runner import run_crawl
@@ -43,7 +48,7 @@ def crawl(topic_file: Path, sources: tuple[str, ...], db_url: str | None,
     try:
         summary = run_crawl(topic_file, sources=sources or None, db_url=db_url,
                             settings=settings, trigger=trigger,
-                            progress=printer.update if printer else None)
+                            progress=printer.update if printer else None, revisit=revisit)
     finally:
         if printer:
             printer.close()
@@ -80,6 +85,11 @@ def format_summary(summary: Any) -> str:
                    if source.stats.get(key)]
         if reasons:
             lines.append(f"{source.source}: links skipped: {', '.join(reasons)}")
+    for source in summary.sources:
+        outcomes = [f"{int(v)} {k.rsplit('/', 1)[-1]}" for k, v in sorted(source.stats.items())
+                    if k.startswith("claimwatch/revisit/") and k != "claimwatch/revisit/requests"]
+        if outcomes:
+            lines.append(f"{source.source}: revisits: {', '.join(outcomes)}")
     flagged = summary.total("new")
     lines.append(f"{flagged} new article(s) flagged for review: run `claimwatch digest`.")
     return "\n".join(lines)

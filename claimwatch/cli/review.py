@@ -151,7 +151,8 @@ def claims_promote(candidate_id: int, new_id: str, text: str | None, topic_file:
     """Promote a new-claim candidate sentence to a known claim of its topic.
 
     The claim is appended to the topic's claims table (CSV or YAML, kept as it is
-    otherwise) and matched from the next crawl on. Candidate ids are in
+    otherwise), and the stored articles are matched against it at once (the next
+    crawls match it too). Candidate ids are in
     `claimwatch digest --format json` and on the review page.
 
     \b
@@ -180,6 +181,11 @@ def claims_promote(candidate_id: int, new_id: str, text: str | None, topic_file:
                 record(session, candidate.article_id, cli_actor(), "promoted a candidate",
                        claim_id=claim.id, text=claim.text)
     click.echo(f"claim {claim.id} added to {topic.claims_path}: {claim.text}")
+    from claimwatch.rematch import rematch_after_promotion
+
+    with store(db_url) as sessions:
+        for line in rematch_after_promotion(topic.path, sessions).lines()[1:]:
+            click.echo(line)
 
 
 @claims.command("list")

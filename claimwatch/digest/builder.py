@@ -84,6 +84,8 @@ def _flags(article: Any, claims: Sequence[Any], candidates: Sequence[Any]) -> li
         flags.append("new_claim_candidate")
     if any(c.stance == "disputes" and c.review != "rejected" for c in claims):
         flags.append("disputes")
+    if getattr(article, "revised", False):  # a revisit found a new revision (or it is gone)
+        flags.append("revised")
     return flags
 
 
@@ -138,7 +140,7 @@ LIST_COLUMNS = (
     Article.id, Article.url, Article.canonical_url, Article.title, Article.outlet,
     Article.published, Article.fetched_at, Article.source, Article.duplicate_of_id,
     Article.duplicate_kind, Article.duplicate_similarity, Article.review_status,
-    Article.review_note,
+    Article.review_note, Article.revised,
 )
 BATCH = 500
 
@@ -279,6 +281,11 @@ def build_digest(
                        status=None if include_reviewed else "open")
     articles = list(iter_entries(session, query, flags))
     articles.sort(key=lambda a: (a["published"] is None, a["published"] or "", a["id"]))
+    from storage.revisions import revisions_of  # the contract's per-article revisions list
+
+    revisions = revisions_of(session, [a["id"] for a in articles])
+    for entry in articles:
+        entry["revisions"] = revisions.get(entry["id"], [])
 
     claim_query = select(KnownClaim)
     if topic:

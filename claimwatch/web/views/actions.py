@@ -133,6 +133,9 @@ def post_promote(candidate_id: int) -> Answer:
                    text=claim.text)
     except ReviewError as exc:
         return fail(exc, back)
+    from claimwatch.rematch import start_in_background
+
+    start_in_background(topic.path, desk().sessions)  # the stored articles, re-matched
     return done(f"new claim {claim.id} added to {topic.claims_path}",
                 {"claim_id": claim.id, "text": claim.text, "candidate_id": candidate_id}, back)
 

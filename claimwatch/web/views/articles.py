@@ -218,16 +218,23 @@ def json_article(article_id: int) -> Any:
 @bp.get("/article/<int:article_id>")
 def page_article(article_id: int) -> str:
     from claimwatch.accounts import history
+    from claimwatch.explain import explain_article, explain_lines
+    from claimwatch.revisions_view import revision_history
 
     state = desk()
     with state.read() as session:
         a = article_data(session, load_article(session, article_id))
         events = history(session, article_id)
+        revisions = revision_history(session, article_id)
     topic = state.topics.get(a["topic"])
+    # The "why?" panel: claimwatch/explain.py's report (plain lines, escaped by the template).
+    why = (explain_lines(explain_article(state.sessions, topic, article_id))[1:]
+           if topic is not None else None)
     outlets = {clean(c.get("outlet")) for c in a["copies"]} | {clean(a.get("outlet"))}
     return render_template(
         "article.html", a=a, flag_labels=FLAG_LABELS, outlets=len(outlets),
         paragraphs=highlighted(a), events=[(e, _detail(e)) for e in events],
+        revisions=revisions, why=why,
         can_promote=topic is not None and topic.claims_path is not None,
         suggest=suggest_claim_id, title=clean(a.get("title") or f"article {article_id}"))
 
