@@ -6,7 +6,7 @@
 Serves ``--feeds`` RSS feeds from a local HTTP server (a process of its own): each feed
 answers a conditional GET with 304 when its ETag matches, except one in ``--changing``,
 which has a new item (and a new ETag) at every fetch. The feeds are sources of
-``--topics`` topic files scheduled ``every WINDOW``; the daemon (:class:`claimwatch.daemon.Daemon`,
+``--topics`` topic files; the daemon (:class:`claimwatch.daemon.Daemon`,
 in this process, no web server) starts, every feed is crawled once to store its ETag,
 then each job's next due time is spread evenly over one window (as in a daemon that has
 run for a while) and the window runs: APScheduler fires each job, the supervisor
@@ -197,7 +197,10 @@ def main() -> int:
     site = f"http://127.0.0.1:{port.value}"
     folder = Path(tempfile.mkdtemp(prefix="claimwatch-feeds-"))
     db_url = args.db or f"sqlite:///{folder / 'store.db'}"
-    paths = write_topics(folder, site, args.feeds, args.topics, args.window)
+    # Long enough that no job falls due on its own grid during the warm-up or the window:
+    # in the window each feed is due once, at the time given below.
+    every = 2 * args.window + 3600
+    paths = write_topics(folder, site, args.feeds, args.topics, every)
     from storage.db import init_db, make_engine
 
     engine = make_engine(db_url)

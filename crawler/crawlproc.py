@@ -16,6 +16,7 @@ crawls the batch's sources at once (the due sources of one topic, each with the
 row as ``python -m crawler.run`` does, and tells the daemon on ``--result-fd``
 (JSON lines)::
 
+    {"op": "started", "batch": 7}
     {"op": "run", "run_id": 12, "status": "ok", "error": null, "counts": {...}}
     {"op": "batch", "batch": 7, "rss": 123456789, "crawls": 41}
 
@@ -75,7 +76,11 @@ class CrawlProcess:
         from storage.repository import Store
 
         self.db_url = db_url
-        self.overrides = {**overrides, "CLAIMWATCH_DB_URL": db_url}
+        # Scrapy's check for generator callbacks that return a value parses each callback's
+        # source at every crawl (the spider instance, so its cache, is new each time): half
+        # the CPU of checking an unchanged feed. claimwatch's spiders are the project's own.
+        self.overrides = {"WARN_ON_GENERATOR_RETURN_VALUE": False, **overrides,
+                          "CLAIMWATCH_DB_URL": db_url}
         self.settings = base_settings(self.overrides)
         self.settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
         self.engine = make_engine(db_url)
@@ -84,6 +89,8 @@ class CrawlProcess:
         self.crawls = 0
         self.batches: dict[int, Batch] = {}
         self.closing = False
+        self.topics: dict[str, tuple[tuple[int, int], Any, Any]] = {}  # path -> stamp, topic,
+        #                                                               settings
         self.claims_synced: dict[str, Any] = {}  # topic name -> the claims last mirrored
         self.sites: dict[str, str] = {}  # topic file -> URL of its served serve_dir
         self._stack = ExitStack()
@@ -147,14 +154,13 @@ class CrawlProcess:
 
     def start_batch(self, message: dict[str, Any]) -> None:
         """Start a crawler for each run of the batch; a batch that cannot start fails its runs."""
-        from config.loader import ConfigError, load_topic
+        from config.loader import ConfigError
 
         number = int(message.get("batch", 0))
         runs = list(message.get("runs") or [])
         try:
-            topic = load_topic(message["topic_path"])
+            topic, settings = self._topic(message["topic_path"])
             self._sync_claims(topic)
-            settings = self._batch_settings(topic)
         except Exception as exc:  # noqa: BLE001 - a bad topic file, the database away: the
             # batch's runs fail with the reason, the process goes on with the next batch
             error = (str(exc) if isinstance(exc, ConfigError | OSError)
@@ -167,6 +173,7 @@ class CrawlProcess:
             return
         batch = Batch(number, topic)
         self.batches[number] = batch
+        self._send({"op": "started", "batch": number})  # its timeouts count from here
         started = (self._start_run(batch, settings, run) for run in runs)
         crawlers = [item for item in started if item is not None]
         if crawlers:
@@ -244,6 +251,18 @@ class CrawlProcess:
         self._send({"op": "run", "run_id": run_id, "source": source, "status": "failed",
                     "error": error, "counts": {}})
 
+    def _topic(self, path: str) -> tuple[Any, Any]:
+        """The topic file's topic and crawl settings, parsed again only when it changed."""
+        from config.loader import load_topic
+
+        stat = os.stat(path)
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = self.topics.get(path)
+        if cached is None or cached[0] != stamp:
+            topic = load_topic(path)
+            cached = self.topics[path] = (stamp, topic, self._batch_settings(topic))
+        return cached[1], cached[2]
+
     def _sync_claims(self, topic: Any) -> None:
         """Mirror the topic's claims into the store when they changed since the last crawl."""
         if self.claims_synced.get(topic.name) != topic.claims:
@@ -296,7 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _die_with_parent(args.parent_pid)
     _configure_logging(args.verbose, f"process {os.getpid()}", None)
     out = os.fdopen(args.result_fd, "w", encoding="utf-8", buffering=1)
-    CrawlProcess(args.db_url, args.settings, out).run(sys.stdin)
+    # Scrapy's INFO lines (spider opened, stats dumps) cost real CPU per crawl, and each
+    # crawler's log counter sees every line of every crawl running beside it: below -v
+    # they are not even made.
+    level = "WARNING" if args.verbose == 0 else "INFO" if args.verbose == 1 else "DEBUG"
+    settings = {"LOG_LEVEL": level, **args.settings}
+    CrawlProcess(args.db_url, settings, out).run(sys.stdin)
     return 0
 
 

@@ -39,6 +39,9 @@ class HealthReport:
     config_errors: dict[str, str]
     skipped: dict[str, int]
     _active: dict[int, Any]
+    _procs: list[Any]
+    _queue: Any
+    processes_started: int
     _lock: threading.RLock
     _stopping: bool
 
@@ -141,6 +144,7 @@ class HealthReport:
                        "started": iso(self.started_at),
                        "listen": self.api.address if self.api else None},
             "scheduler": {"running": running_scheduler, "jobs": jobs, "late": late},
+            "crawl_processes": self._crawl_processes(),
             "running": [{"run_id": run.run_id, "topic": run.topic, "source": run.source,
                          "trigger": run.trigger, "started": iso(run.started_at), "pid": run.pid}
                         for run in sorted(active, key=lambda r: r.run_id)],
@@ -149,6 +153,16 @@ class HealthReport:
             "alarms": alarms,
             "email": email,
         }
+
+    def _crawl_processes(self) -> dict[str, Any]:
+        """The long-lived crawl processes: how many crawls each ran, its memory, its batch."""
+        with self._lock:
+            procs = list(self._procs)
+            queued = len(self._queue)
+        return {"queued": queued, "started": self.processes_started,
+                "processes": [{"pid": item.pid, "crawls": item.crawls, "rss_mb":
+                               round(item.rss / 1e6, 1), "busy": len(item.runs),
+                               "retiring": item.retiring} for item in procs]}
 
     def _email_health(self, session: Any, topics: list[LoadedTopic],
                       job: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -369,6 +369,7 @@ class Scheduling:
         item, sources = self.find(topic, source)
         started: list[dict[str, Any]] = []
         refused: list[dict[str, Any]] = []
+        runs = []
         for src in sources:
             try:
                 run = self.begin(item, src, "manual")
@@ -376,9 +377,10 @@ class Scheduling:
                 refused.append({"source": src.name, "reason": str(exc),
                                 "holder": exc.lease.describe()})
                 continue
-            self.submit(run)
+            runs.append(run)
             started.append({"id": run.run_id, "source": src.name, "status": "running",
                             "url": f"/api/runs/{run.run_id}"})
+        self.submit(*runs)  # together: one batch when a crawl process is free
         result: dict[str, Any] = {"topic": item.topic.name, "runs": started, "refused": refused}
         if refused and not started:
             result["error"] = refused[0]["reason"]

@@ -12,7 +12,7 @@
   those runs are recorded as failed (with how it died) and the next batch gets a new
   process, so a crash, hang or leak in a crawl never harms the daemon.
 - A crawl that outlives its timeout (the source's ``timeout`` option, else
-  ``--crawl-timeout``, counted from when it starts in its process) is stopped with its
+  ``--crawl-timeout``, counted from when its process starts it) is stopped with its
   process: SIGTERM, then SIGKILL after ``--kill-grace``. So are crawls still running
   after the shutdown grace period, and a crawl whose lease was taken over.
 - One supervisor thread does all of it: it reads the processes' reports, checks the
@@ -44,6 +44,7 @@ from storage.repository import Store
 
 logger = logging.getLogger(__name__)
 
+GATHER = 0.05  # seconds the supervisor waits after a wake for more runs to batch
 EXIT_OK, EXIT_FAILED = 0, 1  # a run's exit_code when its process reported it (crawler.run's)
 
 
@@ -149,10 +150,10 @@ class Supervision:
         logger.info("crawl run %s started: %s/%s (%s)", run_id, topic, source.name, trigger)
         return run
 
-    def submit(self, run: ActiveRun) -> None:
-        """Queue a begun run for the next free crawl process."""
+    def submit(self, *runs: ActiveRun) -> None:
+        """Queue begun runs for the next free crawl process."""
         with self._lock:
-            self._queue.append(run)
+            self._queue.extend(runs)
         self._wake.set()
 
     def start_supervisor(self) -> None:
@@ -174,7 +175,10 @@ class Supervision:
 
     def _supervise_loop(self) -> None:
         while True:
-            self._wake.wait(0.1)
+            if self._wake.wait(0.1):
+                # Jobs falling due together fire one after another: gather them so the
+                # sources of one topic go out as one batch.
+                time.sleep(GATHER)
             self._wake.clear()
             try:
                 self._supervise_once()
@@ -204,6 +208,10 @@ class Supervision:
                 if run is not None:
                     item.runs.remove(run)
                     self._end(run, EXIT_OK if message.get("status") == "ok" else EXIT_FAILED)
+            elif message.get("op") == "started" and message.get("batch") == item.batch:
+                now = time.monotonic()  # a new process's start-up is not the crawl's time
+                for run in item.runs:
+                    run.started = now
             elif message.get("op") == "batch" and message.get("batch") == item.batch:
                 item.batch = None
                 item.crawls = int(message.get("crawls") or 0)
