@@ -84,8 +84,12 @@ def serve(port_box: Any, changing: int) -> None:
                 if self.headers.get("If-None-Match") == etag:
                     self._send(304, b"", "application/rss+xml", etag)
                     return
-                items = "".join(f"<item><title>Report {n}-{i}</title><link>{base}/art/{n}/{i}"
-                                f"</link></item>" for i in range(max(k - 1, 0), k + 1))
+                # An unchanged feed lists an article every feed of the topic lists (stored
+                # once at the warm-up, seen after); a changing one a new article each time.
+                links = ([f"{base}/art/{n}/{i}" for i in range(max(k - 1, 0), k + 1)] if new
+                         else [f"{base}/art/common"])
+                items = "".join(f"<item><title>Report {link}</title><link>{link}</link></item>"
+                                for link in links)
                 body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>f{n}</title>'
                         f"<link>{base}/</link><description>d</description>{items}"
                         "</channel></rss>").encode()
