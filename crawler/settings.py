@@ -31,6 +31,9 @@ CONCURRENT_ITEMS = 8
 # Scrapy's downloader, fixed so the per-domain limit holds under the asyncio reactor
 # (Scrapy 2.19 starts every queued request of a domain at once there; crawler/downloader.py).
 DOWNLOADER = "crawler.downloader.Downloader"
+# Scrapy's HTTP/1.1 handler, closing its connections without a race (crawler/downloader.py)
+DOWNLOAD_HANDLERS = {"http": "crawler.downloader.HTTP11DownloadHandler",
+                     "https": "crawler.downloader.HTTP11DownloadHandler"}
 DOWNLOAD_DELAY = 0.0
 
 # --- Limits: size, time, retries ----------------------------------------------------------------
