@@ -263,9 +263,13 @@ def main() -> int:
     failed = [r for r in runs if r.status != "ok"]
     lags = [(r.finished.replace(tzinfo=UTC) - due[(r.topic, r.source)]).total_seconds()
             for r in runs if (r.topic, r.source) in due]
-    per_minute = checked / (args.window / 60)
+    # Over the window, or until the last crawl ended when a backlog outlived it.
+    ended = max((r.finished.replace(tzinfo=UTC) for r in runs), default=t0)
+    span = max(args.window, (ended - t0).total_seconds())
+    per_minute = checked / (span / 60)
     cpu_per_feed = (daemon_cpu + crawl_cpu) / max(checked, 1)
-    print(f"window {args.window}s: {checked} of {args.feeds} feeds checked, {len(unchanged)} "
+    print(f"window {args.window}s (last crawl ended {span:.0f}s after its start): {checked} of "
+          f"{args.feeds} feeds checked, {len(unchanged)} "
           f"unchanged (304), {new} new articles, {len(failed)} failed; "
           f"{daemon.processes_started - started} crawl process(es) started in the window")
     print(f"CPU: daemon {daemon_cpu:.1f}s + crawl processes {crawl_cpu:.1f}s = "
@@ -279,8 +283,8 @@ def main() -> int:
     print(f"load average {os.getloadavg()[0]:.2f}")
     server.terminate()
     rate30 = per_minute * 30
-    if args.window < 1800:
-        print(f"(rate over a {args.window}s window, extrapolated to 30 minutes)")
+    if span < 1800:
+        print(f"(rate over {span:.0f}s, extrapolated to 30 minutes)")
     print(f"RESULT feed_scheduling feeds_per_minute {per_minute:.0f}")
     print(f"RESULT feed_scheduling feeds_per_30min {rate30:.0f}")
     print(f"RESULT feed_scheduling cpu_ms_per_feed {cpu_per_feed * 1000:.1f}")
