@@ -69,7 +69,8 @@ def daemon(topic_files: tuple[Path, ...], db_url: str | None, listen: str,
 
     Each source's `schedule` is a cron expression ("*/30 * * * *") or an interval
     ("every 30m"); crawls run in long-lived crawl processes (a crash or a leak in
-    one never reaches the daemon) and are recorded in the database's crawl history. The JSON API triggers crawls and reports health:
+    one never reaches the daemon) and are recorded in the database's crawl history.
+    The JSON API triggers crawls and reports health:
 
     \b
       GET  /api/health      scheduler, running crawls, per-source gap alarms
