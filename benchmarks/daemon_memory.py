@@ -8,8 +8,12 @@ sources scheduled ``every 1s`` against a local site (a feed of two articles: aft
 the first crawl each crawl is a short incremental one), waits until ``--runs``
 crawls have finished, and prints the daemon's resident memory (VmRSS), threads
 and open file descriptors at the start and every ``--every`` runs, then stops it
-with SIGTERM. Each crawl runs in its own subprocess, so the daemon's memory is the
-scheduler, the API and the supervision; it should stay flat however many crawls run.
+with SIGTERM. Between crawls the review page (``/``) and ``/api/runs`` are requested
+(``--pages`` each per half second), so the memory is the server's too. The crawls
+run in the daemon's long-lived crawl processes, so the daemon's memory is the
+scheduler, the API, the page and the supervision; it should stay flat however many
+crawls run. The crawl processes are replaced after
+``CLAIMWATCH_CRAWL_PROCESS_MAX_CRAWLS`` crawls (``--max-crawls``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -105,6 +110,10 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=max(os.cpu_count() or 2, 2),
                         help="the daemon's --max-parallel")
     parser.add_argument("--every", type=int, default=50, help="print figures every N runs")
+    parser.add_argument("--pages", type=int, default=1,
+                        help="requests of / and of /api/runs per half second")
+    parser.add_argument("--max-crawls", type=int, default=100,
+                        help="crawls per crawl process before it is replaced")
     args = parser.parse_args()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
@@ -124,7 +133,8 @@ def main() -> int:
         command = [sys.executable, "-m", "claimwatch.cli", "daemon", str(topic), "--db", db_url,
                    "--listen", "127.0.0.1:0", "--max-parallel", str(args.parallel),
                    "--set", "CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES=True",
-                   "--set", "AUTOTHROTTLE_ENABLED=False"]
+                   "--set", "AUTOTHROTTLE_ENABLED=False",
+                   "--set", f"CLAIMWATCH_CRAWL_PROCESS_MAX_CRAWLS={args.max_crawls}"]
         with log_path.open("wb") as log:
             daemon = subprocess.Popen(command, cwd=REPO, env=env, stdout=log,
                                       stderr=subprocess.STDOUT)
@@ -135,8 +145,11 @@ def main() -> int:
                     print(log_path.read_text(errors="replace"), file=sys.stderr)
                     return 1
                 time.sleep(0.1)
+            api = re.search(r"API at (http://[^/\s]+)", log_path.read_text(errors="replace"))
+            assert api is not None
             engine = make_engine(db_url)
             sessions = session_factory(engine)
+            pages = 0
             start = time.monotonic()
             first = process_figures(daemon.pid)
             print(f"claimwatch daemon pid {daemon.pid}: {args.sources} sources every 1s, "
@@ -161,6 +174,11 @@ def main() -> int:
                 if daemon.poll() is not None:
                     print("the daemon exited early:\n" + log_path.read_text(errors="replace"))
                     return 1
+                for _ in range(args.pages):
+                    for path in ("/", "/api/runs"):
+                        with urllib.request.urlopen(api.group(1) + path, timeout=30) as page:
+                            page.read()
+                        pages += 1
                 time.sleep(0.5)
             elapsed = time.monotonic() - start
             errors_by_kind = run_errors(sessions)
@@ -174,7 +192,7 @@ def main() -> int:
             server.shutdown()
         last = samples[-1]
         print(f"\nruns by status: {dict(counts)}; {elapsed:.0f}s, "
-              f"{sum(counts.values()) / elapsed:.2f} crawls/s")
+              f"{sum(counts.values()) / elapsed:.2f} crawls/s; {pages} pages served")
         for error, n in errors_by_kind.most_common(5):
             print(f"  {n} x {error}")
         print(f"daemon RSS: start {first['rss_mb']:.1f} MB, end {last['rss_mb']:.1f} MB "
@@ -186,6 +204,11 @@ def main() -> int:
         errors = re.findall(r"^.* ERROR claimwatch\..*$", log_path.read_text(errors="replace"),
                             re.MULTILINE)
         print(f"daemon ERROR lines: {len(errors)}" + "".join(f"\n  {e}" for e in errors[:5]))
+    change = (last["rss_mb"] - samples[1]["rss_mb"]) / samples[1]["rss_mb"] * 100
+    print(f"RESULT daemon_memory runs {sum(counts.values())}")
+    print(f"RESULT daemon_memory rss_mb_early {samples[1]['rss_mb'] * 1.048576:.1f}")
+    print(f"RESULT daemon_memory rss_mb_end {last['rss_mb'] * 1.048576:.1f}")
+    print(f"RESULT daemon_memory rss_change_pct {change:+.1f}")
     return 0
 
 

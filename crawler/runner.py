@@ -257,31 +257,12 @@ def run_crawl(
             process.start()
             writer.stop()
     for summary, crawler in crawlers:
-        try:
-            stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
-        except RuntimeError:  # the spider never started (NotConfigured: a bad option, ...)
-            stats = {}
-        summary.stats = stats
-        summary.counts = summarise_stats(stats)
-        reason = stats.get("finish_reason")
-        if stats.get("claimwatch/database_problem"):  # full, or lost for good: stopped
-            summary.status = "failed"
-            summary.error = str(stats["claimwatch/database_problem"])
-        elif reason == "shutdown":  # SIGTERM/SIGINT: stopped, not the source's fault
-            summary.status = "interrupted"
-            summary.error = summary.error or "crawl stopped by a signal before it finished"
-        elif reason != "finished":
-            summary.status = "failed"
-            summary.error = summary.error or f"crawl ended: {reason or 'did not start'}"
-        elif any(stats.get(key) for key in SOURCE_ERRORS):
-            summary.status = "failed"
-            summary.error = f"the source's {summary.kind} could not be fetched or parsed"
+        conclude(summary, crawler)
     try:
         for summary in summaries:
             if summary.run_id is None:
                 continue  # busy: someone else is crawling it
-            _finish_run(sessions, summary)
-            _record_source_state(store, topic.name, summary)
+            record_outcome(store, topic.name, summary)
         _release_leases(sessions, keeper)
         refresh_statistics(engine)  # the crawl grew the tables: keep the plans flat
     except DBAPIError as exc:
@@ -299,6 +280,35 @@ def run_crawl(
     finally:
         engine.dispose()
     return CrawlSummary(topic=topic.name, sources=summaries)
+
+
+def conclude(summary: SourceSummary, crawler: Any) -> None:
+    """Fill ``summary`` (stats, counts, status, error) from a finished crawler's stats."""
+    try:
+        stats = dict(crawler.stats.get_stats()) if crawler.stats else {}
+    except RuntimeError:  # the spider never started (NotConfigured: a bad option, ...)
+        stats = {}
+    summary.stats = stats
+    summary.counts = summarise_stats(stats)
+    reason = stats.get("finish_reason")
+    if stats.get("claimwatch/database_problem"):  # full, or lost for good: stopped
+        summary.status = "failed"
+        summary.error = str(stats["claimwatch/database_problem"])
+    elif reason == "shutdown":  # SIGTERM/SIGINT: stopped, not the source's fault
+        summary.status = "interrupted"
+        summary.error = summary.error or "crawl stopped by a signal before it finished"
+    elif reason != "finished":
+        summary.status = "failed"
+        summary.error = summary.error or f"crawl ended: {reason or 'did not start'}"
+    elif any(stats.get(key) for key in SOURCE_ERRORS):
+        summary.status = "failed"
+        summary.error = f"the source's {summary.kind} could not be fetched or parsed"
+
+
+def record_outcome(store: Store, topic: str, summary: SourceSummary) -> None:
+    """Write a finished source's ``crawl_runs`` row and its ``source_states`` row."""
+    _finish_run(store.sessions, summary)
+    _record_source_state(store, topic, summary)
 
 
 class _CountsWriter:

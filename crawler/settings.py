@@ -31,6 +31,9 @@ CONCURRENT_ITEMS = 8
 # Scrapy's downloader, fixed so the per-domain limit holds under the asyncio reactor
 # (Scrapy 2.19 starts every queued request of a domain at once there; crawler/downloader.py).
 DOWNLOADER = "crawler.downloader.Downloader"
+# Scrapy's HTTP/1.1 handler, closing its connections without a race (crawler/downloader.py)
+DOWNLOAD_HANDLERS = {"http": "crawler.downloader.HTTP11DownloadHandler",
+                     "https": "crawler.downloader.HTTP11DownloadHandler"}
 DOWNLOAD_DELAY = 0.0
 
 # --- Limits: size, time, retries ----------------------------------------------------------------
@@ -117,7 +120,7 @@ CLAIMWATCH_SITEMAP_MAXSIZE = 50 * 1024 * 1024  # bytes per sitemap, after gunzip
 CLAIMWATCH_LISTING_MAX_DEPTH = 1  # default `max_depth` of listing sources (link hops)
 CLAIMWATCH_LISTING_MAX_PAGES = 20  # listing pages followed per crawl at most
 
-# --- claimwatch: daemon, leases and gap alarms (claimwatch/daemon.py, leases.py, health.py) -----
+# --- claimwatch: daemon, leases and gap alarms (claimwatch/daemon/, leases.py, health.py) -----
 CLAIMWATCH_LEASE_TTL = 60  # seconds a source's crawl lease lasts unless renewed (every TTL/3)
 CLAIMWATCH_RUN_COUNTS_INTERVAL = 2.0  # seconds between writes of a running crawl's counts
 # Seconds to wait before each retry when the database connection is lost mid-crawl; after
@@ -142,3 +145,8 @@ CLAIMWATCH_WORKER_TICK = 0.5  # seconds between a job's checks for work, dead wo
 CLAIMWATCH_JOB_RESULT_TTL = 7 * 24 * 3600  # seconds a finished job's record stays in Redis
 CLAIMWATCH_JOB_ID = None  # set by the worker for each job's crawler
 CLAIMWATCH_WORKER_ID = None  # set by the worker (default host:pid:random)
+
+# --- claimwatch: the daemon's long-lived crawl processes (crawler/crawlproc.py) ----------------
+CLAIMWATCH_CRAWL_PROCESS_MAX_CRAWLS = 500  # crawls a process runs before it is replaced
+CLAIMWATCH_CRAWL_PROCESS_MAX_GROWTH = 1.5  # replaced once its memory (RSS) grew past this factor
+CLAIMWATCH_CRAWL_BATCH = 50  # due sources of one topic crawled together in one batch at most

@@ -486,10 +486,16 @@ class LeaseKeeper:
             self._expected.discard((topic, source))
 
     def renew_now(self) -> set[tuple[str, str]]:
-        """Renew now; returns the expected leases that were lost."""
+        """Renew now; returns the expected leases that were lost.
+
+        Only leases expected before the renewal are judged: one taken (and added) while
+        it ran is not in what it read back, yet is not lost.
+        """
+        with self._lock:
+            before = set(self._expected)
         held = renew_all(self.sessions, self.holder, self.ttl)
         with self._lock:
-            lost = self._expected - held
+            lost = (before & self._expected) - held
             self._expected -= lost
         for topic, source in sorted(lost):
             logger.error("lost the lease on %s/%s (it expired and was taken over)", topic, source)

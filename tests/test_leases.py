@@ -215,6 +215,30 @@ def test_keeper_renews_and_reports_a_lost_lease(sessions: sessionmaker[Session])
     assert leases.is_live(leases.current(sessions, "t", "a"))
 
 
+def test_a_lease_taken_while_the_keeper_renews_is_not_lost(
+        sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The daemon takes leases while its keeper renews (a burst of due sources): one taken
+    # after the renewal read the held leases back is not in that list, yet is not lost.
+    holder = Holder.new("daemon")
+    ttl = timedelta(seconds=30)
+    keeper = LeaseKeeper(sessions, holder, ttl)
+    leases.acquire(sessions, "t", "a", holder, ttl)
+    keeper.add("t", "a")
+    renew_all = leases.renew_all
+
+    def renew_then_take(*args: object, **kwargs: object) -> set[tuple[str, str]]:
+        held = renew_all(*args, **kwargs)  # type: ignore[arg-type]
+        leases.acquire(sessions, "t", "late", holder, ttl)
+        keeper.add("t", "late")
+        return held
+
+    monkeypatch.setattr(leases, "renew_all", renew_then_take)
+    assert keeper.renew_now() == set()
+    monkeypatch.setattr(leases, "renew_all", renew_all)
+    assert keeper.renew_now() == set()  # and the next renewal counts it as held
+    assert leases.is_live(leases.current(sessions, "t", "late"))
+
+
 def test_one_daemon_per_database(sessions: sessionmaker[Session]) -> None:
     first, second = Holder.new("daemon"), Holder.new("daemon")
     leases.acquire_daemon_lock(sessions, first, db="sqlite:///x", listen="127.0.0.1:8750", ttl=TTL)

@@ -50,7 +50,7 @@ def _duration(value: str, option: str) -> timedelta:
               help="A scheduled crawl missed by less than this (daemon down, busy) still runs,"
                    " once.")
 @click.option("--max-parallel", default=4, show_default=True, type=click.IntRange(1, 256),
-              help="Scheduled crawls running at the same time.")
+              help="Crawl processes (each runs one batch of a topic's due sources at a time).")
 @click.option("--kill-grace", default="10s", show_default=True, metavar="DURATION",
               help="Time between SIGTERM and SIGKILL when a crawl is stopped.")
 @click.option("--token", envvar=TOKEN_ENV, metavar="TOKEN",
@@ -73,8 +73,9 @@ def daemon(topic_files: tuple[Path, ...], db_url: str | None, listen: str,
     """Crawl the topic files' sources on their schedules, until SIGTERM.
 
     Each source's `schedule` is a cron expression ("*/30 * * * *") or an interval
-    ("every 30m"); each crawl runs in its own process and is recorded in the
-    database's crawl history. The JSON API triggers crawls and reports health:
+    ("every 30m"); crawls run in long-lived crawl processes (a crash or a leak in
+    one never reaches the daemon) and are recorded in the database's crawl history.
+    The JSON API triggers crawls and reports health:
 
     \b
       GET  /api/health      scheduler, running crawls, per-source gap alarms
