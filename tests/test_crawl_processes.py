@@ -88,7 +88,9 @@ def pid_alive(pid: int) -> bool:
 
 
 def done_runs(db: DB, source: str) -> list[Any]:
-    return [r for r in db.runs(source) if r.finished is not None]
+    """Runs the daemon has settled: the crawl writes its outcome (``finished``) and the
+    daemon then its ``exit_code``, in two transactions, so wait for both."""
+    return [r for r in db.runs(source) if r.finished is not None and r.exit_code is not None]
 
 
 def test_a_process_runs_crawl_after_crawl_and_is_replaced_after_n(
@@ -100,7 +102,7 @@ def test_a_process_runs_crawl_after_crawl_and_is_replaced_after_n(
     runs = wait_for(lambda: (lambda r: r if len(r) >= 7 else None)(done_runs(db, "wire")), 60,
                     "seven scheduled runs", daemon)
     assert all(r.status == "ok" and r.exit_code == 0 for r in runs), \
-        [(r.id, r.status, r.error) for r in runs]
+        [(r.id, r.status, r.exit_code, r.error) for r in runs]
     pids = [r.pid for r in sorted(runs, key=lambda r: r.id)][:6]
     # Three crawls in one process, then a new process for the next three.
     assert pids[0] == pids[1] == pids[2] != pids[3]
