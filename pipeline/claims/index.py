@@ -92,7 +92,7 @@ _BLOCK_QUERIES = 40
 
 
 # Bump when what an index holds changes: cached indexes of other formats are rebuilt.
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 # arrays of at least this many items are stored as .npy files and memory-mapped
 _MMAP_MIN = 4096
 _NOT_SAVED = frozenset({"_gate_min", "claim_words_cache"})
@@ -214,20 +214,10 @@ class ClaimIndex:
         # what a shared term adds to a pair's shared mass: its IDF; a figure a tiny
         # weight (figures are compared apart, but a shared one marks the pair)
         self.term_weight = np.where(is_word, idf, 1e-9)
-        # the same postings by claim, then term, then text, with their BM25 weight
-        # (split between the texts of the claim holding the term): the terms of
-        # each claim (CSR: claim_ptr), to sum a claim's BM25 for a few queries
-        post_term = np.repeat(np.arange(len(vocab), dtype=np.int32), np.diff(indptr))
-        post_claim = row_claim[post_rows]
-        # for a query or two, or every pair sharing a term (no gate), a plain sum
-        # over the postings is cheaper: by term, the claim and BM25 weight too
-        self.post_claim = post_claim
+        # each posting's claim and BM25 weight (split between the texts of the claim
+        # holding the term): a claim's BM25 is the sum of its texts' postings
+        self.post_claim = row_claim[post_rows]
         self.post_bm25 = post_bm25
-        by_claim = np.lexsort((post_rows, post_term, post_claim))
-        self.claim_terms = post_term[by_claim]
-        self.claim_bm25 = post_bm25[by_claim]
-        self.claim_ptr = np.zeros(len(claims) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(post_claim, minlength=len(claims)), out=self.claim_ptr[1:])
         self.row_mass = row_mass
         self.unknown_idf = unknown_idf
         self.row_words_len = np.array([len(w) for w in row_words], dtype=np.float64)
@@ -625,42 +615,46 @@ class ClaimIndex:
             return _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
         q, loc = np.divmod(nz, n_pass)
         rows = passing.take(loc)
-        return q, rows, shared.take(nz), self._claim_bm25(q, rows, uniq, pos, owner, nq)
+        return q, rows, shared.take(nz), self._block_bm25(q, rows, u_idx, u_rows, u_len, pos,
+                                                                owner, nq)
 
-    def _claim_bm25(
+    def _block_bm25(
         self,
         q: np.ndarray,
         rows: np.ndarray,
-        uniq: np.ndarray,
+        u_idx: np.ndarray,
+        u_rows: np.ndarray,
+        u_len: np.ndarray,
         pos: np.ndarray,
         owner: np.ndarray,
         nq: int,
     ) -> np.ndarray:
-        """BM25 of each pair's claim for its query (pairs sorted by query, then text).
+        """BM25 of each pair's claim for its query, from the block's postings.
 
-        The sum of the split postings of every text of the claim for the terms of
-        the query (``owner``'s terms are ``uniq[pos]``), taken by term, then text:
-        in the order a sum over every posting takes them.
+        ``u_idx``/``u_rows`` are the postings of the block's distinct terms (``u_len``
+        each),
+        query ``owner`` has the distinct terms at ``pos``. Only the claims of the
+        pairs are summed, over the postings of all their texts, by query, term and
+        text (the order a plain sum over every posting takes): one pass over the
+        postings already gathered, not a walk of every pair's claim's term list.
         """
-        n_uniq = len(uniq)
-        # which of the block's distinct terms each query has (column n_uniq: none)
-        has = np.zeros((nq, n_uniq + 1), dtype=bool)
-        has[owner, pos] = True
-        local = np.full(len(self.vocab), n_uniq, dtype=np.int64)
-        local[uniq] = np.arange(n_uniq)
-        # each (query, claim) once: the pairs of a claim's texts are neighbours
+        n_claims = len(self.claims)
         claims = self.row_claim.take(rows)
-        new = np.empty(len(rows), dtype=bool)
-        new[0] = True
-        np.logical_or(q[1:] != q[:-1], claims[1:] != claims[:-1], out=new[1:])
-        first = new.nonzero()[0]
-        c_start = self.claim_ptr.take(claims.take(first))
-        c_len = self.claim_ptr.take(claims.take(first) + 1) - c_start
-        e = _ranges(c_start, c_len)
-        cell = (q.take(first) * (n_uniq + 1)).repeat(c_len)
-        cell += local.take(self.claim_terms.take(e))
-        hit = has.take(cell).nonzero()[0]
-        pair = np.arange(len(first)).repeat(c_len)
-        bm25 = np.bincount(pair.take(hit), weights=self.claim_bm25.take(e.take(hit)),
-                           minlength=len(first))
-        return bm25.take(new.cumsum() - 1)
+        wanted = np.zeros(n_claims, dtype=bool)
+        wanted[claims] = True
+        picked = np.flatnonzero(wanted)
+        local = np.full(n_claims, -1, dtype=np.int64)
+        local[picked] = np.arange(len(picked))
+        u_claim = local.take(self.row_claim.take(u_rows))
+        kept = (u_claim >= 0).nonzero()[0]
+        k_claim = u_claim.take(kept)
+        k_ptr = np.zeros(len(u_len) + 1, dtype=np.int64)
+        k_ptr[1:] = kept.searchsorted(u_len.cumsum())
+        p_start = k_ptr.take(pos)
+        p_len = k_ptr.take(pos + 1) - p_start
+        g = _ranges(p_start, p_len)
+        key = (owner * len(picked)).repeat(p_len)
+        key += k_claim.take(g)
+        bm25 = np.bincount(key, weights=self.post_bm25.take(u_idx.take(kept.take(g))),
+                           minlength=nq * len(picked))
+        return bm25.take(q * len(picked) + local.take(claims))
