@@ -20,7 +20,7 @@ from pipeline.claims import (
     numbers_conflict,
     rank_claims,
 )
-from pipeline.text import number_values, split_sentences
+from pipeline.text import analyse, number_values, split_sentences
 
 CLAIMS = (
     Claim(
@@ -316,3 +316,38 @@ def test_clef_dev_sample_map_at_5(shared_data: Path) -> None:
     ]
     map5 = sum(aps) / len(aps)
     assert map5 >= CLEF_DEV_MAP5_FLOOR, f"MAP@5 {map5:.3f} on {len(sample)} dev tweets"
+
+
+def _plain_lexical(index: ClaimIndex, queries: list[str], gate: float) -> dict:
+    """Shared mass and claim BM25 of every gated (query, text) pair, one posting at a time."""
+    out = {}
+    need = index._min_shared(gate)
+    for qi, text in enumerate(queries):
+        terms = sorted({index.vocab[w] for w in analyse(text).words if w in index.vocab})
+        shared: dict[int, float] = {}
+        bm25: dict[int, float] = {}
+        for t in terms:  # by term, then text: the order the index sums in
+            for p in range(int(index.indptr[t]), int(index.indptr[t + 1])):
+                row = int(index.post_rows[p])
+                shared[row] = shared.get(row, 0.0) + float(index.term_weight[t])
+                ci = int(index.row_claim[row])
+                bm25[ci] = bm25.get(ci, 0.0) + float(index.post_bm25[p])
+        for row, mass in shared.items():
+            if mass >= need[row]:
+                out[qi, row] = (mass, bm25[int(index.row_claim[row])])
+    return out
+
+
+def test_block_retrieval_sums_what_a_plain_sum_does(index: ClaimIndex) -> None:
+    """The block retrieval (a bound over the block's terms, then per-query sums of the
+    texts that pass, BM25 from the same postings) returns every gated pair, with its
+    shared mass and claim BM25 equal to the bit to a posting-by-posting sum."""
+    rng = random.Random(11)
+    words = " ".join(t for row in index.row_texts for t in [row]).split()
+    queries = [claim.text for claim in index.claims] + [
+        " ".join(rng.sample(words, rng.randint(3, 25))) for _ in range(60)]
+    masses, q, rows, shared, bm25 = index.lexical([analyse(s) for s in queries], 0.2)
+    got = {(qi, r): (s, b) for qi, r, s, b in zip(q.tolist(), rows.tolist(), shared.tolist(),
+                                                   bm25.tolist(), strict=True)}
+    want = _plain_lexical(index, queries, 0.2)
+    assert len(want) > len(queries) and got == want
