@@ -9,7 +9,7 @@ import pytest
 
 from config.loader import load_claims
 from config.models import Claim
-from pipeline.claims import ArticleContext, ClaimIndex, match_claims
+from pipeline.claims import ArticleContext, ClaimIndex, match_claims, semantic
 from pipeline.claims.context import LazyContexts, parse_date, sentence_contexts
 from pipeline.claims.language import detect_language
 from pipeline.claims.rerank import FEATURES, LEXICAL, model
@@ -198,7 +198,9 @@ def test_lazy_contexts_are_the_contexts() -> None:
     assert LazyContexts(sentences, None)[5].speaker == "Yoel Roth"
 
 
-def test_embeddings_tokenize_chunks_as_the_tokenizer_does_the_text() -> None:
+def test_embeddings_tokenize_chunks_as_the_tokenizer_does_the_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     model_ = embedder()
     if model_ is None:
         pytest.skip("wordllama is not installed")
@@ -207,8 +209,14 @@ def test_embeddings_tokenize_chunks_as_the_tokenizer_does_the_text() -> None:
         "  two  spaces ", " leading", "trailing ", "", " ", "tab\tand\nnewline",
         "Ünïcödé, emoji 😀 and a very-long-hyphenated-word-that-bpe-splits",
     ]
+    want = [model_.tokenizer.encode(t, add_special_tokens=False).ids for t in texts]
     model_._chunks.clear()
     for _ in range(2):  # cold, then from the chunk cache
-        got = model_._token_ids(texts)
-        assert got == [model_.tokenizer.encode(t, add_special_tokens=False).ids
-                       for t in texts]
+        assert model_._token_ids(texts) == want
+    # a full cache is dropped before new chunks go in: a long crawl's memory stays bounded
+    monkeypatch.setattr(semantic, "_CHUNK_CACHE", 8)
+    other = ["quite other words, not seen before"]
+    assert model_._token_ids(other) == [model_.tokenizer.encode(
+        other[0], add_special_tokens=False).ids]
+    assert 0 < len(model_._chunks) <= len(other[0].split())  # only the new chunks
+    assert model_._token_ids(texts) == want

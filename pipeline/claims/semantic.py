@@ -88,18 +88,19 @@ class Embedder:
         ``_CHUNK_CACHE`` chunks, so a long crawl's memory stays bounded.
         """
         chunked = [t.split(" ") for t in texts]
-        cache = self._chunks
         whole = [i for i, parts in enumerate(chunked) if "" in parts]
-        missing = list({c for parts in chunked for c in parts if c and c not in cache})
-        if len(cache) + len(missing) > _CHUNK_CACHE:
-            cache.clear()
-            missing = list({c for parts in chunked for c in parts if c})
+        needed = {c for parts in chunked if "" not in parts for c in parts}
+        # this call's own copy of what it needs: another thread may drop the cache
+        cache = self._chunks
+        ids = {c: found for c in needed if (found := cache.get(c)) is not None}
+        missing = [c for c in needed if c not in ids]
         if missing:
+            if len(cache) + len(missing) > _CHUNK_CACHE:
+                cache.clear()
             for chunk, enc in zip(missing, self.tokenizer.encode_batch(
                     missing, add_special_tokens=False), strict=True):
-                cache[chunk] = enc.ids
-        out = [[] if "" in parts else [i for c in parts for i in cache[c]]
-               for parts in chunked]
+                ids[chunk] = cache[chunk] = enc.ids
+        out = [[] if "" in parts else [i for c in parts for i in ids[c]] for parts in chunked]
         if whole:
             for i, enc in zip(whole, self.tokenizer.encode_batch(
                     [texts[i] for i in whole], add_special_tokens=False), strict=True):
