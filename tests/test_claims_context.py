@@ -143,7 +143,8 @@ def test_index_cache_is_keyed_by_the_table_and_memory_mapped(tmp_path: Path) -> 
     [where] = list(tmp_path.iterdir())
     loaded = ClaimIndex.cached(claims, tmp_path)  # from disk now
     assert len(list(tmp_path.iterdir())) == 1
-    assert isinstance(loaded.post_rows, np.memmap) or loaded.post_rows.size < 4096
+    # memory-mapped (a plain array over the mapped file), or small enough to be pickled
+    assert isinstance(loaded.post_rows.base, np.memmap) or loaded.post_rows.size < 4096
     sentences = ["Musk has said removing child exploitation from Twitter is his top priority.",
                  "Twitter dissolved its Trust and Safety Council on Monday."]
     assert match_claims(sentences, built) == match_claims(sentences, loaded)

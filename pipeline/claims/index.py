@@ -454,7 +454,9 @@ class ClaimIndex:
         meta["claims"] = _StoredClaims(meta["claims"])
         meta["row_numbers"] = _StoredNumbers(meta["row_numbers"])
         for key in meta.pop("_arrays"):
-            meta[key] = np.load(where / f"{key}.npy", mmap_mode="r")
+            # a plain array over the mapped file: indexing a np.memmap runs Python code
+            # (its __getitem__ and __array_finalize__) on every access, ~1 ms an article
+            meta[key] = np.load(where / f"{key}.npy", mmap_mode="r").view(np.ndarray)
         index.__dict__.update(meta)
         index._gate_min = {}
         index.claim_words_cache = {}
