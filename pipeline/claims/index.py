@@ -7,6 +7,7 @@ claim's BM25, summed only where it can matter (see :meth:`ClaimIndex.lexical`).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import math
@@ -91,11 +92,44 @@ _BLOCK_CELLS = 1 << 20
 _BLOCK_QUERIES = 40
 
 
+# Static pruning of large tables: from PRUNE_MIN_CLAIMS claims on, each term keeps
+# only its PRUNE_KEEP postings of highest BM25 impact (see :func:`_prune_postings`).
+# Smaller tables are exact. Chosen on train queries against a 100,000-claim table
+# (benchmarks/quality_claims.py --prune-sweep; BENCHMARKS.md).
+PRUNE_MIN_CLAIMS = 50_000
+PRUNE_KEEP = 2_000
+
 # Bump when what an index holds changes: cached indexes of other formats are rebuilt.
-INDEX_FORMAT = 4
+INDEX_FORMAT = 5
 # arrays of at least this many items are stored as .npy files and memory-mapped
 _MMAP_MIN = 4096
 _NOT_SAVED = frozenset({"_gate_min", "claim_words_cache"})
+
+
+def _prune_postings(
+    indptr: np.ndarray, post_rows: np.ndarray, post_bm25: np.ndarray, keep: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each term's postings cut to its ``keep`` of highest BM25 impact (static pruning).
+
+    Why: in a large table a common term's list holds tens of thousands of texts,
+    and summing them is most of an article's retrieval time, while the texts it
+    drops share little else with a sentence (their BM25 for that term is the
+    lowest). Kept postings stay in text order (ties go to the lower text), so the
+    sums over the kept postings are taken in the same order as before.
+    Returns ``(indptr, post_rows, post_bm25)``.
+    """
+    lens = np.diff(indptr)
+    if len(lens) == 0 or int(lens.max(initial=0)) <= keep:
+        return indptr, post_rows, post_bm25
+    term = np.repeat(np.arange(len(lens), dtype=np.int64), lens)
+    # by term, then impact descending, then text ascending
+    order = np.lexsort((post_rows, -post_bm25, term))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64) - indptr[:-1].repeat(lens)
+    kept = rank < keep
+    new_ptr = np.zeros_like(indptr)
+    np.cumsum(np.minimum(lens, keep), out=new_ptr[1:])
+    return new_ptr, post_rows[kept], post_bm25[kept]
 
 
 class _StoredClaims(Sequence[Claim]):
@@ -160,8 +194,10 @@ def default_cache_dir() -> Path:
 
 
 def claims_fingerprint(claims: Sequence[Claim]) -> str:
-    """A hash of a claims table: every field of every claim, in order, and the index format."""
-    digest = hashlib.sha256(f"claimwatch-index-{INDEX_FORMAT}\n".encode())
+    """A hash of a claims table: every field of every claim, in order, the index format
+    and the pruning rule (a changed rule gives a new index)."""
+    digest = hashlib.sha256(
+        f"claimwatch-index-{INDEX_FORMAT}-prune-{PRUNE_MIN_CLAIMS}-{PRUNE_KEEP}\n".encode())
     # fields apart by a unit separator, claims by a record separator (neither is text)
     digest.update("\x1e".join(
         "\x1f".join((c.id, c.text, "\x1d".join(c.aliases), c.source or "\x00",
@@ -356,6 +392,9 @@ class ClaimIndex:
         indptr = np.zeros(n_terms + 1, dtype=np.int64)
         np.cumsum(np.bincount(e_tid, minlength=n_terms), out=indptr[1:])
         del order, e_bm25, e_row, e_tid, flat_row, flat_tid
+        if n_claims >= PRUNE_MIN_CLAIMS:
+            indptr, post_rows, post_bm25 = _prune_postings(indptr, post_rows, post_bm25,
+                                                           PRUNE_KEEP)
         index = cls(
             claims_t,
             row_claim,
@@ -378,6 +417,24 @@ class ClaimIndex:
 
     def __len__(self) -> int:
         return len(self.claims)
+
+    def with_pruning(self, keep: int | None) -> ClaimIndex:
+        """This index with each term's postings cut to ``keep`` by impact (None: as it is).
+
+        For measuring the pruning rule (the benchmarks compare ``keep`` values on
+        one unpruned index without rebuilding it); :meth:`build` prunes large tables
+        itself.
+        """
+        if keep is None:
+            return self
+        other = copy.copy(self)
+        other.indptr, post_rows, other.post_bm25 = _prune_postings(
+            self.indptr, self.post_rows, self.post_bm25, keep)
+        other.post_rows = post_rows.astype(np.int32)
+        other.post_claim = self.row_claim[other.post_rows]
+        other._gate_min = {}
+        other.claim_words_cache = {}
+        return other
 
     # ------------------------------------------------------------------ disk cache
 
@@ -523,7 +580,10 @@ class ClaimIndex:
         if len(term_ids) == 0 or self.n_rows == 0:
             return masses, _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
         need = self._min_shared(gate)
-        step = max(1, min(_BLOCK_QUERIES, _BLOCK_CELLS // self.n_rows))
+        # a gated block bounds its own per-query sums (it splits when too many texts
+        # pass); an ungated sum spans every text
+        step = _BLOCK_QUERIES if gate is not None else max(
+            1, min(_BLOCK_QUERIES, _BLOCK_CELLS // self.n_rows))
         bounds = owners.searchsorted(np.arange(0, len(queries) + step, step))
         parts = []
         for q0 in range(0, len(queries), step):
@@ -595,6 +655,8 @@ class ClaimIndex:
         n_pass = len(passing)
         if n_pass == 0:
             return _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
+        if nq > 1 and nq * n_pass > _BLOCK_CELLS:
+            return self._split_block(t, owner, nq, need)
         # the distinct terms' postings among the passing texts, still by term, text
         row_local = np.full(self.n_rows, -1, dtype=np.int64)
         row_local[passing] = np.arange(n_pass)
@@ -619,6 +681,23 @@ class ClaimIndex:
         rows = passing.take(loc)
         return q, rows, shared.take(nz), self._block_bm25(q, rows, u_idx, u_rows, u_len, pos,
                                                                 owner, nq)
+
+    def _split_block(
+        self, t: np.ndarray, owner: np.ndarray, nq: int, need: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_lexical_block` of each half of the block's queries (memory stays bounded;
+        each query's sums are the same whatever block it is summed in)."""
+        half = nq // 2
+        cut = int(owner.searchsorted(half))
+        parts = []
+        for lo, hi, q0, n in ((0, cut, 0, half), (cut, len(t), half, nq - half)):
+            if lo < hi:
+                q, rows, shared, bm25 = self._lexical_block(t[lo:hi], owner[lo:hi] - q0, n, need)
+                parts.append((q + q0, rows, shared, bm25))
+        if not parts:
+            return _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
+        q, rows, shared, bm25 = (np.concatenate(x) for x in zip(*parts, strict=True))
+        return q, rows, shared, bm25
 
     def _block_bm25(
         self,
