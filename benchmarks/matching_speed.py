@@ -16,9 +16,9 @@ for ``match_claims`` + ``find_candidates`` (what the pipeline runs per article).
 Also the split of one run: sentence analysis, candidate retrieval and scoring.
 A table of PRUNE_MIN_CLAIMS claims or more is pruned by the index build (each
 term's postings cut to PRUNE_KEEP by impact); for it, the exact (unpruned) index
-of the same table is timed too, side by side. Memory: what the largest index keeps (traced Python allocations after the build),
-the traced peaks of building it and of building + matching, and this process's
-peak RSS.
+of the same table is timed too, side by side. Memory: what the largest index
+keeps (traced Python allocations after the build), the traced peaks of building
+it and of building + matching, and this process's peak RSS.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ _BLOCK_QUERIES = 40
 # Smaller tables are exact. Chosen on train queries against a 100,000-claim table
 # (benchmarks/quality_claims.py --prune-sweep; BENCHMARKS.md).
 PRUNE_MIN_CLAIMS = 50_000
-PRUNE_KEEP = 2_000
+PRUNE_KEEP = 7_000
 
 # Bump when what an index holds changes: cached indexes of other formats are rebuilt.
 INDEX_FORMAT = 5
