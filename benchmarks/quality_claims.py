@@ -14,6 +14,10 @@ Needs the ``bench`` extra (bm25s, PyStemmer; lightgbm for ``--tune``) and ../sha
 - Dense one-story tables (``dense_scores``): tier precision/recall on tables of a tweet's
   claim and its 19 BM25-nearest claims, and how often a tweet is linked anyway when its
   own claim is left out.
+- CLEF 2A dev at 100,000 claims (the 2A and 2B tables padded with the matching-speed
+  benchmark's real distractors): MAP@5 of the exact index and of the pruned one
+  production builds for a table that large (``--no-scale`` skips it; ``--prune-sweep``
+  reports 2A and 2B train per kept postings per term, to choose PRUNE_KEEP).
 - The seed-topic set (benchmarks/seed_claims_set.json), FNC-1 through pipeline.stance's
   own benchmark, and the seed negation set (benchmarks/seed_stance_set.json) through
   ``match_claims``: no disputing sentence may be a ``repeats`` link.
@@ -36,18 +40,20 @@ import statistics
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _path in (REPO, REPO / "benchmarks"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 from config.models import Claim  # noqa: E402
 from pipeline import claims as C  # noqa: E402
+from pipeline.claims import index as I  # noqa: E402
 from pipeline.claims import rerank as R  # noqa: E402
 from pipeline.claims import scoring as S  # noqa: E402
 from pipeline.claims.context import SentenceContext, parse_date  # noqa: E402
@@ -718,6 +724,68 @@ def _clef_rank(
     return rank
 
 
+def padded_table(claims: Sequence[Claim], n: int, queries: Iterable[str]) -> list[Claim]:
+    """``claims`` padded to ``n`` with distinct real distractor claims.
+
+    The distractors are the matching-speed benchmark's table (2A and 2B claims,
+    2A subtitles, debate transcript lines, MSRP sentences) minus any claim whose
+    id or lowercased text is already in ``claims`` or is one of ``queries`` (2B's
+    queries are transcript lines: a query would find itself).
+    """
+    from matching_speed import distinct_claims
+
+    out = list(claims)
+    ids = {c.id for c in out}
+    seen = {" ".join(c.text.lower().split()) for c in out}
+    seen.update(" ".join(q.lower().split()) for q in queries)
+    for c in distinct_claims(n + 20_000)[0]:  # some are left out below
+        if len(out) >= n:
+            break
+        key = " ".join(c.text.lower().split())
+        if c.id not in ids and key not in seen:
+            ids.add(c.id)
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def scale_report(
+    claims: Sequence[Claim],
+    sets: Sequence[tuple[str, dict[str, str], dict[str, set[str]],
+                         Callable[[str], SentenceContext]]],
+    keeps: Sequence[int | None],
+    exclude: Iterable[str],
+    n: int = 100_000,
+) -> dict[tuple[str, int | None], float]:
+    """MAP@5 of each query set against ``claims`` padded to ``n``, per pruning ``keep``.
+
+    ``exclude``: texts no distractor may have (every 2A and 2B query).
+
+    One unpruned index is built (pruning switched off for the build), and each
+    ``keep`` is applied to it (:meth:`ClaimIndex.with_pruning`, what
+    :meth:`ClaimIndex.build` does for a table this large); None is exact.
+    """
+    table = padded_table(claims, n, exclude)
+    saved = I.PRUNE_MIN_CLAIMS
+    I.PRUNE_MIN_CLAIMS = len(table) + 1
+    try:
+        t0 = time.perf_counter()
+        full = C.ClaimIndex.build(table)
+    finally:
+        I.PRUNE_MIN_CLAIMS = saved
+    print(f"{len(table):,} claims (gold tables + distractors) indexed in "
+          f"{time.perf_counter() - t0:.1f} s; production prunes from "
+          f"{I.PRUNE_MIN_CLAIMS:,} claims to {I.PRUNE_KEEP:,} postings per term")
+    out: dict[tuple[str, int | None], float] = {}
+    for keep in keeps:
+        index = full.with_pruning(keep)
+        for name, queries, qrels, ctx in sets:
+            r = evaluate(_clef_rank(index, queries, ctx), queries, qrels)
+            _print_eval(f"{name} keep {keep or 'all'}", r)
+            out[(name, keep)] = r["MAP@5"]
+    return out
+
+
 def _print_eval(label: str, r: dict[str, float]) -> None:
     print(f"  {label:28s} MAP@1 {r['MAP@1']:.4f}  MAP@5 {r['MAP@5']:.4f}  P@1 {r['P@1']:.4f}  "
           f"({r['ms/query']:.2f} ms/query)")
@@ -733,6 +801,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="refit the first-stage (lexical) weights on CLEF 2A train")
     parser.add_argument("--verbose", action="store_true", help="print every seed sentence")
     parser.add_argument("--speed", action="store_true", help="also time match_claims")
+    parser.add_argument("--prune-sweep", metavar="N,N,...",
+                        help="only the pruning sweep: 2A and 2B train MAP@5 at 100,000 claims "
+                             "per kept postings per term (0: exact)")
+    parser.add_argument("--no-scale", action="store_true",
+                        help="skip the 100,000-claim check (2A dev, pruned vs exact; ~2 min)")
     args = parser.parse_args(argv)
     t_start = time.perf_counter()
     results: list[tuple[str, str, float | str]] = []
@@ -756,6 +829,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         def ctx2a(qid: str) -> SentenceContext:
             return tweet_context(queries[qid])
 
+        if args.prune_sweep:
+            keeps = [int(k) or None for k in args.prune_sweep.split(",")]
+            scale_report(claims + clef2b_claims(v2b),
+                         [("2A train", queries, train, ctx2a),
+                          ("2B train", q2b, train2b, lambda q: ctx2b[q])], keeps,
+                         [*queries.values(), *q2b.values()])
+            return 0
         if args.tune_lexical:
             tune(index, queries, train)
         if args.tune:
@@ -794,6 +874,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(("dense-dev", "linked-precision", f["precision"]))
         results.append(("dense-dev", "linked-recall", f["recall"]))
         results.append(("dense-dev", "absent-linked-rate", f["absent"]))
+        if not args.no_scale:
+            print("CLEF 2022 2A dev at 100,000 claims (2A + 2B claims + real distractors), "
+                  "pruned as production prunes vs exact:")
+            got = scale_report(claims + clef2b_claims(v2b), [("2A dev", queries, dev, ctx2a)],
+                               [None, I.PRUNE_KEEP], [*queries.values(), *q2b.values()])
+            results.append(("clef2a-dev-100k-exact", "map@5", got[("2A dev", None)]))
+            results.append(("clef2a-dev-100k-pruned", "map@5", got[("2A dev", I.PRUNE_KEEP)]))
         if args.speed:
             speed(vclaims)
     else:

@@ -20,7 +20,7 @@ from pipeline.claims import (
     numbers_conflict,
     rank_claims,
 )
-from pipeline.text import number_values, split_sentences
+from pipeline.text import analyse, number_values, split_sentences
 
 CLAIMS = (
     Claim(
@@ -316,3 +316,102 @@ def test_clef_dev_sample_map_at_5(shared_data: Path) -> None:
     ]
     map5 = sum(aps) / len(aps)
     assert map5 >= CLEF_DEV_MAP5_FLOOR, f"MAP@5 {map5:.3f} on {len(sample)} dev tweets"
+
+
+def _plain_lexical(index: ClaimIndex, queries: list[str], gate: float) -> dict:
+    """Shared mass and claim BM25 of every gated (query, text) pair, one posting at a time."""
+    out = {}
+    need = index._min_shared(gate)
+    for qi, text in enumerate(queries):
+        terms = sorted({index.vocab[w] for w in analyse(text).words if w in index.vocab})
+        shared: dict[int, float] = {}
+        bm25: dict[int, float] = {}
+        for t in terms:  # by term, then text: the order the index sums in
+            for p in range(int(index.indptr[t]), int(index.indptr[t + 1])):
+                row = int(index.post_rows[p])
+                shared[row] = shared.get(row, 0.0) + float(index.term_weight[t])
+                ci = int(index.row_claim[row])
+                bm25[ci] = bm25.get(ci, 0.0) + float(index.post_bm25[p])
+        for row, mass in shared.items():
+            if mass >= need[row]:
+                out[qi, row] = (mass, bm25[int(index.row_claim[row])])
+    return out
+
+
+def test_block_retrieval_sums_what_a_plain_sum_does(index: ClaimIndex) -> None:
+    """The block retrieval (a bound over the block's terms, then per-query sums of the
+    texts that pass, BM25 from the same postings) returns every gated pair, with its
+    shared mass and claim BM25 equal to the bit to a posting-by-posting sum."""
+    rng = random.Random(11)
+    words = " ".join(t for row in index.row_texts for t in [row]).split()
+    queries = [claim.text for claim in index.claims] + [
+        " ".join(rng.sample(words, rng.randint(3, 25))) for _ in range(60)]
+    masses, q, rows, shared, bm25 = index.lexical([analyse(s) for s in queries], 0.2)
+    got = {(qi, r): (s, b) for qi, r, s, b in zip(q.tolist(), rows.tolist(), shared.tolist(),
+                                                   bm25.tolist(), strict=True)}
+    want = _plain_lexical(index, queries, 0.2)
+    assert len(want) > len(queries) and got == want
+
+
+def _term_lists(index: ClaimIndex) -> list[list[tuple[int, float]]]:
+    """Each term's postings as (text, BM25 weight), in stored order."""
+    return [
+        list(zip(index.post_rows[a:b].tolist(), index.post_bm25[a:b].tolist(), strict=True))
+        for a, b in zip(index.indptr[:-1].tolist(), index.indptr[1:].tolist(), strict=True)
+    ]
+
+
+def test_pruning_cuts_each_term_to_its_highest_impact_postings() -> None:
+    """With pruning, a term's list keeps its N postings of highest BM25 impact (ties: the
+    lower text), still in text order; shorter lists are untouched."""
+    full = ClaimIndex.build(CLAIMS, embeddings=False)
+    before = _term_lists(full)
+    assert max(map(len, before)) > 2
+    after = _term_lists(full.with_pruning(2))
+    for was, now in zip(before, after, strict=True):
+        best = sorted(was, key=lambda p: (-p[1], p[0]))[:2]
+        assert now == sorted(best)
+    pruned = full.with_pruning(2)
+    assert pruned.post_claim.tolist() == full.row_claim[pruned.post_rows].tolist()
+
+
+def test_only_large_tables_are_pruned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below PRUNE_MIN_CLAIMS claims the index is exact; from it on, build prunes to
+    PRUNE_KEEP, the same as pruning the exact index, and the cache key changes."""
+    from pipeline.claims import index as index_module
+
+    monkeypatch.setattr(index_module, "PRUNE_KEEP", 1)
+    monkeypatch.setattr(index_module, "PRUNE_MIN_CLAIMS", len(CLAIMS) + 1)
+    exact = ClaimIndex.build(CLAIMS, embeddings=False)
+    key_exact = index_module.claims_fingerprint(CLAIMS)
+    assert max(map(len, _term_lists(exact))) > 1
+    monkeypatch.setattr(index_module, "PRUNE_MIN_CLAIMS", len(CLAIMS))
+    pruned = ClaimIndex.build(CLAIMS, embeddings=False)
+    assert max(map(len, _term_lists(pruned))) == 1
+    assert _term_lists(pruned) == _term_lists(exact.with_pruning(1))
+    assert index_module.claims_fingerprint(CLAIMS) != key_exact
+    assert exact.with_pruning(None) is exact
+
+
+def test_split_blocks_sum_what_one_block_does(
+    index: ClaimIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block whose passing texts exceed the cell budget is summed in halves, with the
+    same pairs and the same sums to the bit."""
+    from pipeline.claims import index as index_module
+
+    queries = [analyse(claim.text) for claim in index.claims] * 3
+    whole = index.lexical(queries, 0.2)
+    monkeypatch.setattr(index_module, "_BLOCK_CELLS", 8)
+    calls: list[int] = []
+    real = ClaimIndex._split_block
+
+    def counted(self: ClaimIndex, *args: object) -> object:
+        calls.append(1)
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ClaimIndex, "_split_block", counted)
+    split = index.lexical(queries, 0.2)
+    assert len(whole[1]) > len(queries) and len(calls) > 10
+    for a, b in zip(whole[1:], split[1:], strict=True):
+        assert a.tolist() == b.tolist()

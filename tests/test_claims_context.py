@@ -9,10 +9,11 @@ import pytest
 
 from config.loader import load_claims
 from config.models import Claim
-from pipeline.claims import ArticleContext, ClaimIndex, match_claims
-from pipeline.claims.context import parse_date, sentence_contexts
+from pipeline.claims import ArticleContext, ClaimIndex, match_claims, semantic
+from pipeline.claims.context import LazyContexts, parse_date, sentence_contexts
 from pipeline.claims.language import detect_language
 from pipeline.claims.rerank import FEATURES, LEXICAL, model
+from pipeline.claims.semantic import embedder
 from pipeline.claims.stance import link_stance, negation_guard
 from tests.conftest import REPO
 
@@ -142,7 +143,8 @@ def test_index_cache_is_keyed_by_the_table_and_memory_mapped(tmp_path: Path) -> 
     [where] = list(tmp_path.iterdir())
     loaded = ClaimIndex.cached(claims, tmp_path)  # from disk now
     assert len(list(tmp_path.iterdir())) == 1
-    assert isinstance(loaded.post_rows, np.memmap) or loaded.post_rows.size < 4096
+    # memory-mapped (a plain array over the mapped file), or small enough to be pickled
+    assert isinstance(loaded.post_rows.base, np.memmap) or loaded.post_rows.size < 4096
     sentences = ["Musk has said removing child exploitation from Twitter is his top priority.",
                  "Twitter dissolved its Trust and Safety Council on Monday."]
     assert match_claims(sentences, built) == match_claims(sentences, loaded)
@@ -164,3 +166,58 @@ def test_the_forest_bound_never_drops_a_pair_that_can_reach_the_floor() -> None:
     for floor in (-3.0, -1.0, 0.0, 1.5):
         bound = forest.lexical_floor(floor, LEXICAL)
         assert not ((raw >= floor) & (x[:, LEXICAL] < bound)).any()
+
+
+def test_the_forest_scores_without_walking_as_walking_does() -> None:
+    """QuickScorer (every node tested at once) reaches the leaves the level walk reaches,
+    on values at, just under and just over every threshold, and on NaN."""
+    forest = model()
+    assert forest._scorer is not None  # the shipped forest has trees of <= 8 leaves
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, size=(3000, len(FEATURES)))
+    x[:, LEXICAL] = rng.uniform(-15, 15, size=3000)
+    thresholds = np.array([t for tree in forest.trees for t in tree["threshold"]])
+    features = np.array([f for tree in forest.trees for f in tree["feature"]])
+    picked = rng.integers(0, len(thresholds), size=3000)
+    for shift in (0.0, -1e-12, 1e-12):  # exactly on a threshold goes left
+        x[np.arange(3000), features[picked]] = thresholds[picked] + shift
+        assert np.array_equal(forest.raw(x), forest._walk(x))
+    x[::5, 3] = np.nan
+    assert np.array_equal(forest.raw(x), forest._walk(x))
+
+
+def test_lazy_contexts_are_the_contexts() -> None:
+    sentences = ["Elon Musk spoke to reporters in Austin on Monday.", "It was cold.",
+                 "He said the company would cut costs.", "She told them so.",
+                 "Yoel Roth left.", "He said he was leaving."]
+    for context in (None, ArticleContext(title="Musk in Austin", published="2022-12-15"),
+                    ArticleContext(speakers=["Ann Smith", None, None, "Bob Jones"])):
+        lazy = LazyContexts(sentences, context)
+        eager = sentence_contexts(sentences, context)
+        assert [lazy[i] for i in (5, 2, 0, 3)] == [eager[i] for i in (5, 2, 0, 3)]
+        assert list(lazy) == eager and lazy[-1] == eager[-1] and lazy[1:3] == eager[1:3]
+    assert LazyContexts(sentences, None)[5].speaker == "Yoel Roth"
+
+
+def test_embeddings_tokenize_chunks_as_the_tokenizer_does_the_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model_ = embedder()
+    if model_ is None:
+        pytest.skip("wordllama is not installed")
+    texts = [c.text for c in demo_claims()] + [
+        "Musk's Twitter: 1,500 staff (50%) were \"let go\"; CSAM reports rose.",
+        "  two  spaces ", " leading", "trailing ", "", " ", "tab\tand\nnewline",
+        "Ünïcödé, emoji 😀 and a very-long-hyphenated-word-that-bpe-splits",
+    ]
+    want = [model_.tokenizer.encode(t, add_special_tokens=False).ids for t in texts]
+    model_._chunks.clear()
+    for _ in range(2):  # cold, then from the chunk cache
+        assert model_._token_ids(texts) == want
+    # a full cache is dropped before new chunks go in: a long crawl's memory stays bounded
+    monkeypatch.setattr(semantic, "_CHUNK_CACHE", 8)
+    other = ["quite other words, not seen before"]
+    assert model_._token_ids(other) == [model_.tokenizer.encode(
+        other[0], add_special_tokens=False).ids]
+    assert 0 < len(model_._chunks) <= len(other[0].split())  # only the new chunks
+    assert model_._token_ids(texts) == want

@@ -25,8 +25,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import overload
 
-__all__ = ["ArticleContext", "SentenceContext", "parse_date", "readable", "sentence_contexts"]
+__all__ = ["ArticleContext", "LazyContexts", "SentenceContext", "parse_date", "readable",
+           "sentence_contexts"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,57 @@ def _last_person(text: str) -> str | None:
             continue
         found = m.group(1)
     return found
+
+
+class LazyContexts(Sequence[SentenceContext]):
+    """:func:`sentence_contexts`, each made only when read (the same values).
+
+    An article's matcher needs the context of the few sentences that have a
+    candidate claim, not of all of them: the window is joined, and a pronoun's
+    speaker looked for in the sentences before it, only for those.
+    """
+
+    def __init__(self, sentences: Sequence[str], context: ArticleContext | None,
+                 neighbours: int = 2) -> None:
+        self._sentences = sentences
+        self._neighbours = neighbours
+        self._title = (context.title or "") if context else ""
+        self._day = parse_date(context.published) if context else None
+        self._given = list(context.speakers) if context and context.speakers else []
+        self._made: dict[int, SentenceContext] = {}
+
+    def __len__(self) -> int:
+        return len(self._sentences)
+
+    @overload
+    def __getitem__(self, i: int) -> SentenceContext: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[SentenceContext]: ...
+
+    def __getitem__(self, i: int | slice) -> SentenceContext | list[SentenceContext]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        found = self._made.get(i)
+        if found is None:
+            found = self._made[i] = self._make(i)
+        return found
+
+    def _make(self, i: int) -> SentenceContext:
+        sentences = self._sentences
+        lo, hi = max(0, i - self._neighbours), min(len(sentences), i + self._neighbours + 1)
+        window = " ".join([self._title, *sentences[lo:hi]]) if self._title else " ".join(
+            sentences[lo:hi])
+        speaker = self._given[i] if i < len(self._given) else None
+        if speaker is None and _PRONOUN_SAYS.search(sentences[i]):
+            # the last person named before it (what sentence_contexts carries forward)
+            for j in range(i - 1, -1, -1):
+                speaker = _last_person(sentences[j])
+                if speaker:
+                    break
+        return SentenceContext(window=window, speaker=speaker, day=self._day)
 
 
 def sentence_contexts(

@@ -7,6 +7,7 @@ claim's BM25, summed only where it can matter (see :meth:`ClaimIndex.lexical`).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import math
@@ -91,11 +92,44 @@ _BLOCK_CELLS = 1 << 20
 _BLOCK_QUERIES = 40
 
 
+# Static pruning of large tables: from PRUNE_MIN_CLAIMS claims on, each term keeps
+# only its PRUNE_KEEP postings of highest BM25 impact (see :func:`_prune_postings`).
+# Smaller tables are exact. Chosen on train queries against a 100,000-claim table
+# (benchmarks/quality_claims.py --prune-sweep; BENCHMARKS.md).
+PRUNE_MIN_CLAIMS = 50_000
+PRUNE_KEEP = 7_000
+
 # Bump when what an index holds changes: cached indexes of other formats are rebuilt.
-INDEX_FORMAT = 3
+INDEX_FORMAT = 5
 # arrays of at least this many items are stored as .npy files and memory-mapped
 _MMAP_MIN = 4096
 _NOT_SAVED = frozenset({"_gate_min", "claim_words_cache"})
+
+
+def _prune_postings(
+    indptr: np.ndarray, post_rows: np.ndarray, post_bm25: np.ndarray, keep: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each term's postings cut to its ``keep`` of highest BM25 impact (static pruning).
+
+    Why: in a large table a common term's list holds tens of thousands of texts,
+    and summing them is most of an article's retrieval time, while the texts it
+    drops share little else with a sentence (their BM25 for that term is the
+    lowest). Kept postings stay in text order (ties go to the lower text), so the
+    sums over the kept postings are taken in the same order as before.
+    Returns ``(indptr, post_rows, post_bm25)``.
+    """
+    lens = np.diff(indptr)
+    if len(lens) == 0 or int(lens.max(initial=0)) <= keep:
+        return indptr, post_rows, post_bm25
+    term = np.repeat(np.arange(len(lens), dtype=np.int64), lens)
+    # by term, then impact descending, then text ascending
+    order = np.lexsort((post_rows, -post_bm25, term))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64) - indptr[:-1].repeat(lens)
+    kept = rank < keep
+    new_ptr = np.zeros_like(indptr)
+    np.cumsum(np.minimum(lens, keep), out=new_ptr[1:])
+    return new_ptr, post_rows[kept], post_bm25[kept]
 
 
 class _StoredClaims(Sequence[Claim]):
@@ -160,8 +194,10 @@ def default_cache_dir() -> Path:
 
 
 def claims_fingerprint(claims: Sequence[Claim]) -> str:
-    """A hash of a claims table: every field of every claim, in order, and the index format."""
-    digest = hashlib.sha256(f"claimwatch-index-{INDEX_FORMAT}\n".encode())
+    """A hash of a claims table: every field of every claim, in order, the index format
+    and the pruning rule (a changed rule gives a new index)."""
+    digest = hashlib.sha256(
+        f"claimwatch-index-{INDEX_FORMAT}-prune-{PRUNE_MIN_CLAIMS}-{PRUNE_KEEP}\n".encode())
     # fields apart by a unit separator, claims by a record separator (neither is text)
     digest.update("\x1e".join(
         "\x1f".join((c.id, c.text, "\x1d".join(c.aliases), c.source or "\x00",
@@ -214,20 +250,10 @@ class ClaimIndex:
         # what a shared term adds to a pair's shared mass: its IDF; a figure a tiny
         # weight (figures are compared apart, but a shared one marks the pair)
         self.term_weight = np.where(is_word, idf, 1e-9)
-        # the same postings by claim, then term, then text, with their BM25 weight
-        # (split between the texts of the claim holding the term): the terms of
-        # each claim (CSR: claim_ptr), to sum a claim's BM25 for a few queries
-        post_term = np.repeat(np.arange(len(vocab), dtype=np.int32), np.diff(indptr))
-        post_claim = row_claim[post_rows]
-        # for a query or two, or every pair sharing a term (no gate), a plain sum
-        # over the postings is cheaper: by term, the claim and BM25 weight too
-        self.post_claim = post_claim
+        # each posting's claim and BM25 weight (split between the texts of the claim
+        # holding the term): a claim's BM25 is the sum of its texts' postings
+        self.post_claim = row_claim[post_rows]
         self.post_bm25 = post_bm25
-        by_claim = np.lexsort((post_rows, post_term, post_claim))
-        self.claim_terms = post_term[by_claim]
-        self.claim_bm25 = post_bm25[by_claim]
-        self.claim_ptr = np.zeros(len(claims) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(post_claim, minlength=len(claims)), out=self.claim_ptr[1:])
         self.row_mass = row_mass
         self.unknown_idf = unknown_idf
         self.row_words_len = np.array([len(w) for w in row_words], dtype=np.float64)
@@ -366,6 +392,9 @@ class ClaimIndex:
         indptr = np.zeros(n_terms + 1, dtype=np.int64)
         np.cumsum(np.bincount(e_tid, minlength=n_terms), out=indptr[1:])
         del order, e_bm25, e_row, e_tid, flat_row, flat_tid
+        if n_claims >= PRUNE_MIN_CLAIMS:
+            indptr, post_rows, post_bm25 = _prune_postings(indptr, post_rows, post_bm25,
+                                                           PRUNE_KEEP)
         index = cls(
             claims_t,
             row_claim,
@@ -388,6 +417,24 @@ class ClaimIndex:
 
     def __len__(self) -> int:
         return len(self.claims)
+
+    def with_pruning(self, keep: int | None) -> ClaimIndex:
+        """This index with each term's postings cut to ``keep`` by impact (None: as it is).
+
+        For measuring the pruning rule (the benchmarks compare ``keep`` values on
+        one unpruned index without rebuilding it); :meth:`build` prunes large tables
+        itself.
+        """
+        if keep is None:
+            return self
+        other = copy.copy(self)
+        other.indptr, post_rows, other.post_bm25 = _prune_postings(
+            self.indptr, self.post_rows, self.post_bm25, keep)
+        other.post_rows = post_rows.astype(np.int32)
+        other.post_claim = self.row_claim[other.post_rows]
+        other._gate_min = {}
+        other.claim_words_cache = {}
+        return other
 
     # ------------------------------------------------------------------ disk cache
 
@@ -464,7 +511,9 @@ class ClaimIndex:
         meta["claims"] = _StoredClaims(meta["claims"])
         meta["row_numbers"] = _StoredNumbers(meta["row_numbers"])
         for key in meta.pop("_arrays"):
-            meta[key] = np.load(where / f"{key}.npy", mmap_mode="r")
+            # a plain array over the mapped file: indexing a np.memmap runs Python code
+            # (its __getitem__ and __array_finalize__) on every access, ~1 ms an article
+            meta[key] = np.load(where / f"{key}.npy", mmap_mode="r").view(np.ndarray)
         index.__dict__.update(meta)
         index._gate_min = {}
         index.claim_words_cache = {}
@@ -531,7 +580,10 @@ class ClaimIndex:
         if len(term_ids) == 0 or self.n_rows == 0:
             return masses, _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
         need = self._min_shared(gate)
-        step = max(1, min(_BLOCK_QUERIES, _BLOCK_CELLS // self.n_rows))
+        # a gated block bounds its own per-query sums (it splits when too many texts
+        # pass); an ungated sum spans every text
+        step = _BLOCK_QUERIES if gate is not None else max(
+            1, min(_BLOCK_QUERIES, _BLOCK_CELLS // self.n_rows))
         bounds = owners.searchsorted(np.arange(0, len(queries) + step, step))
         parts = []
         for q0 in range(0, len(queries), step):
@@ -603,6 +655,8 @@ class ClaimIndex:
         n_pass = len(passing)
         if n_pass == 0:
             return _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
+        if nq > 1 and nq * n_pass > _BLOCK_CELLS:
+            return self._split_block(t, owner, nq, need)
         # the distinct terms' postings among the passing texts, still by term, text
         row_local = np.full(self.n_rows, -1, dtype=np.int64)
         row_local[passing] = np.arange(n_pass)
@@ -625,42 +679,63 @@ class ClaimIndex:
             return _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
         q, loc = np.divmod(nz, n_pass)
         rows = passing.take(loc)
-        return q, rows, shared.take(nz), self._claim_bm25(q, rows, uniq, pos, owner, nq)
+        return q, rows, shared.take(nz), self._block_bm25(q, rows, u_idx, u_rows, u_len, pos,
+                                                                owner, nq)
 
-    def _claim_bm25(
+    def _split_block(
+        self, t: np.ndarray, owner: np.ndarray, nq: int, need: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_lexical_block` of each half of the block's queries (memory stays bounded;
+        each query's sums are the same whatever block it is summed in)."""
+        half = nq // 2
+        cut = int(owner.searchsorted(half))
+        parts = []
+        for lo, hi, q0, n in ((0, cut, 0, half), (cut, len(t), half, nq - half)):
+            if lo < hi:
+                q, rows, shared, bm25 = self._lexical_block(t[lo:hi], owner[lo:hi] - q0, n, need)
+                parts.append((q + q0, rows, shared, bm25))
+        if not parts:
+            return _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
+        q, rows, shared, bm25 = (np.concatenate(x) for x in zip(*parts, strict=True))
+        return q, rows, shared, bm25
+
+    def _block_bm25(
         self,
         q: np.ndarray,
         rows: np.ndarray,
-        uniq: np.ndarray,
+        u_idx: np.ndarray,
+        u_rows: np.ndarray,
+        u_len: np.ndarray,
         pos: np.ndarray,
         owner: np.ndarray,
         nq: int,
     ) -> np.ndarray:
-        """BM25 of each pair's claim for its query (pairs sorted by query, then text).
+        """BM25 of each pair's claim for its query, from the block's postings.
 
-        The sum of the split postings of every text of the claim for the terms of
-        the query (``owner``'s terms are ``uniq[pos]``), taken by term, then text:
-        in the order a sum over every posting takes them.
+        ``u_idx``/``u_rows`` are the postings of the block's distinct terms (``u_len``
+        each),
+        query ``owner`` has the distinct terms at ``pos``. Only the claims of the
+        pairs are summed, over the postings of all their texts, by query, term and
+        text (the order a plain sum over every posting takes): one pass over the
+        postings already gathered, not a walk of every pair's claim's term list.
         """
-        n_uniq = len(uniq)
-        # which of the block's distinct terms each query has (column n_uniq: none)
-        has = np.zeros((nq, n_uniq + 1), dtype=bool)
-        has[owner, pos] = True
-        local = np.full(len(self.vocab), n_uniq, dtype=np.int64)
-        local[uniq] = np.arange(n_uniq)
-        # each (query, claim) once: the pairs of a claim's texts are neighbours
+        n_claims = len(self.claims)
         claims = self.row_claim.take(rows)
-        new = np.empty(len(rows), dtype=bool)
-        new[0] = True
-        np.logical_or(q[1:] != q[:-1], claims[1:] != claims[:-1], out=new[1:])
-        first = new.nonzero()[0]
-        c_start = self.claim_ptr.take(claims.take(first))
-        c_len = self.claim_ptr.take(claims.take(first) + 1) - c_start
-        e = _ranges(c_start, c_len)
-        cell = (q.take(first) * (n_uniq + 1)).repeat(c_len)
-        cell += local.take(self.claim_terms.take(e))
-        hit = has.take(cell).nonzero()[0]
-        pair = np.arange(len(first)).repeat(c_len)
-        bm25 = np.bincount(pair.take(hit), weights=self.claim_bm25.take(e.take(hit)),
-                           minlength=len(first))
-        return bm25.take(new.cumsum() - 1)
+        wanted = np.zeros(n_claims, dtype=bool)
+        wanted[claims] = True
+        picked = np.flatnonzero(wanted)
+        local = np.full(n_claims, -1, dtype=np.int64)
+        local[picked] = np.arange(len(picked))
+        u_claim = local.take(self.row_claim.take(u_rows))
+        kept = (u_claim >= 0).nonzero()[0]
+        k_claim = u_claim.take(kept)
+        k_ptr = np.zeros(len(u_len) + 1, dtype=np.int64)
+        k_ptr[1:] = kept.searchsorted(u_len.cumsum())
+        p_start = k_ptr.take(pos)
+        p_len = k_ptr.take(pos + 1) - p_start
+        g = _ranges(p_start, p_len)
+        key = (owner * len(picked)).repeat(p_len)
+        key += k_claim.take(g)
+        bm25 = np.bincount(key, weights=self.post_bm25.take(u_idx.take(kept.take(g))),
+                           minlength=nq * len(picked))
+        return bm25.take(q * len(picked) + local.take(claims))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import Counter
 from functools import lru_cache
 
 from pipeline.text import STOPWORDS as ENGLISH_STOPWORDS
@@ -80,11 +81,18 @@ def detect_language(text: str) -> str:
     tokens = _TOKEN.findall(text.lower())
     if len(tokens) < 3:
         return "en"
-    best, best_hits = "en", sum(1 for t in tokens if t in ENGLISH_STOPWORDS)
+    # each distinct token counted once per language (a set intersection, not a loop)
+    counts = Counter(tokens)
+    distinct = counts.keys()
+
+    def hits(words: frozenset[str]) -> int:
+        return sum(counts[t] for t in words & distinct)
+
+    best, best_hits = "en", hits(ENGLISH_STOPWORDS)
     for lang, words in _STOPWORDS.items():
-        hits = sum(1 for t in tokens if t in words)
-        if hits >= 2 and hits > best_hits:
-            best, best_hits = lang, hits
+        found = hits(words)
+        if found >= 2 and found > best_hits:
+            best, best_hits = lang, found
     return best
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.claims import rerank
-from pipeline.claims.context import ArticleContext, sentence_contexts
+from pipeline.claims.context import ArticleContext, LazyContexts
 from pipeline.claims.figures import _claim_numbers, _figures, _other_figures, numbers_conflict
 from pipeline.claims.index import ClaimIndex
 from pipeline.claims.language import analyse_lang, detect_language, normalise_lang
@@ -130,7 +130,7 @@ def match_claims(
         " ".join(sentences[:20]))
     feats = ([analyse(s) for s in sentences] if lang == "en"
              else [analyse_lang(s, lang) for s in sentences])
-    contexts = sentence_contexts(sentences, context)
+    contexts = LazyContexts(sentences, context)  # made for the sentences that need one
     # pairs that cannot reach suggested_min are not fuzzy-scored (a tiny margin
     # keeps rounding from dropping a pair that lands exactly on it)
     floor = min(max(suggested_min / 100.0, 0.0), 0.999) * 0.999

@@ -100,12 +100,21 @@ class Forest:
             self.depth = max(self.depth, _tree_depth(t))
         self.bias = bias
         self.trees = trees
+        self._scorer = _QuickScorer(trees) if leaves <= 64 else None
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """The forest's raw score (a logit) of each row of ``x``."""
         n = len(x)
         if n == 0:
             return np.zeros(0)
+        if self._scorer is not None:
+            return np.concatenate([self._scorer.leaves(x[i: i + _QS_ROWS]).sum(axis=1)
+                                   for i in range(0, n, _QS_ROWS)]) + self.bias
+        return self._walk(x)
+
+    def _walk(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`raw` by walking every tree one level per step (any number of leaves)."""
+        n = len(x)
         n_trees = len(self.feature)
         tree = np.broadcast_to(np.arange(n_trees), (n, n_trees))
         row = np.broadcast_to(np.arange(n)[:, None], (n, n_trees))
@@ -145,6 +154,109 @@ class Forest:
             if total >= floor:
                 return float(cut)
         return np.inf
+
+
+# rows of a feature matrix scored at once (bounds the (rows x nodes) arrays: ~20 MB)
+_QS_ROWS = 1024
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+class _QuickScorer:
+    """Forest evaluation without walking the trees (QuickScorer, Lucchese et al., SIGIR 2015).
+
+    The leaves of each tree are numbered left to right, and each tree's
+    surviving leaves are a 64-bit mask. A node whose test fails (the row goes
+    right) rules out every leaf of its left subtree; the row's leaf is the
+    leftmost one no failing node ruled out. So every node of every tree is
+    tested at once (one comparison per row and node), the masks of the failing
+    nodes ANDed per tree, and the lowest set bit is the leaf: a handful of
+    numpy operations for the whole forest, instead of several per tree level.
+    The leaf values are the ones :meth:`Forest._walk` reaches, summed in the
+    same tree order.
+    """
+
+    def __init__(self, trees: list[dict[str, list[float]]]) -> None:
+        feature: list[int] = []
+        threshold: list[float] = []
+        mask: list[int] = []
+        starts: list[int] = []  # each tree's first node
+        width = max(len(t["leaf_value"]) for t in trees)
+        self.value = np.zeros((len(trees), width), dtype=np.float64)
+        for i, tree in enumerate(trees):
+            starts.append(len(feature))
+            if not tree["feature"]:  # one leaf: a node that never rules anything out
+                feature.append(0)
+                threshold.append(np.inf)
+                mask.append(int(_ALL))
+                self.value[i, 0] = tree["leaf_value"][0]
+                continue
+            position: dict[int, int] = {}  # leaf id -> its place, left to right
+            left_leaves: dict[int, list[int]] = {}
+            _number_leaves(tree, 0, position, left_leaves)
+            for leaf, pos in position.items():
+                self.value[i, pos] = tree["leaf_value"][leaf]
+            for node in range(len(tree["feature"])):
+                feature.append(int(tree["feature"][node]))
+                threshold.append(float(tree["threshold"][node]))
+                ruled_out = sum(1 << position[leaf] for leaf in left_leaves[node])
+                mask.append(int(_ALL) & ~ruled_out)
+        self.feature = np.array(feature, dtype=np.int64)
+        self.threshold = np.array(threshold, dtype=np.float64)
+        # trees of at most 8 leaves (the usual): byte masks, and a table for the lowest bit
+        small = width <= 8
+        self.dtype = np.uint8 if small else np.uint64
+        self.all = self.dtype(0xFF) if small else _ALL
+        self.mask = np.array([m & int(self.all) for m in mask], dtype=self.dtype)
+        self.lowest_bit = (np.array([(v & -v).bit_length() - 1 for v in range(256)],
+                                    dtype=np.int64) if small else None)
+        self.tree = np.arange(len(trees))
+        node_tree = np.repeat(self.tree, np.diff([*starts, len(feature)]))
+        # per feature, its nodes by threshold and, after each, the trees' masks ANDed over
+        # that node and every node before it: a row whose value exceeds the k lowest
+        # thresholds fails exactly those k nodes, so its masks are row k of the table
+        self.by_feature: list[tuple[int, np.ndarray, np.ndarray]] = []
+        for f in sorted(set(feature)):
+            nodes = [j for j in np.argsort(self.threshold, kind="stable").tolist()
+                     if feature[j] == f and self.threshold[j] < np.inf]
+            table = np.full((len(nodes) + 1, len(trees)), self.all, dtype=self.dtype)
+            for k, j in enumerate(nodes):
+                table[k + 1] = table[k]
+                table[k + 1, node_tree[j]] &= self.mask[j]
+            self.by_feature.append((f, self.threshold[nodes], table))
+
+    def leaves(self, x: np.ndarray) -> np.ndarray:
+        """The value of the leaf each row of ``x`` reaches in each tree: (rows, trees)."""
+        alive = np.full((len(x), len(self.tree)), self.all, dtype=self.dtype)
+        for f, thresholds, table in self.by_feature:
+            # the nodes a row fails: those with a threshold under its value (x <= t
+            # stays left; NaN sorts last, so it goes right everywhere, as walking)
+            alive &= table.take(thresholds.searchsorted(x[:, f], side="left"), axis=0)
+        if self.lowest_bit is not None:
+            leaf = self.lowest_bit.take(alive)
+        else:
+            lowest = alive & (~alive + self.dtype(1))
+            leaf = np.log2(lowest.astype(np.float64)).astype(np.int64)
+        return self.value[self.tree, leaf]
+
+
+def _number_leaves(tree: dict[str, list[float]], node: int, position: dict[int, int],
+                   left_leaves: dict[int, list[int]]) -> list[int]:
+    """Number the leaves under ``node`` left to right; return them (leaf ids, in order).
+
+    Also records, for every inner node, the leaves of its left subtree.
+    """
+    out: list[int] = []
+    for side in ("left", "right"):
+        child = int(tree[side][node])
+        if child >= 0:
+            below = _number_leaves(tree, child, position, left_leaves)
+        else:
+            below = [-1 - child]
+            position[-1 - child] = len(position)
+        if side == "left":
+            left_leaves[node] = below
+        out.extend(below)
+    return out
 
 
 def _tree_depth(tree: dict[str, list[float]], node: int = 0) -> int:
@@ -271,8 +383,10 @@ def feature_matrix(
         np.maximum.at(best_cos, q, feats[:, COS_TEXT])
         feats[:, COS_MARGIN] = feats[:, COS_TEXT] - best_cos[q]
     if contexts:
-        days = np.array([-1 if c is None or c.day is None else c.day for c in contexts],
-                        dtype=np.int64)[q]
+        # only the contexts of the sentences with pairs are read (they may be made lazily)
+        day_of = {qi: -1 if (c := contexts[qi]) is None or c.day is None else c.day
+                  for qi in used.tolist()}
+        days = np.array([day_of[qi] for qi in q.tolist()], dtype=np.int64)
         c_days = index.claim_days[index.row_claim[rows]]
         known = (days >= 0) & (c_days >= 0)
         gap = np.log1p(np.abs(days - c_days).astype(np.float64))
