@@ -786,62 +786,6 @@ def scale_report(
     return out
 
 
-def candidate_report(
-    claims: Sequence[Claim],
-    sets: Sequence[tuple[str, dict[str, str], dict[str, set[str]],
-                         Callable[[str], SentenceContext]]],
-    specs: Sequence[tuple[int, int] | None],
-    exclude: Iterable[str],
-    n: int = 100_000,
-) -> dict[tuple[str, tuple[int, int] | None], tuple[float, float]]:
-    """Pruned candidate generation against exact retrieval, on the article path.
-
-    Each query is matched as a sentence of an article (gated retrieval, the
-    suggested tier as floor, its context; 40 queries a block, as an article's
-    sentences) against ``claims`` padded to ``n``, indexed as production indexes
-    a table that large, once per ``(keep, depth)`` of :meth:`ClaimIndex.with_candidates`
-    (None: exact retrieval). Returns per (set, spec) the share of the exact run's
-    scored pairs found with the same probability (the features are exact, so only
-    a pair never generated can differ) and the share of queries whose gold claim
-    is among the pairs.
-    """
-    table = padded_table(claims, n, exclude)
-    t0 = time.perf_counter()
-    full = C.ClaimIndex.build(table)
-    print(f"{len(table):,} claims indexed in {time.perf_counter() - t0:.1f} s; production: "
-          f"{I.CANDIDATE_KEEP:,} postings per term, depth {I.CANDIDATE_DEPTH}")
-    floor = C.DEFAULT_SUGGESTED_MIN / 100.0 * 0.999
-    out: dict[tuple[str, tuple[int, int] | None], tuple[float, float]] = {}
-    for name, queries, qrels, ctx in sets:
-        qids = sorted(qrels)
-        feats = [analyse(queries[qid]) for qid in qids]
-        contexts = [ctx(qid) for qid in qids]
-        exact: set[tuple[int, int, float]] = set()
-        for spec in specs:
-            index = full.with_candidates(*spec) if spec else full.with_candidates(None)
-            found: set[tuple[int, int, float]] = set()
-            hits = 0
-            cpu = time.thread_time()
-            for b in range(0, len(qids), 40):
-                scored = S._score_queries(index, feats[b:b + 40], 5, S.CANDIDATE_GATE, floor,
-                                          contexts[b:b + 40])
-                for i, pairs in enumerate(scored):
-                    found.update((b + i, row, p) for row, p, _ in pairs)
-                    gold = qrels[qids[b + i]]
-                    hits += any(index.claims[int(index.row_claim[row])].id in gold
-                                for row, _, _ in pairs)
-            cpu = time.thread_time() - cpu
-            if spec is None:
-                exact = found
-            share = len(found & exact) / max(len(exact), 1)
-            out[(name, spec)] = (share, hits / len(qids))
-            label = "exact" if spec is None else f"keep {spec[0]} depth {spec[1]}"
-            print(f"  {name} {label:22s} exact pairs found {share:.4f} ({len(found & exact)} of "
-                  f"{len(exact)}; {len(found)} pairs)  gold claim scored {hits / len(qids):.4f}  "
-                  f"({1000 * cpu / len(qids) * 40:.1f} ms cpu per 40 queries)", flush=True)
-    return out
-
-
 def _print_eval(label: str, r: dict[str, float]) -> None:
     print(f"  {label:28s} MAP@1 {r['MAP@1']:.4f}  MAP@5 {r['MAP@5']:.4f}  P@1 {r['P@1']:.4f}  "
           f"({r['ms/query']:.2f} ms/query)")
@@ -860,9 +804,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--prune-sweep", metavar="N,N,...",
                         help="only the pruning sweep: 2A and 2B train MAP@5 at 100,000 claims "
                              "per kept postings per term (0: exact)")
-    parser.add_argument("--candidate-sweep", metavar="KEEP:DEPTH,...",
-                        help="only the candidate-generation sweep: 2A and 2B train at 100,000 "
-                             "claims, each setting against exact retrieval (0:0 exact)")
     parser.add_argument("--no-scale", action="store_true",
                         help="skip the 100,000-claim check (2A dev, pruned vs exact; ~2 min)")
     args = parser.parse_args(argv)
@@ -894,14 +835,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                          [("2A train", queries, train, ctx2a),
                           ("2B train", q2b, train2b, lambda q: ctx2b[q])], keeps,
                          [*queries.values(), *q2b.values()])
-            return 0
-        if args.candidate_sweep:
-            specs = [None if spec == "0:0" else tuple(map(int, spec.split(":")))
-                     for spec in args.candidate_sweep.split(",")]
-            candidate_report(claims + clef2b_claims(v2b),
-                             [("2A train", queries, train, ctx2a),
-                              ("2B train", q2b, train2b, lambda q: ctx2b[q])], specs,
-                             [*queries.values(), *q2b.values()])
             return 0
         if args.tune_lexical:
             tune(index, queries, train)

@@ -98,20 +98,12 @@ _BLOCK_QUERIES = 40
 # (benchmarks/quality_claims.py --prune-sweep; BENCHMARKS.md).
 PRUNE_MIN_CLAIMS = 50_000
 PRUNE_KEEP = 7_000
-# Pruned candidate generation, for the gated retrieval of an article's sentences
-# in tables of PRUNE_MIN_CLAIMS claims or more (see :meth:`ClaimIndex.lexical`):
-# candidates come from each term's CANDIDATE_KEEP postings of highest impact, each
-# sentence keeps its CANDIDATE_DEPTH best texts by that partial BM25, and their
-# features are then summed exactly over the full lists (chosen on train queries,
-# benchmarks/quality_claims.py --candidate-sweep; BENCHMARKS.md).
-CANDIDATE_KEEP = 100
-CANDIDATE_DEPTH = 50
 
 # Bump when what an index holds changes: cached indexes of other formats are rebuilt.
-INDEX_FORMAT = 6
+INDEX_FORMAT = 5
 # arrays of at least this many items are stored as .npy files and memory-mapped
 _MMAP_MIN = 4096
-_NOT_SAVED = frozenset({"_gate_min", "claim_words_cache", "_candidates"})
+_NOT_SAVED = frozenset({"_gate_min", "claim_words_cache"})
 
 
 def _prune_postings(
@@ -205,8 +197,7 @@ def claims_fingerprint(claims: Sequence[Claim]) -> str:
     """A hash of a claims table: every field of every claim, in order, the index format
     and the pruning rule (a changed rule gives a new index)."""
     digest = hashlib.sha256(
-        f"claimwatch-index-{INDEX_FORMAT}-prune-{PRUNE_MIN_CLAIMS}-{PRUNE_KEEP}-"
-        f"{CANDIDATE_KEEP}\n".encode())
+        f"claimwatch-index-{INDEX_FORMAT}-prune-{PRUNE_MIN_CLAIMS}-{PRUNE_KEEP}\n".encode())
     # fields apart by a unit separator, claims by a record separator (neither is text)
     digest.update("\x1e".join(
         "\x1f".join((c.id, c.text, "\x1d".join(c.aliases), c.source or "\x00",
@@ -289,10 +280,6 @@ class ClaimIndex:
         # the semantic signal: one unit vector per claim text (float16), or None
         self.row_vectors: np.ndarray | None = None
         self.claim_words_cache: dict[int, frozenset[str]] = {}
-        # pruned candidate generation (large tables only: :meth:`_add_candidate_lists`)
-        self.cand_keep: int | None = None
-        self.cand_depth: int | None = None  # None: CANDIDATE_DEPTH
-        self._candidates: ClaimIndex | None = None
 
     def word_weight(self, word: str) -> float:
         """The IDF of a content word (the highest for a word the table never uses; 0 a figure)."""
@@ -424,45 +411,9 @@ class ClaimIndex:
             row_mass,
             unknown_idf,
         )
-        if n_claims >= PRUNE_MIN_CLAIMS:
-            index._add_candidate_lists(CANDIDATE_KEEP)
         vectors = embed(index.row_texts) if embeddings else None
         index.row_vectors = None if vectors is None else vectors.astype(np.float16)
         return index
-
-    def _add_candidate_lists(self, keep: int) -> None:
-        """Add the arrays of pruned candidate generation (:meth:`_lexical_candidates`).
-
-        Each term's ``keep`` postings of highest BM25 impact (``cand_*``, CSR by
-        term), and forward lists to sum a pair's features exactly: each text's
-        terms (``fwd_row_*``) and each claim's postings by term, then text
-        (``fwd_claim_*``), so a pair's sums are taken in the order a plain sum
-        over every posting takes them (the same to the bit).
-        """
-        self.cand_keep = keep
-        if keep < 0:  # a negative keep: the lists longer than -keep dropped whole
-            lens0 = np.diff(self.indptr)
-            ok = np.repeat(lens0 <= -keep, lens0)
-            self.cand_indptr = np.zeros_like(self.indptr)
-            np.cumsum(np.where(lens0 <= -keep, lens0, 0), out=self.cand_indptr[1:])
-            cand_rows, self.cand_bm25 = self.post_rows[ok], self.post_bm25[ok]
-        else:
-            self.cand_indptr, cand_rows, self.cand_bm25 = _prune_postings(
-                self.indptr, self.post_rows, self.post_bm25, keep)
-        self.cand_rows = cand_rows.astype(np.int32)
-        lens = np.diff(self.indptr)
-        term = np.repeat(np.arange(len(lens), dtype=np.int32), lens)
-        by_row = np.lexsort((term, self.post_rows))
-        self.fwd_row_tid = term[by_row]
-        self.fwd_row_ptr = np.zeros(self.n_rows + 1, dtype=np.int64)
-        np.cumsum(np.bincount(self.post_rows, minlength=self.n_rows), out=self.fwd_row_ptr[1:])
-        by_claim = np.lexsort((self.post_rows, term, self.post_claim))
-        self.fwd_claim_tid = term[by_claim]
-        self.fwd_claim_bm25 = self.post_bm25[by_claim]
-        self.fwd_claim_ptr = np.zeros(len(self.claims) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(self.post_claim, minlength=len(self.claims)),
-                  out=self.fwd_claim_ptr[1:])
-        self._candidates = None
 
     def __len__(self) -> int:
         return len(self.claims)
@@ -483,25 +434,6 @@ class ClaimIndex:
         other.post_claim = self.row_claim[other.post_rows]
         other._gate_min = {}
         other.claim_words_cache = {}
-        if getattr(self, "cand_keep", None) is not None:
-            other._add_candidate_lists(self.cand_keep)
-        return other
-
-    def with_candidates(self, keep: int | None, depth: int = CANDIDATE_DEPTH) -> ClaimIndex:
-        """This index with pruned candidate generation at ``keep`` postings per term and
-        ``depth`` texts per sentence (None: exact retrieval).
-
-        For measuring the rule on one index (the benchmarks compare settings without
-        rebuilding); :meth:`build` adds it to large tables itself.
-        """
-        other = copy.copy(self)
-        other._gate_min = {}
-        other.claim_words_cache = {}
-        other.cand_depth = depth
-        if keep is None:
-            other.cand_keep = None
-        else:
-            other._add_candidate_lists(keep)
         return other
 
     # ------------------------------------------------------------------ disk cache
@@ -585,7 +517,6 @@ class ClaimIndex:
         index.__dict__.update(meta)
         index._gate_min = {}
         index.claim_words_cache = {}
-        index._candidates = None
         return index
 
     # ------------------------------------------------------------------ retrieval
@@ -644,85 +575,10 @@ class ClaimIndex:
         claim text's own (figures excluded) are returned. Returns
         ``(query_masses, q, rows, shared, bm25)``; ``q``/``rows`` index the pairs,
         sorted by query then row.
-
-        In a table with candidate lists (:meth:`_add_candidate_lists`), a gated
-        retrieval is pruned: see :meth:`_lexical_candidates`.
         """
         masses, term_ids, owners = self._query_terms(queries)
         if len(term_ids) == 0 or self.n_rows == 0:
             return masses, _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
-        if gate is not None and self.cand_keep is not None:
-            return (masses, *self._lexical_candidates(queries, gate, term_ids, owners))
-        return (masses, *self._lexical_sums(queries, gate, term_ids, owners))
-
-    def _lexical_candidates(
-        self, queries: Sequence[TextFeatures], gate: float, term_ids: np.ndarray,
-        owners: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Gated :meth:`lexical` with pruned candidate generation (approximate recall,
-        exact features).
-
-        Why: in a large table an article's terms have hundreds of thousands of
-        postings and tens of thousands of pairs pass the gate, of which a handful
-        are ever scored. The candidates are the pairs passing the gate over each
-        term's ``cand_keep`` postings of highest impact, each query keeping its
-        ``cand_depth`` best by that partial BM25 (ties to the lower text); their
-        shared mass and claim BM25 are then summed over the full lists (forward
-        lists, in the order of a plain sum: the same to the bit as exact
-        retrieval gives the same pair). Only a pair never generated is lost.
-        """
-        view = self._candidates
-        if view is None:
-            view = copy.copy(self)
-            view.indptr, view.post_rows, view.post_bm25 = (
-                self.cand_indptr, self.cand_rows, self.cand_bm25)
-            view.post_claim = self.row_claim.take(self.cand_rows)
-            view.cand_keep = None
-            view._gate_min = self._gate_min
-            self._candidates = view
-        q, rows, _, bm25 = view._lexical_sums(queries, gate, term_ids, owners)
-        if len(q) == 0:
-            return q, rows, _EMPTY_F, _EMPTY_F
-        depth = CANDIDATE_DEPTH if self.cand_depth is None else self.cand_depth
-        order = np.lexsort((rows, -bm25, q))  # by query, best partial BM25, text
-        sorted_q = q.take(order)
-        rank = np.arange(len(order)) - sorted_q.searchsorted(sorted_q, side="left")
-        keep = np.sort(order[rank < depth])  # back in query, text order
-        q, rows = q.take(keep), rows.take(keep)
-        query_keys = owners * len(self.vocab) + term_ids  # sorted: by query, term
-        shared = self._forward_sum(query_keys, q, rows, self.fwd_row_ptr, self.fwd_row_tid,
-                                   None)
-        claims = self.row_claim.take(rows)
-        bm25 = self._forward_sum(query_keys, q, claims, self.fwd_claim_ptr, self.fwd_claim_tid,
-                                 self.fwd_claim_bm25)
-        return q, rows, shared, bm25
-
-    def _forward_sum(
-        self, query_keys: np.ndarray, q: np.ndarray, items: np.ndarray, ptr: np.ndarray,
-        tids: np.ndarray, weights: np.ndarray | None,
-    ) -> np.ndarray:
-        """Per pair (query ``q``, text or claim ``items``), the sum over the item's forward
-        list (``ptr``/``tids``) of the entries whose term the query has: ``weights`` of the
-        entries, or the terms' shared-mass weights if None. Summed in list order."""
-        start = ptr.take(items)
-        length = ptr.take(items + 1) - start
-        idx = _ranges(start, length)
-        entry_tid = tids.take(idx)
-        key = q.repeat(length) * len(self.vocab)
-        key += entry_tid
-        pos = query_keys.searchsorted(key)
-        pos[pos >= len(query_keys)] = 0
-        hit = (query_keys.take(pos) == key).nonzero()[0]
-        pair = np.repeat(np.arange(len(items)), length).take(hit)
-        w = (self.term_weight.take(entry_tid.take(hit)) if weights is None
-             else weights.take(idx.take(hit)))
-        return np.bincount(pair, weights=w, minlength=len(items))
-
-    def _lexical_sums(
-        self, queries: Sequence[TextFeatures], gate: float | None, term_ids: np.ndarray,
-        owners: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`lexical`'s pairs and sums over this index's posting lists."""
         need = self._min_shared(gate)
         # a gated block bounds its own per-query sums (it splits when too many texts
         # pass); an ungated sum spans every text
@@ -739,11 +595,11 @@ class ClaimIndex:
             q, rows, shared, bm25 = block(term_ids[a:b], owners[a:b] - q0, nb, need)
             parts.append((q + q0, rows, shared, bm25))
         if not parts:
-            return _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
+            return masses, _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
         if len(parts) == 1:
-            return parts[0]
+            return (masses, *parts[0])
         q, rows, shared, bm25 = (np.concatenate(x) for x in zip(*parts, strict=True))
-        return q, rows, shared, bm25
+        return masses, q, rows, shared, bm25
 
     def _lexical_direct(
         self, t: np.ndarray, owner: np.ndarray, nq: int, need: np.ndarray
