@@ -272,7 +272,8 @@ class ClaimIndex:
         # the first text of each claim (its own text, before the aliases)
         self.claim_first_row = np.searchsorted(row_claim, np.arange(len(claims)))
         self._gate_min: dict[float | None, np.ndarray] = {}
-        # queries per gated block: halved each time a block had to split (see _split_block)
+        # queries per gated block: halved each time a block had to split (see _split_block;
+        # threads racing on it only pick between block sizes that give the same sums)
         self._gated_step = _BLOCK_QUERIES
         # context: each claim's first report (day ordinal, -1 unknown) and source
         self.claim_days = np.array(
