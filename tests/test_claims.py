@@ -411,7 +411,15 @@ def test_split_blocks_sum_what_one_block_does(
         return real(self, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ClaimIndex, "_split_block", counted)
+    monkeypatch.setattr(index, "_gated_step", index_module._BLOCK_QUERIES)  # undone after
     split = index.lexical(queries, 0.2)
     assert len(whole[1]) > len(queries) and len(calls) > 10
     for a, b in zip(whole[1:], split[1:], strict=True):
+        assert a.tolist() == b.tolist()
+    # later calls start from the block size that fitted: fewer splits, the same sums
+    assert index._gated_step == index_module._BLOCK_QUERIES // 4
+    first = len(calls)
+    again = index.lexical(queries, 0.2)
+    assert len(calls) - first < first
+    for a, b in zip(whole[1:], again[1:], strict=True):
         assert a.tolist() == b.tolist()

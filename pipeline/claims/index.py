@@ -103,7 +103,7 @@ PRUNE_KEEP = 7_000
 INDEX_FORMAT = 5
 # arrays of at least this many items are stored as .npy files and memory-mapped
 _MMAP_MIN = 4096
-_NOT_SAVED = frozenset({"_gate_min", "claim_words_cache"})
+_NOT_SAVED = frozenset({"_gate_min", "claim_words_cache", "_gated_step"})
 
 
 def _prune_postings(
@@ -272,6 +272,9 @@ class ClaimIndex:
         # the first text of each claim (its own text, before the aliases)
         self.claim_first_row = np.searchsorted(row_claim, np.arange(len(claims)))
         self._gate_min: dict[float | None, np.ndarray] = {}
+        # queries per gated block: halved each time a block had to split (see _split_block;
+        # threads racing on it only pick between block sizes that give the same sums)
+        self._gated_step = _BLOCK_QUERIES
         # context: each claim's first report (day ordinal, -1 unknown) and source
         self.claim_days = np.array(
             [-1 if (d := parse_date(c.first_reported)) is None else d for c in claims],
@@ -433,6 +436,7 @@ class ClaimIndex:
         other.post_rows = post_rows.astype(np.int32)
         other.post_claim = self.row_claim[other.post_rows]
         other._gate_min = {}
+        other._gated_step = _BLOCK_QUERIES
         other.claim_words_cache = {}
         return other
 
@@ -516,6 +520,7 @@ class ClaimIndex:
             meta[key] = np.load(where / f"{key}.npy", mmap_mode="r").view(np.ndarray)
         index.__dict__.update(meta)
         index._gate_min = {}
+        index._gated_step = _BLOCK_QUERIES
         index.claim_words_cache = {}
         return index
 
@@ -582,7 +587,7 @@ class ClaimIndex:
         need = self._min_shared(gate)
         # a gated block bounds its own per-query sums (it splits when too many texts
         # pass); an ungated sum spans every text
-        step = _BLOCK_QUERIES if gate is not None else max(
+        step = self._gated_step if gate is not None else max(
             1, min(_BLOCK_QUERIES, _BLOCK_CELLS // self.n_rows))
         bounds = owners.searchsorted(np.arange(0, len(queries) + step, step))
         parts = []
@@ -656,6 +661,9 @@ class ClaimIndex:
         if n_pass == 0:
             return _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
         if nq > 1 and nq * n_pass > _BLOCK_CELLS:
+            # later blocks start at the size that fits: a large table's blocks would
+            # all split after summing their bound, which is then summed again per half
+            self._gated_step = min(self._gated_step, max(_BLOCK_QUERIES // 4, nq // 2))
             return self._split_block(t, owner, nq, need)
         # the distinct terms' postings among the passing texts, still by term, text
         row_local = np.full(self.n_rows, -1, dtype=np.int64)
