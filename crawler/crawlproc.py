@@ -41,7 +41,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from crawler.run import _configure_logging, _die_with_parent
+from crawler.run import _configure_logging, _die_with_parent, parse_with_settings
 
 logger = logging.getLogger(__name__)
 
@@ -295,18 +295,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--result-fd", type=int, required=True,
                         help="file descriptor the outcomes are written to (JSON lines)")
     parser.add_argument("--parent-pid", type=int, help="die when this process (the daemon) dies")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="NAME=VALUE", help="override a setting (repeatable)")
-    parser.add_argument("-v", "--verbose", action="count", default=0)
-    args = parser.parse_args(argv)
-    settings: dict[str, str] = {}
-    for item in args.overrides:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            parser.error(f"--set {item!r} is not NAME=VALUE")
-        settings[name.strip()] = value
-    args.settings = settings
-    return args
+    return parse_with_settings(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -72,6 +72,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--trigger", choices=("schedule", "manual"), default="manual")
     parser.add_argument("--run-id", type=int, help="the crawl_runs row the daemon wrote")
     parser.add_argument("--parent-pid", type=int, help="die when this process (the daemon) dies")
+    return parse_with_settings(parser, argv)
+
+
+def parse_with_settings(parser: argparse.ArgumentParser,
+                        argv: Sequence[str] | None) -> argparse.Namespace:
+    """Add the options every crawl process takes (``--set NAME=VALUE``, ``-v``) to
+    ``parser``, parse ``argv``, and give the ``--set`` values as ``args.settings``."""
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="NAME=VALUE", help="override a setting (repeatable)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
