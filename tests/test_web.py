@@ -105,7 +105,7 @@ class Client:
 
     def csrf(self, page: str = "/") -> str:
         reply = self.get(page)
-        match = re.search(r'name="csrf" value="([0-9a-f]+)"', reply.text)
+        match = re.search(r'name="csrf" value="([^"]+)"', reply.text)
         assert match, reply.text[:500]
         return match.group(1)
 
@@ -449,6 +449,13 @@ def test_posts_need_a_valid_csrf_token(client: Client, world: World, sessions: A
     url = f"/article/{aid}/review"
     fresh = Client(client.app)
     assert fresh.post(url, {"status": "reviewed"}).status == 403  # no cookie, no token
+    # the token lives in Flask's signed session cookie: HttpOnly, SameSite=Strict, and
+    # Secure only over https
+    page = Client(client.app).get("/")
+    form_cookie = next(v for k, v in page.headers
+                       if k.lower() == "set-cookie" and v.startswith("cw_form="))
+    assert "HttpOnly" in form_cookie and "SameSite=Strict" in form_cookie
+    assert "Secure" not in form_cookie
     token = client.csrf()
     assert client.post(url, {"status": "reviewed"}).status == 403  # cookie, no token
     assert client.post(url, {"status": "reviewed", "csrf": "0" * 64}).status == 403

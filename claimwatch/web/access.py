@@ -7,8 +7,9 @@
   ``cw_user`` cookie, ``HttpOnly``, ``SameSite=Lax``, ``Secure`` over https.
 * Without accounts and without a token, only loopback clients naming a loopback host
   are answered (no DNS rebinding); with a token, ``?token=TOKEN`` once sets a cookie.
-* Every POST needs a same-origin ``Origin`` (when sent) and the CSRF token (an HMAC of
-  the ``cw_session`` cookie) in the ``csrf`` field or the ``X-CSRF-Token`` header;
+* Every POST needs a same-origin ``Origin`` (when sent) and the CSRF token (Flask-WTF's,
+  tied to Flask's signed session cookie ``cw_form``) in the ``csrf`` field or the
+  ``X-CSRF-Token`` header;
   the daemon's JSON-only POSTs (``/api/crawl``) instead need ``Content-Type:
   application/json``, which another origin cannot send without a CORS preflight.
 """
@@ -25,6 +26,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from flask import Response, g, redirect, request
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from wtforms.validators import ValidationError
 
 from claimwatch.web.errors import HTTPError
 from claimwatch.web.helpers import Answer, field, full_path, url, wants_json
@@ -187,7 +190,9 @@ def start_session() -> None:
 
 
 def csrf_token() -> str:
-    return sign("csrf", str(g.get("session_id") or ""))
+    """The form's CSRF token: Flask-WTF's, signed with the app's secret and tied to the
+    raw token in the browser's signed session cookie (app.py configures both)."""
+    return generate_csrf()
 
 
 def check_csrf(view: Any) -> None:
@@ -205,6 +210,8 @@ def check_csrf(view: Any) -> None:
             raise HTTPError(415, "send the request body as Content-Type: application/json")
         return
     given = field("csrf") or request.headers.get("X-CSRF-Token", "")
-    if not sid or not given or not _same(given, sign("csrf", sid)):
+    try:
+        validate_csrf(given)
+    except (ValidationError, UnicodeError):
         raise HTTPError(403, "the form's security token is missing or stale: reload the "
-                             "page and try again")
+                             "page and try again") from None

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import Flask, Response, g, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -73,10 +74,12 @@ def create_app(
     app = Flask(__name__, static_folder=None)
     app.jinja_options = {**app.jinja_options, "finalize": _finalize}
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, SEND_FILE_MAX_AGE_DEFAULT=300,
-                      TEMPLATES_AUTO_RELOAD=False)
+                      TEMPLATES_AUTO_RELOAD=False, **SESSION_CONFIG)
     app.extensions["claimwatch"] = Desk(
         sessions, topics, token=token, trigger_crawl=trigger_crawl,
         crawl_unavailable=crawl_unavailable, secret=secret, control=control)
+    app.secret_key = app.extensions["claimwatch"].secret  # signs the session cookie
+    app.session_interface = _SessionCookies()
     app.jinja_env.autoescape = True  # every template, whatever its name
     app.jinja_env.globals.update(u=url, csrf_token=access.csrf_token, plural=plural)
     app.jinja_env.filters.update(dt=fmt_dt, short=short_title, quoted=quoted, pair=_pair)
@@ -92,6 +95,21 @@ def create_app(
     app.add_url_rule("/static/<name>", "static", _static)
     app.topics = app.extensions["claimwatch"].topics  # type: ignore[attr-defined]
     return app  # (the daemon updates app.topics in place when its topic files change)
+
+
+#: Flask's signed session cookie carries Flask-WTF's CSRF token (nothing else): HttpOnly,
+#: SameSite=Strict, Secure over https (_SessionCookies). A token stays valid for the
+#: session, so a page left open on the desk all day can still post.
+SESSION_CONFIG = {"SESSION_COOKIE_NAME": "cw_form", "SESSION_COOKIE_HTTPONLY": True,
+                  "SESSION_COOKIE_SAMESITE": "Strict", "WTF_CSRF_FIELD_NAME": "csrf",
+                  "WTF_CSRF_TIME_LIMIT": None}
+
+
+class _SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed cookie session, marked Secure when the request came over https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure
 
 
 STATIC_TYPES = {"review.css": "text/css", "review.js": "text/javascript"}
