@@ -246,6 +246,25 @@ class Store:
                 )
             )
 
+    def find_by_urls(self, topic: str, canonical_urls: Iterable[str]) -> dict[str, int]:
+        """``{canonical URL: article id}`` of those of ``canonical_urls`` stored in ``topic``.
+
+        One query per 500 URLs (the (topic, canonical URL) index), not one per URL: a page
+        that says where it was first published has its in-body links looked up.
+        """
+        urls = list(dict.fromkeys(canonical_urls))
+        found: dict[str, int] = {}
+        with self.sessions() as session:
+            for start in range(0, len(urls), 500):
+                rows = session.execute(
+                    select(Article.canonical_url, Article.id).where(
+                        Article.topic == topic,
+                        Article.canonical_url.in_(urls[start:start + 500]),
+                    )
+                )
+                found.update({url: article_id for url, article_id in rows})
+        return found
+
     def find_by_hash(self, topic: str, content_hash: str) -> int | None:
         """The earliest stored article with this exact normalised text."""
         with self.sessions() as session:
