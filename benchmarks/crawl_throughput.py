@@ -1,6 +1,6 @@
 """Crawl throughput against its limits (run by hand; prints figures, asserts nothing).
 
-    .venv/bin/python benchmarks/crawl_throughput.py --repeat 3      # ~4 min: the target
+    .venv/bin/python benchmarks/crawl_throughput.py --repeat 3      # ~6 min: the target
     .venv/bin/python benchmarks/crawl_throughput.py --copies 6 --runs claimwatch  # memory
     .venv/bin/python benchmarks/crawl_throughput.py --runs claimwatch,trafilatura-pool,scrapy
 
