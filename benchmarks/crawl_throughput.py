@@ -1,36 +1,47 @@
 """Crawl throughput against its limits (run by hand; prints figures, asserts nothing).
 
-    .venv/bin/python benchmarks/crawl_throughput.py                 # all runs, ~3 min
-    .venv/bin/python benchmarks/crawl_throughput.py --repeat 3      # interleaved, medians
-    .venv/bin/python benchmarks/crawl_throughput.py --runs claimwatch,trafilatura --copies 4
+    .venv/bin/python benchmarks/crawl_throughput.py --repeat 3      # ~6 min: the target
+    .venv/bin/python benchmarks/crawl_throughput.py --copies 6 --runs claimwatch  # memory
+    .venv/bin/python benchmarks/crawl_throughput.py --runs claimwatch,trafilatura-pool,scrapy
 
-The site: the 181 real pages of ../shared/data/scrapinghub-aeb repeated ``--copies``
-times (12: 2,172 pages) under distinct URLs, with an RSS feed listing the first half
-and a sitemap the second, a robots.txt, served from memory by a threaded HTTP server
-in this process (``http.server``, HTTP/1.0). Every run is a subprocess of its own (a
-Twisted reactor cannot be restarted; each has its own memory peak):
+The site: every distinct real page of ../shared/data (scrapinghub-aeb 181,
+newspaper4k-testdata 30, mozilla-readability-testpages 130: 341 pages, no page twice)
+under its own URL, with an RSS feed listing the first half and a sitemap the second,
+a robots.txt, served from memory by a threaded HTTP server in this process
+(``http.server``, HTTP/1.0). ``--copies N`` serves the set N times under distinct
+URLs (N-1 exact copies of each page: for a memory run at 2,000 pages, not for the
+ratio). Every run is a subprocess of its own (a Twisted reactor cannot be restarted;
+each has its own memory peak), and the runs of a round are interleaved:
 
-- ``trafilatura``: trafilatura alone on the same pages in one process, as claimwatch
-  calls it (``bare_extraction`` with metadata, ``favor_precision``), no HTTP;
+- ``trafilatura-pool``: the reference. trafilatura's ``bare_extraction`` with
+  claimwatch's exact options (metadata, ``favor_precision``, tables, no comments) on
+  the same pages, in a ``multiprocessing`` pool (spawn, as claimwatch's workers) of as
+  many processes as claimwatch's worker pool (``--workers``; default one per CPU), no
+  HTTP; its time includes the pool's start-up, as claimwatch's includes its workers';
+- ``trafilatura``: the same in one process (the reference before issue 13);
 - ``trafilatura-extract``: ``trafilatura.extract(html)`` with its defaults (no
   metadata), for reference;
 - ``scrapy``: a bare Scrapy spider per source (feed, sitemap) fetching the same pages
   with claimwatch's politeness settings and no item pipeline;
 - ``claimwatch``: ``run_crawl`` of a topic with those two sources, an empty query (every
-  page goes through the whole pipeline) and the 20 seed claims, into a fresh SQLite
-  file, with worker processes (``CLAIMWATCH_WORKERS``: one per CPU);
+  page goes through the whole pipeline) and the 20 seed claims of the demo topic, into
+  a fresh SQLite file, with worker processes (``CLAIMWATCH_WORKERS``: one per CPU);
 - ``claimwatch-inline``: the same with ``CLAIMWATCH_WORKERS=0`` (everything on the
   reactor thread, as before the worker pool);
 - ``claimwatch-10k``: the same as ``claimwatch`` with 10,000 CLEF 2022 claims (their
   Snopes titles as aliases: 20,000 claim texts).
 
 pages/s = article pages fetched / wall time of the crawl (trafilatura: pages / time of
-the loop); the crawl's time starts with ``run_crawl`` on an initialised database and
-ends when it returns (worker start-up included). Peak memory is sampled every 0.1 s
-over the run's process and all its descendants (the workers): the peak of the sum of
-RSS, and of PSS (shared pages counted once). The machine load is printed before and
-after: on a shared machine, compare the ratios of interleaved runs (``--repeat``).
+the loop or of the pool); the crawl's time starts with ``run_crawl`` on an initialised
+database and ends when it returns (worker start-up included). CPU per page is the
+run's own process and, apart, its worker processes (``RUSAGE_CHILDREN`` once they
+are reaped). Peak memory is sampled every 0.1 s over the run's process and all its
+descendants (the workers): the peak of the sum of RSS, and of PSS (shared pages
+counted once), in MB (10^6 bytes). The load average is printed with every run: on a
+shared machine, compare the ratios of interleaved runs (``--repeat``). The last lines
+are ``RESULT <set> <metric> <value>``.
 """
+
 
 from __future__ import annotations
 
@@ -54,12 +65,24 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-SHARED = REPO.parent / "shared" / "data"
+# the shared data: CLAIMWATCH_SHARED_DATA (as the tests), else ../shared/data
+SHARED = Path(os.environ.get("CLAIMWATCH_SHARED_DATA") or REPO.parent / "shared" / "data")
 PAGES = SHARED / "scrapinghub-aeb" / "html"
+# (set name, glob of gzipped pages under SHARED): every distinct real page of the data
+PAGE_SETS = (
+    ("aeb", "scrapinghub-aeb/html/*.html.gz"),
+    ("np4k", "newspaper4k-testdata/html/*.html.gz"),
+    ("readability", "mozilla-readability-testpages/test-pages/*/source.html.gz"),
+)
 CLEF_CLAIMS = SHARED / "clef2022-checkthat-task2a-en" / "vclaims.jsonl.gz"
 SEED_CLAIMS = REPO / "config" / "topics" / "claims.csv"
-RUNS = ("trafilatura", "trafilatura-extract", "scrapy", "claimwatch", "claimwatch-inline",
-        "claimwatch-10k")
+RUNS = ("trafilatura-pool", "claimwatch", "trafilatura", "trafilatura-extract", "scrapy",
+        "claimwatch-inline", "claimwatch-10k")
+DEFAULT_RUNS = ("trafilatura-pool", "claimwatch", "trafilatura")
+# what claimwatch passes to trafilatura.bare_extraction (pipeline/extract.py)
+CLAIMWATCH_OPTIONS = {"with_metadata": True, "favor_precision": True,
+                      "include_comments": False, "include_tables": True}
+MB = 1e6
 
 # claimwatch's politeness, also given to the bare Scrapy spiders (crawler/settings.py)
 POLITENESS = {
@@ -79,17 +102,35 @@ POLITENESS = {
 # --------------------------------------------------------------------------- the site
 
 
+def _page_name(set_name: str, path: Path) -> str:
+    stem = path.parent.name if path.name.startswith("source.") else path.name.split(".")[0]
+    return f"{set_name}-{stem[:24]}"
+
+
 def load_pages() -> list[tuple[str, bytes]]:
-    return [(p.name.split(".")[0][:16], gzip.decompress(p.read_bytes()))
-            for p in sorted(PAGES.glob("*.html.gz"))]
+    """Every distinct real page of the shared data, as (name, HTML bytes)."""
+    pages: dict[str, bytes] = {}
+    seen: set[bytes] = set()
+    for set_name, pattern in PAGE_SETS:
+        for path in sorted(SHARED.glob(pattern)):
+            body = gzip.decompress(path.read_bytes())
+            if body not in seen:  # distinct pages only
+                seen.add(body)
+                pages[_page_name(set_name, path)] = body
+    return list(pages.items())
+
+
+def page_urls(pages: list[tuple[str, bytes]], copies: int) -> list[tuple[str, str]]:
+    """(path, page name) of every page of the site, copy by copy."""
+    return [(f"/a/{c:02d}/{name}.html", name) for c in range(copies) for name, _ in pages]
 
 
 class Site:
-    """The pages repeated under /a/<copy>/<name>.html, a feed, a sitemap, robots.txt."""
+    """The pages under /a/<copy>/<name>.html, a feed, a sitemap, robots.txt."""
 
     def __init__(self, pages: list[tuple[str, bytes]], copies: int) -> None:
         self.pages = dict(pages)
-        self.paths = [f"/a/{c:02d}/{name}.html" for c in range(copies) for name, _ in pages]
+        self.paths = [path for path, _ in page_urls(pages, copies)]
         self.base = ""
 
     def docs(self) -> dict[str, tuple[bytes, str]]:
@@ -216,14 +257,14 @@ def _role(pid: int) -> str:
 
 
 class MemorySampler(threading.Thread):
-    """Peak RSS and PSS (MiB) of a process and all its descendants, sampled every 0.1 s."""
+    """Peak RSS and PSS (MB) of a process and all its descendants, sampled every 0.1 s."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.peak_rss = self.peak_pss = 0.0
         self.peak_procs = 0
-        self.per_process: dict[str, float] = {}  # peak RSS (MiB) of each process, by role
+        self.per_process: dict[str, float] = {}  # peak RSS (MB) of each process, by role
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -240,9 +281,9 @@ class MemorySampler(threading.Thread):
                 rss += r
                 pss += p
                 role = "crawl" if pid == self.pid else f"{_role(pid)}[{pid}]"
-                self.per_process[role] = max(self.per_process.get(role, 0.0), r / 1024)
-            self.peak_rss = max(self.peak_rss, rss / 1024)
-            self.peak_pss = max(self.peak_pss, pss / 1024)
+                self.per_process[role] = max(self.per_process.get(role, 0.0), r * 1024 / MB)
+            self.peak_rss = max(self.peak_rss, rss * 1024 / MB)
+            self.peak_pss = max(self.peak_pss, pss * 1024 / MB)
             self.peak_procs = max(self.peak_procs, len(pids))
 
     def stop(self) -> None:
@@ -253,26 +294,65 @@ class MemorySampler(threading.Thread):
 # --------------------------------------------------------------------------- the runs
 
 
-def child_trafilatura(args: argparse.Namespace) -> dict[str, Any]:
+def _bare_extraction(page: tuple[str, bytes]) -> bool:
+    """One page through trafilatura as claimwatch calls it (in the caller or a pool worker)."""
     import trafilatura
 
+    url, body = page
+    html = body.decode("utf-8", errors="replace")
+    return trafilatura.bare_extraction(html, url=url, **CLAIMWATCH_OPTIONS) is not None
+
+
+def _pool_ready(_: int) -> int:
+    import trafilatura  # noqa: F401 - the worker's start-up, as claimwatch's workers import
+
+    return os.getpid()
+
+
+def _cpu(who: int) -> float:
+    import resource
+
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child_trafilatura(args: argparse.Namespace) -> dict[str, Any]:
+    import multiprocessing
+    import resource
+
     pages = load_pages()
-    docs = [(f"http://127.0.0.1/a/{c:02d}/{name}.html", body)
-            for c in range(args.copies) for name, body in pages]
+    docs = [(f"http://127.0.0.1{path}", body)
+            for (path, _), (_, body) in zip(page_urls(pages, args.copies),
+                                            pages * args.copies, strict=True)]
     extracted = 0
+    cpu0, children0 = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    for url, body in docs:
-        html = body.decode("utf-8", errors="replace")
-        if args.run == "trafilatura-extract":
-            result: Any = trafilatura.extract(html, url=url)
-        else:
-            result = trafilatura.bare_extraction(
-                html, url=url, with_metadata=True, favor_precision=True,
-                include_comments=False, include_tables=True,
-            )
-        extracted += result is not None
+    if args.run == "trafilatura-pool":
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(args.workers or default_workers()) as pool:
+            pool.map(_pool_ready, range(args.workers or default_workers()))
+            extracted = sum(pool.imap_unordered(_bare_extraction, docs, chunksize=1))
+            pool.close()
+            pool.join()
+    else:
+        import trafilatura
+
+        for url, body in docs:
+            if args.run == "trafilatura-extract":
+                html = body.decode("utf-8", errors="replace")
+                extracted += trafilatura.extract(html, url=url) is not None
+            else:
+                extracted += _bare_extraction((url, body))
     seconds = time.perf_counter() - start
-    return {"pages": len(docs), "seconds": seconds, "extracted": extracted}
+    return {"pages": len(docs), "seconds": seconds, "extracted": extracted,
+            "process_cpu": _cpu(resource.RUSAGE_SELF) - cpu0,
+            "workers_cpu": _cpu(resource.RUSAGE_CHILDREN) - children0}
+
+
+def default_workers() -> int:
+    from pipeline.workers import default_workers as claimwatch_default
+
+    return claimwatch_default()
 
 
 def child_scrapy(args: argparse.Namespace) -> dict[str, Any]:
@@ -311,9 +391,13 @@ def child_scrapy(args: argparse.Namespace) -> dict[str, Any]:
     })
     process.crawl(Feed)
     process.crawl(Sitemap)
+    import resource
+
+    cpu0 = _cpu(resource.RUSAGE_SELF)
     start = time.perf_counter()
     process.start()
-    return {"pages": fetched["n"], "seconds": time.perf_counter() - start}
+    return {"pages": fetched["n"], "seconds": time.perf_counter() - start,
+            "process_cpu": _cpu(resource.RUSAGE_SELF) - cpu0, "workers_cpu": 0.0}
 
 
 def child_claimwatch(args: argparse.Namespace) -> dict[str, Any]:
@@ -348,11 +432,11 @@ def child_claimwatch(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.workers is not None:
         settings["CLAIMWATCH_WORKERS"] = args.workers
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0, children0 = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     summary = run_crawl(args.topic, db_url=args.db, settings=settings, lease=False)
     seconds = time.perf_counter() - start
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu1, children1 = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
     stats: dict[str, int] = {}
     for source in summary.sources:
         for key, value in source.stats.items():
@@ -363,7 +447,8 @@ def child_claimwatch(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": seconds,
         "stored": stats.get("claimwatch/stored/new", 0),
         "status": [s.status for s in summary.sources],
-        "reactor_cpu": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
+        "process_cpu": cpu1 - cpu0,
+        "workers_cpu": children1 - children0,
         "store_seconds": {k: round(v, 2) for k, v in spent.items()},
         "stats": {k: v for k, v in stats.items()
                   if k.split("/")[1] in ("workers", "extract", "stored", "dedup", "errors")},
@@ -383,6 +468,8 @@ def run_child(run: str, args: argparse.Namespace, site: str, workdir: Path) -> d
         workers = 0 if run == "claimwatch-inline" else args.workers
         if workers is not None:
             cmd += ["--workers", str(workers)]
+    elif run == "trafilatura-pool" and args.workers is not None:
+        cmd += ["--workers", str(args.workers)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     sampler = MemorySampler(proc.pid)
@@ -413,14 +500,81 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def print_run(round_: int, result: dict[str, Any]) -> None:
+    run = result["run"]
+    pages = max(result["pages"], 1)
+    extra = ""
+    if run.startswith("claimwatch"):
+        extra = (f"; stored {result['stored']}, store/dedup calls "
+                 f"{sum(result['store_seconds'].values()):.1f} s "
+                 f"{result['store_seconds']}; {result['stats']}")
+    print(f"[{round_ + 1}] {run:20s} {result['pages']:5d} pages in "
+          f"{result['seconds']:6.1f} s = {result['pages_per_s']:6.1f} pages/s; CPU per page: "
+          f"process {1000 * result['process_cpu'] / pages:.1f} ms, workers "
+          f"{1000 * result['workers_cpu'] / pages:.1f} ms; peak RSS "
+          f"{result['peak_rss_mb']:.0f} MB, PSS {result['peak_pss_mb']:.0f} MB "
+          f"({result['processes']} processes: {result['rss_by_process']}); "
+          f"load {result['load']}{extra}", flush=True)
+
+
+def summarise(runs: list[str], results: dict[str, list[dict[str, Any]]], label: str) -> None:
+    """Medians, the ratios of interleaved rounds, and the RESULT lines."""
+
+    def median(run: str, key: str = "pages_per_s") -> float:
+        return statistics.median(r[key] for r in results[run])
+
+    def ratios(run: str, base: str) -> list[float]:
+        return [c["pages_per_s"] / t["pages_per_s"]
+                for c, t in zip(results[run], results[base], strict=True)]
+
+    rounds = len(next(iter(results.values())))
+    print(f"\nmedians of {rounds} round(s):")
+    for run in runs:
+        cpu = statistics.median((r["process_cpu"] + r["workers_cpu"]) / max(r["pages"], 1)
+                                for r in results[run])
+        print(f"  {run:20s} {median(run):7.1f} pages/s   CPU {1000 * cpu:5.1f} ms/page   "
+              f"peak RSS {median(run, 'peak_rss_mb'):5.0f} MB   peak PSS "
+              f"{median(run, 'peak_pss_mb'):5.0f} MB")
+    lines = []
+    for run in runs:
+        if not run.startswith("claimwatch"):
+            continue
+        name = label if run == "claimwatch" else f"{label}-{run.removeprefix('claimwatch-')}"
+        for base, metric, target in (("trafilatura-pool", "ratio-vs-pooled-trafilatura", 0.85),
+                                     ("trafilatura", "ratio-vs-trafilatura-one-process", None),
+                                     ("scrapy", "ratio-vs-bare-scrapy", None)):
+            if base not in runs:
+                continue
+            found = ratios(run, base)
+            aim = f"; target >= {target}x" if target else ""
+            print(f"  {run} / {base}: {statistics.median(found):.2f}x "
+                  f"(rounds: {', '.join(f'{r:.2f}' for r in found)}{aim})")
+            lines.append(f"RESULT {name} {metric} {statistics.median(found):.2f}")
+        lines.append(f"RESULT {name} pages-per-s {median(run):.1f}")
+        lines.append(f"RESULT {name} peak-pss-mb {median(run, 'peak_pss_mb'):.0f}")
+        lines.append(f"RESULT {name} peak-rss-mb {median(run, 'peak_rss_mb'):.0f}")
+    if "trafilatura-pool" in runs:
+        lines.append(f"RESULT {label} pages-per-s-pooled-trafilatura "
+                     f"{median('trafilatura-pool'):.1f}")
+    if "trafilatura-extract" in runs and "trafilatura" in runs:
+        print(f"  trafilatura.extract (defaults) / bare_extraction as claimwatch calls it: "
+              f"{median('trafilatura-extract') / median('trafilatura'):.2f}x")
+    print(f"load average at the end: {load()}")
+    print("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--copies", type=int, default=12, help="site size: 181 pages x copies")
-    parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated: {RUNS}")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="serve the distinct pages this many times (copies are exact "
+                             "duplicates: for a memory run, not for the ratio)")
+    parser.add_argument("--runs", default=",".join(DEFAULT_RUNS),
+                        help=f"comma-separated, interleaved in each round: {RUNS}")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of interleaved runs")
     parser.add_argument("--workers", type=int, default=None,
-                        help="CLAIMWATCH_WORKERS for the claimwatch runs (default: one per CPU)")
+                        help="CLAIMWATCH_WORKERS for the claimwatch runs and the size of the "
+                             "trafilatura pool (default: one per CPU, as claimwatch)")
     parser.add_argument("--json", type=Path, help="also write every result to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--site", help=argparse.SUPPRESS)
@@ -444,9 +598,11 @@ def main(argv: list[str] | None = None) -> int:
     pages = load_pages()
     site = Site(pages, args.copies)
     server = site.serve()
-    print(f"machine: {machine()}")
-    print(f"site: {len(site.paths):,} pages ({len(pages)} real pages x {args.copies}), "
-          f"{sum(len(b) for _, b in pages) * args.copies / 2**20:.0f} MiB, at {site.base}")
+    workers = args.workers if args.workers is not None else default_workers()
+    print(f"machine: {machine()}; load {load()}")
+    print(f"site: {len(site.paths):,} pages ({len(pages)} distinct real pages x {args.copies}), "
+          f"{sum(len(b) for _, b in pages) * args.copies / MB:.0f} MB of HTML, at {site.base}; "
+          f"claimwatch workers and trafilatura pool: {workers} processes")
     results: dict[str, list[dict[str, Any]]] = {r: [] for r in runs}
     with tempfile.TemporaryDirectory(prefix="claimwatch-bench-") as tmp:
         for round_ in range(args.repeat):
@@ -455,42 +611,9 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_child(run, args, site.base, Path(tmp))
                 result["load"] = f"{before} -> {load()}"
                 results[run].append(result)
-                extra = ""
-                if run.startswith("claimwatch"):
-                    extra = (f"; stored {result['stored']}, reactor CPU "
-                             f"{result['reactor_cpu']:.1f} s, store/dedup calls "
-                             f"{sum(result['store_seconds'].values()):.1f} s "
-                             f"{result['store_seconds']}; {result['stats']}")
-                print(f"[{round_ + 1}] {run:20s} {result['pages']:5d} pages in "
-                      f"{result['seconds']:6.1f} s = {result['pages_per_s']:6.1f} pages/s; "
-                      f"peak RSS {result['peak_rss_mb']:.0f} MiB, PSS "
-                      f"{result['peak_pss_mb']:.0f} MiB ({result['processes']} processes: "
-                      f"{result['rss_by_process']}); "
-                      f"load {result['load']}{extra}", flush=True)
+                print_run(round_, result)
     server.shutdown()
-
-    def median(run: str, key: str = "pages_per_s") -> float:
-        return statistics.median(r[key] for r in results[run])
-
-    print(f"\nmedians of {args.repeat} round(s):")
-    for run in runs:
-        print(f"  {run:20s} {median(run):7.1f} pages/s   peak RSS {median(run, 'peak_rss_mb'):5.0f}"
-              f" MiB   peak PSS {median(run, 'peak_pss_mb'):5.0f} MiB")
-    base = "trafilatura" if "trafilatura" in runs else None
-    for run in runs:
-        if run.startswith("claimwatch"):
-            if base:
-                ratios = [c["pages_per_s"] / t["pages_per_s"]
-                          for c, t in zip(results[run], results[base], strict=True)]
-                print(f"  {run} / trafilatura alone: {statistics.median(ratios):.2f}x "
-                      f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.8x)")
-            if "scrapy" in runs:
-                ratios = [c["pages_per_s"] / s["pages_per_s"]
-                          for c, s in zip(results[run], results["scrapy"], strict=True)]
-                print(f"  {run} / bare Scrapy: {statistics.median(ratios):.2f}x")
-    if "trafilatura-extract" in runs and base:
-        print(f"  trafilatura.extract (defaults) / bare_extraction as claimwatch calls it: "
-              f"{median('trafilatura-extract') / median(base):.2f}x")
+    summarise(runs, results, f"crawl-{len(site.paths)}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
     return 0

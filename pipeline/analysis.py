@@ -34,7 +34,7 @@ from pipeline.claims import (
     find_candidates,
     match_claims,
 )
-from pipeline.dedup import all_band_keys, content_hash
+from pipeline.dedup import hash_and_band_keys
 from pipeline.extract import MIN_TEXT_CHARS, Extracted, ExtractionError, extract_article
 from pipeline.query import compile_query
 from pipeline.text import split_sentences
@@ -185,7 +185,8 @@ class AnalysisChain:
     @staticmethod
     def dedup_keys(text: str) -> tuple[str, tuple[int, ...]]:
         """The exact-text hash and the near-duplicate band keys the dedup stage looks up."""
-        return content_hash(text), tuple(all_band_keys(text))
+        digest, keys = hash_and_band_keys(text)
+        return digest, tuple(keys)
 
     # -- the chain ----------------------------------------------------------------------------
 

@@ -35,8 +35,10 @@ def find_original(store: Store, topic: str, url: str, extracted: Extracted,
     referenced = [declared] if declared else []
     if find_original_reference(text):
         referenced += [href for href, _ in extracted.links]
-    for ref in referenced:
-        referenced_id = store.find_by_url(topic, canonical_url(ref))
+    canonicals = [canonical_url(ref) for ref in referenced]
+    stored = store.find_by_urls(topic, canonicals) if canonicals else {}
+    for canonical in canonicals:  # the page's own order: its declared original first
+        referenced_id = stored.get(canonical)
         if referenced_id is not None:
             [original] = store.texts([referenced_id])
             # The page names its original; the similarity says how much it kept.

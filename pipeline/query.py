@@ -42,6 +42,8 @@ class CompiledQuery:
     and_any: tuple[re.Pattern[str], ...]
 
     def matches(self, *texts: str | None) -> bool:
+        if not (self.none or self.any or self.and_any or self.all):
+            return True  # an empty query: every page is on topic (no need to fold it)
         haystack = fold("\n".join(t for t in texts if t))
         if self.none and any(p.search(haystack) for p in self.none):
             return False

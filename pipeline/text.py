@@ -132,7 +132,20 @@ _TERMINAL_END = re.compile(r"[.!?\u2026:;]['\"\u2019\u201d)\]]*$")
 # A candidate boundary: terminal punctuation, optional closing quotes/brackets, whitespace.
 _BOUNDARY = re.compile(r"([.!?\u2026]+)(['\"\u2019\u201d)\]]*)(\s+)")
 _OPEN_NEXT = re.compile(r"['\"\u2018\u201c(\[]*([^\s'\"\u2018\u201c(\[])")
-_LAST_TOKEN = re.compile(r"(\S+)$")
+_WORD_AT = re.compile(r"[\w']+")
+
+
+def _last_token(text: str, end: int) -> str:
+    """The run of non-space characters that ends at ``end`` ("" after a space).
+
+    Walks back from ``end`` instead of searching ``(\\S+)$`` from the start of the
+    line: that search made each boundary cost the length of the paragraph before it
+    (quadratic in a long paragraph: 6.2 ms per page of the 362 real test pages, now 0.4).
+    """
+    start = end
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    return text[start:end]
 
 
 def _is_boundary(text: str, match: re.Match[str]) -> bool:
@@ -146,10 +159,10 @@ def _is_boundary(text: str, match: re.Match[str]) -> bool:
         return False  # '"..., he said.' or a lowercase continuation
     if punct != "." or closers:
         return True
-    before = _LAST_TOKEN.search(text, 0, match.start(1))
-    if before is None:
+    token = _last_token(text, match.start(1))
+    if not token:
         return True
-    token = before.group(1).lstrip("'\"\u2018\u201c([").casefold()
+    token = token.lstrip("'\"\u2018\u201c([").casefold()
     if len(token) == 1 and token.isalpha():
         return False  # an initial: "J. K. Rowling", "Donald J. Trump"
     if token == "no" and first.isdigit():
@@ -157,7 +170,7 @@ def _is_boundary(text: str, match: re.Match[str]) -> bool:
     if token in _ABBREV_NEVER:
         return False
     if token in _ABBREV_MAYBE or ("." in token and token.replace(".", "").isalpha()):
-        word = re.match(r"[\w']+", text[nxt.start(1) :])
+        word = _WORD_AT.match(text, nxt.start(1))
         return word is not None and word.group(0).casefold() in _OPENERS
     return True
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
 from typing import Any
 
@@ -92,17 +93,31 @@ class SaveResult:
     created: bool
 
 
-def insert_ignore(session: Session, table, values: dict) -> int:  # type: ignore[no-untyped-def]
-    """INSERT ... ON CONFLICT DO NOTHING for SQLite and PostgreSQL; returns rows inserted."""
-    dialect = session.get_bind().dialect.name
+@lru_cache(maxsize=64)
+def _insert_ignore_statement(dialect: str, table: Any) -> Any:
+    """One INSERT ... ON CONFLICT DO NOTHING RETURNING <key> per table and dialect.
+
+    The values go in as parameters, not ``.values(**values)``: a statement built anew
+    per row is a new cache key for SQLAlchemy to generate and look up each time (the
+    article insert cost more in the crawl's process than the SQL it runs).
+    """
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
     # RETURNING, not rowcount: psycopg reports rowcount -1 for this statement.
-    statement = insert(table).values(**values).on_conflict_do_nothing()
-    result = session.execute(statement.returning(*table.primary_key.columns))
-    return len(result.fetchall())
+    return insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+
+
+def insert_ignore_keys(session: Session, table: Any, values: dict[str, Any]) -> list[Any]:
+    """INSERT ... ON CONFLICT DO NOTHING; the primary key rows inserted (none: it existed)."""
+    statement = _insert_ignore_statement(session.get_bind().dialect.name, table)
+    return list(session.execute(statement, values).fetchall())
+
+
+def insert_ignore(session: Session, table, values: dict) -> int:  # type: ignore[no-untyped-def]
+    """INSERT ... ON CONFLICT DO NOTHING for SQLite and PostgreSQL; returns rows inserted."""
+    return len(insert_ignore_keys(session, table, values))
 
 
 def _upsert(session: Session, table: Any, values: dict[str, Any], keys: Sequence[str],
@@ -231,6 +246,25 @@ class Store:
                 )
             )
 
+    def find_by_urls(self, topic: str, canonical_urls: Iterable[str]) -> dict[str, int]:
+        """``{canonical URL: article id}`` of those of ``canonical_urls`` stored in ``topic``.
+
+        One query per 500 URLs (the (topic, canonical URL) index), not one per URL: a page
+        that says where it was first published has its in-body links looked up.
+        """
+        urls = list(dict.fromkeys(canonical_urls))
+        found: dict[str, int] = {}
+        with self.sessions() as session:
+            for start in range(0, len(urls), 500):
+                rows = session.execute(
+                    select(Article.canonical_url, Article.id).where(
+                        Article.topic == topic,
+                        Article.canonical_url.in_(urls[start:start + 500]),
+                    )
+                )
+                found.update({url: article_id for url, article_id in rows})
+        return found
+
     def find_by_hash(self, topic: str, content_hash: str) -> int | None:
         """The earliest stored article with this exact normalised text."""
         with self.sessions() as session:
@@ -323,15 +357,15 @@ class Store:
             "claims_version": record.claims_version,
         }
         with self.sessions.begin() as session:
-            inserted = insert_ignore(session, Article.__table__, values)
-            article_id = session.scalar(
-                select(Article.id).where(
-                    Article.topic == record.topic, Article.canonical_url == record.canonical_url
-                )
-            )
-            assert article_id is not None
+            inserted = insert_ignore_keys(session, Article.__table__, values)
             if not inserted:
-                return SaveResult(article_id, created=False)
+                existing = session.scalar(
+                    select(Article.id).where(Article.topic == record.topic,
+                                             Article.canonical_url == record.canonical_url)
+                )
+                assert existing is not None
+                return SaveResult(existing, created=False)
+            article_id = inserted[0][0]
             # One executemany per table (not one INSERT per ORM object: an article has
             # ~50 band keys, and the store runs on the crawl's reactor thread).
             _insert_many(session, ArticleClaim, [

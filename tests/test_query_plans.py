@@ -112,6 +112,8 @@ def run_production_paths(engine: Engine, recorder: Recorder, grown: dict[str, An
     store.find_by_hash(TOPIC, "0" * 64)
     recorder.label = "Store.find_by_url"
     store.find_by_url(TOPIC, "https://n.example/5")
+    recorder.label = "Store.find_by_urls"
+    store.find_by_urls(TOPIC, ["https://n.example/5", "https://n.example/6"])
     recorder.label = "Store.texts"
     store.texts([1, 2, 3])
     client = Client(make_app(sessions, []))

@@ -75,6 +75,11 @@ def test_lookups(store: Store) -> None:
     assert store.find_by_hash("t", "h2") == b
     assert store.find_by_hash("other-topic", "h2") is None
     assert store.find_by_url("t", "https://a.example/1") == a
+    assert store.find_by_urls("t", ["https://x.example/none", "https://a.example/2",
+                                    "https://a.example/1"]) == {
+        "https://a.example/1": a, "https://a.example/2": b}
+    assert store.find_by_urls("other-topic", ["https://a.example/1"]) == {}
+    assert store.find_by_urls("t", []) == {}
     assert store.band_candidates("t", [11, 12, 999]) == [a, b]  # a shares 3 keys, b one
     assert store.band_candidates("t", [21]) == [b]
     assert store.band_candidates("t", []) == []
