@@ -90,7 +90,7 @@ def explain_url(sessions: sessionmaker[Session], topic: Topic, url: str) -> dict
     elif skipped is not None:
         why = f"skipped ({skipped.reason}) on {skipped.seen_at:%Y-%m-%d %H:%M} UTC"
     else:
-        why = "never met by a crawl of this topic (no crawl found a link to it)"
+        why = "never fetched by a crawl of this topic: no crawl recorded meeting a link to it"
     report["why_not_stored"] = why
     return report
 

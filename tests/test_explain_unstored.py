@@ -178,7 +178,7 @@ def test_a_url_no_crawl_met_says_so(world: dict[str, Any]) -> None:
         "explain", world["base"] + "/nowhere/2022/12/01/never.html", "--db", world["db"],
         "--topic-file", str(world["topic"])])
     assert result.exit_code == 0, result.output
-    assert "never met by a crawl of this topic" in _why(result.output)
+    assert "never fetched by a crawl of this topic" in _why(result.output)
 
 
 # -- the store's side, on SQLite and PostgreSQL ----------------------------------------------
