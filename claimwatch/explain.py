@@ -5,9 +5,10 @@ ran, which query terms it does or does not contain, its best claims per sentence
 with their scores and the tier threshold each missed (pipeline/explain.py), and
 its near-duplicate candidates with their similarity. For a URL that is not
 stored: why not, as far as the store knows (kept as off-topic with its text,
-skipped as off-topic, or never fetched by a crawl of the topic: robots.txt,
-a refused address, too short, an error and an already-stored canonical URL are
-counted per crawl, not per URL; ``claimwatch crawl`` prints them).
+skipped as off-topic, refused by robots.txt or the address guard, failed to
+download, too short, or at a canonical URL already stored: the last crawl that
+met it recorded which, with the detail and when, in ``unstored_pages``; or never
+met by a crawl of the topic).
 
 :func:`explain_article` and :func:`explain_url` return plain data (dicts and
 lists) that :func:`explain_lines` prints and the page renders.
@@ -27,7 +28,8 @@ from pipeline.dedup import classify
 from pipeline.explain import claim_report, extraction_report, query_report
 from pipeline.urls import canonical_url
 from pipeline.workers import topic_config
-from storage.models import Article, OffTopicPage, SkippedUrl
+from pipeline.unstored import REASONS
+from storage.models import Article, OffTopicPage, SkippedUrl, UnstoredPage
 from storage.repository import Store
 
 MAX_DUPLICATES = 5
@@ -67,6 +69,7 @@ def explain_url(sessions: sessionmaker[Session], topic: Topic, url: str) -> dict
         skipped = session.scalar(select(SkippedUrl).where(
             SkippedUrl.topic == topic.name, SkippedUrl.url.in_({url, canonical})))
         kept = (page.title, page.text, page.fetched_at) if page is not None else None
+        unstored = _unstored_row(session, topic.name, url, canonical)
     if found is not None:
         return explain_article(sessions, topic, found)
     if kept is not None:
@@ -79,15 +82,36 @@ def explain_url(sessions: sessionmaker[Session], topic: Topic, url: str) -> dict
                                          "is kept, and `claimwatch rematch` stores it once the "
                                          "query matches"})
         return report
-    if skipped is not None:
+    report: dict[str, Any] = {"found": False, "stored": False, "url": url,
+                              "topic": topic.name}
+    if unstored is not None:
+        report["unstored"] = unstored
+        why = _unstored_words(unstored)
+    elif skipped is not None:
         why = f"skipped ({skipped.reason}) on {skipped.seen_at:%Y-%m-%d %H:%M} UTC"
     else:
-        why = ("never fetched by a crawl of this topic, or fetched and not stored: pages "
-               "refused by robots.txt or the address guard, too short, failed to download, "
-               "or at a canonical URL already stored are counted per crawl (see the crawl "
-               "summary), not kept per URL")
-    return {"found": False, "stored": False, "url": url, "topic": topic.name,
-            "why_not_stored": why}
+        why = "never fetched by a crawl of this topic: no crawl recorded meeting a link to it"
+    report["why_not_stored"] = why
+    return report
+
+
+def _unstored_row(session: Session, topic: str, url: str, canonical: str
+                  ) -> dict[str, Any] | None:
+    """The latest record of why ``url`` was not stored, as plain data."""
+    row = session.scalars(select(UnstoredPage).where(
+        UnstoredPage.topic == topic, UnstoredPage.url.in_({url, canonical}))
+        .order_by(UnstoredPage.seen_at.desc()).limit(1)).first()
+    if row is None:
+        return None
+    return {"reason": row.reason, "detail": row.detail, "seen_at": row.seen_at}
+
+
+def _unstored_words(unstored: dict[str, Any]) -> str:
+    """e.g. "robots.txt forbids fetching it (forbidden by robots.txt; 2026-12-06 08:30 UTC)"."""
+    words = REASONS.get(unstored["reason"], unstored["reason"])
+    detail = f"{unstored['detail']}; " if unstored["detail"] else ""
+    return (f"{words} ({detail}last met by a crawl on {unstored['seen_at']:%Y-%m-%d %H:%M} UTC;"
+            " a later crawl tries it again)")
 
 
 def _text_report(chain: AnalysisChain, title: str | None, text: str) -> dict[str, Any]:
@@ -154,7 +178,7 @@ def explain_lines(report: dict[str, Any]) -> list[str]:
 
 
 def target_topic(sessions: sessionmaker[Session], target: str) -> str | None:
-    """The topic of the stored article (or off-topic page) ``target`` names, if any."""
+    """The topic of the stored article (or off-topic or unstored page) ``target`` names."""
     with sessions() as session:
         if target.isdigit():
             return session.scalar(select(Article.topic).where(Article.id == int(target)))
@@ -164,4 +188,9 @@ def target_topic(sessions: sessionmaker[Session], target: str) -> str | None:
                 (model.canonical_url == canonical) | (model.url == target)).limit(1))
             if found:
                 return str(found)
+        found = session.scalar(select(UnstoredPage.topic).where(
+            UnstoredPage.url.in_({target, canonical})).order_by(UnstoredPage.seen_at.desc())
+            .limit(1))
+        if found:
+            return str(found)
     return None

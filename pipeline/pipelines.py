@@ -24,6 +24,7 @@ from pipeline.context import store_for, topic_for
 from pipeline.extract import Extracted
 from pipeline.items import PageItem
 from pipeline.persist import article_record, find_original
+from pipeline.unstored import unstored_for
 from pipeline.urls import canonical_url
 from pipeline.workers import analysis_for
 
@@ -94,6 +95,11 @@ class _DatabaseStage(_Stage):
         deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))
 
 
+def _page_urls(item: PageItem) -> set[str]:
+    """The URL a page was requested at and the one it ended at (after redirects)."""
+    return {item["url"], item.get("requested_url") or item["url"]}
+
+
 async def _sleep(seconds: float) -> None:
     from scrapy.utils.defer import maybe_deferred_to_future
     from twisted.internet import reactor
@@ -130,6 +136,8 @@ class AnalysePipeline(_Stage):
             self.count(f"extract/{analysis.error}")
             logger.warning("%s: no article extracted from %s: %s", item["source"], item["url"],
                            analysis.error_detail)
+            self._unstored(item, "too_short" if analysis.error == "too_short" else "no_article",
+                           analysis.error_detail.removeprefix(f"{analysis.error}: "))
             raise DropItem(f"{item['url']}: {analysis.error_detail}")
         self.count("extract/ok")
         if not analysis.on_topic:
@@ -139,6 +147,13 @@ class AnalysePipeline(_Stage):
         self._count_claims(analysis)
         item["analysis"] = analysis
         return item
+
+    def _unstored(self, item: PageItem, reason: str, detail: str) -> None:
+        """Why the page is dropped, under the URL it was requested at and the one it
+        ended at (a redirect), for ``claimwatch explain``."""
+        log = unstored_for(self.crawler)
+        for url in _page_urls(item):
+            log.add(url, reason, detail)
 
     def _revisit(self, item: PageItem) -> PageItem:
         """A revisit of a stored article (crawler/spiders/revisit.py): pipeline/revisit.py
@@ -207,9 +222,14 @@ class DedupPipeline(_DatabaseStage):
         assert extracted is not None
         canonical = canonical_url(item["url"], declared=extracted.declared_canonical)
         item["canonical_url"] = canonical
-        if self.store.find_by_url(self.topic, canonical) is not None:
+        stored = self.store.find_by_url(self.topic, canonical)
+        if stored is not None:
             self.count("dedup/seen")
-            raise DropItem(f"{item['url']}: already stored as {canonical}")
+            detail = f"already stored as article #{stored} ({canonical})"
+            log = unstored_for(self.crawler)
+            for url in _page_urls(item) - {canonical}:
+                log.add(url, "seen", detail)
+            raise DropItem(f"{item['url']}: {detail}")
         # A copy keeps its candidates: which article of a family is the original is
         # only known once the earliest one is stored, so the digest folds them.
         duplicate = find_original(self.store, self.topic, item["url"], extracted, analysis,
@@ -239,6 +259,7 @@ class StorePipeline(_DatabaseStage):
             fetched_at=item.get("fetched_at"), listed_title=item.get("listed_title"),
             listed_published=item.get("listed_published"))
         result = self.store.save(record)
+        unstored_for(self.crawler).forget(_page_urls(item) | {item["canonical_url"]})
         if result.created:
             self.count("stored/new")
             if duplicate:

@@ -319,6 +319,26 @@ class SkippedUrl(Base):
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class UnstoredPage(Base):
+    """Why a page a crawl met was not stored (robots.txt, a refused address, a download
+    error, too little text, a canonical URL already stored), for ``claimwatch explain``.
+
+    One row per (topic, URL), overwritten by the latest crawl that met it and removed when
+    the page is stored. Unlike :class:`SkippedUrl` it never stops a later crawl fetching
+    the page again: it only says what happened last time.
+    """
+
+    __tablename__ = "unstored_pages"
+    __table_args__ = (UniqueConstraint("topic", "url", name="uq_unstored_pages_topic_url"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(2000))
+    reason: Mapped[str] = mapped_column(String(40))  # robots|refused|error|too_short|seen|...
+    detail: Mapped[str | None] = mapped_column(String(500))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class ArticleRevision(Base):
     """One revisit of a stored article: a new revision with its classified changes, the
     original text (kept when the first revision arrives), or an outcome that is not a

@@ -14,7 +14,7 @@ from functools import lru_cache
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, case, func, literal_column, select, update
+from sqlalchemy import String, case, delete, func, literal_column, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.models import Claim
@@ -28,6 +28,7 @@ from storage.models import (
     KnownClaim,
     SkippedUrl,
     SourceState,
+    UnstoredPage,
     utcnow,
 )
 
@@ -88,6 +89,19 @@ class StoredText:
 
 
 @dataclass(frozen=True)
+class UnstoredRecord:
+    """Why one page was not stored (a row of ``unstored_pages``)."""
+
+    url: str
+    reason: str
+    detail: str | None
+    seen_at: datetime
+
+
+MAX_UNSTORED_DETAIL = 500  # characters: the column's length
+
+
+@dataclass(frozen=True)
 class SaveResult:
     id: int
     created: bool
@@ -120,16 +134,24 @@ def insert_ignore(session: Session, table, values: dict) -> int:  # type: ignore
     return len(insert_ignore_keys(session, table, values))
 
 
-def _upsert(session: Session, table: Any, values: dict[str, Any], keys: Sequence[str],
-            set_: dict[str, Any]) -> None:
+def _upsert(session: Session, table: Any, values: dict[str, Any] | list[dict[str, Any]],
+            keys: Sequence[str], set_: Any) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE for one row or many (one statement);
+    ``set_`` is the update, or a function of the ``excluded`` row that gives it."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(**values)
+    statement = insert(table).values(values)
     session.execute(statement.on_conflict_do_update(
         index_elements=list(keys), set_=set_(statement.excluded) if callable(set_) else set_))
+
+
+def forget_unstored(session: Session, topic: str, urls: Iterable[str]) -> None:
+    """A page now stored: its record of why it was not stored is out of date."""
+    session.execute(delete(UnstoredPage).where(UnstoredPage.topic == topic,
+                                               UnstoredPage.url.in_(set(urls))))
 
 
 def count_matches(session: Session, topic: str, seen: datetime, outlet: str,
@@ -237,6 +259,21 @@ class Store:
             for url in dict.fromkeys(urls):
                 insert_ignore(session, SkippedUrl.__table__,
                               {"topic": topic, "url": url, "reason": reason, "seen_at": utcnow()})
+
+    def record_unstored(self, topic: str, records: Iterable[UnstoredRecord]) -> int:
+        """Upsert why each page was not stored: one statement for the whole batch, one row
+        per (topic, URL) kept (the latest). Returns the rows written."""
+        latest = {r.url[:2000]: r for r in records}
+        if not latest:
+            return 0
+        rows = [{"topic": topic, "url": url, "reason": r.reason[:40],
+                 "detail": (r.detail or "")[:MAX_UNSTORED_DETAIL] or None,
+                 "seen_at": r.seen_at} for url, r in latest.items()]
+        with self.sessions.begin() as session:
+            _upsert(session, UnstoredPage.__table__, rows, ["topic", "url"],
+                    lambda new: {"reason": new.reason, "detail": new.detail,
+                                 "seen_at": new.seen_at})
+        return len(rows)
 
     def find_by_url(self, topic: str, canonical_url: str) -> int | None:
         with self.sessions() as session:
@@ -366,6 +403,7 @@ class Store:
                 assert existing is not None
                 return SaveResult(existing, created=False)
             article_id = inserted[0][0]
+            forget_unstored(session, record.topic, {record.url, record.canonical_url})
             # One executemany per table (not one INSERT per ORM object: an article has
             # ~50 band keys, and the store runs on the crawl's reactor thread).
             _insert_many(session, ArticleClaim, [

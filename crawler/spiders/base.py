@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from config.models import Source, Topic
 from crawler.middlewares import RefusedRequest
 from pipeline.context import source_url, store_for, topic_for
+from pipeline.unstored import unstored_for
 from pipeline.urls import canonical_url
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class TopicSpider(scrapy.Spider):
             self.count("refused/scheme")
             logger.warning("%s: refused %s: only http(s) links are fetched", self.source.name,
                            url[:200])
+            unstored_for(self.crawler).add(url, "refused", "only http(s) links are fetched")
             return None
         limit = self.settings.getint("URLLENGTH_LIMIT", 2083)
         if limit and len(url) > limit:
@@ -122,10 +124,28 @@ class TopicSpider(scrapy.Spider):
         }
 
     def article_failed(self, failure: Failure) -> None:
-        if failure.check(RefusedRequest):
-            return  # counted as claimwatch/refused/<reason> and logged by the middleware
         request = getattr(failure, "request", None)
         url = request.url if request is not None else "?"
+        if failure.check(RefusedRequest):
+            # counted as claimwatch/refused/<reason> and logged by the middleware
+            refusal = failure.value
+            if request is not None and refusal.reason == "robots":
+                unstored_for(self.crawler).add(url, "robots")
+            elif request is not None:
+                unstored_for(self.crawler).add(url, "refused",
+                                               str(refusal).removeprefix("refused: "))
+            return
         reason = failure.getErrorMessage() or failure.type.__name__
         self.count("errors/fetch")
         logger.warning("%s: could not fetch %s: %s", self.source.name, url, reason)
+        if request is not None:
+            unstored_for(self.crawler).add(url, "error", _download_error(failure, reason))
+
+
+def _download_error(failure: Failure, message: str) -> str:
+    """The HTTP status of a failed download, or the network error's message."""
+    response = getattr(failure.value, "response", None)
+    status = getattr(response, "status", None)
+    if status is not None:
+        return f"HTTP {status}"
+    return f"{failure.type.__name__}: {message}" if failure.type else message
