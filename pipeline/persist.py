@@ -8,6 +8,7 @@ article stored either way is stored the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from pipeline.analysis import Analysis
@@ -103,3 +104,15 @@ def article_record(*, topic: str, source: str, url: str, canonical: str, analysi
         band_keys=analysis.band_keys,
         claims_version=analysis.claims_version,
     )
+
+
+def new_to_family(sentences: Iterable[str], original_text: str | None) -> list[str]:
+    """The candidate sentences a copy does not share with its original's text (those are
+    offered on the original already). The crawl's ``candidates`` count and the digest both
+    count with this rule, so their figures agree."""
+    sentences = list(sentences)
+    if original_text is None or not sentences:
+        return sentences
+    folded = " ".join(original_text.split())
+    return [s for s in sentences if " ".join(s.split()) not in folded]
+

@@ -22,8 +22,8 @@ from scrapy.exceptions import DropItem
 from pipeline.analysis import Analysis, ArticleJob
 from pipeline.context import store_for, topic_for
 from pipeline.extract import Extracted
-from pipeline.items import PageItem
-from pipeline.persist import article_record, find_original
+from pipeline.items import Duplicate, PageItem
+from pipeline.persist import article_record, find_original, new_to_family
 from pipeline.unstored import unstored_for
 from pipeline.urls import canonical_url
 from pipeline.workers import analysis_for
@@ -194,8 +194,6 @@ class AnalysePipeline(_Stage):
             self.count("claims/matches", len(analysis.matches))
         if any(m.conflict for m in analysis.matches):
             self.count("claims/conflicts")
-        if analysis.candidates:
-            self.count("claims/candidates", len(analysis.candidates))
 
 
 class DedupPipeline(_DatabaseStage):
@@ -246,6 +244,16 @@ class StorePipeline(_DatabaseStage):
     def open_spider(self) -> None:
         self.store = store_for(self.crawler)
 
+    def _count_candidates(self, candidates: list[Any], duplicate: Duplicate | None) -> None:
+        """New-claim candidates of a new article, less those a copy shares with its
+        original (the digest offers those on the original): the digest's count."""
+        sentences = [c.sentence for c in candidates]
+        if duplicate is not None and sentences:
+            original = self.store.texts([duplicate["root_id"]])
+            sentences = new_to_family(sentences, original[0].text if original else None)
+        if sentences:
+            self.count("claims/candidates", len(sentences))
+
     async def process_item(self, item: PageItem) -> PageItem:
         if "revisit_of" in item:
             return item  # kept by the analyse stage
@@ -264,6 +272,7 @@ class StorePipeline(_DatabaseStage):
             self.count("stored/new")
             if duplicate:
                 self.count("stored/duplicates")
+            self._count_candidates(record.candidates, duplicate)
         else:
             self.count("stored/existing")
         item["article_id"] = result.id

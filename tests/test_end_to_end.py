@@ -72,6 +72,16 @@ def test_summary_counts(crawled: dict[str, Any]) -> None:
     assert row["status"] == "ok"
 
 
+def test_crawl_and_digest_count_candidates_alike(crawled: dict[str, Any]) -> None:
+    """The crawl's candidates column is the digest's count: a copy's candidates that its
+    original's text already holds are offered (and counted) once, on the original."""
+    shown = sum(len(a["candidates"]) for a in crawled["digest"]["articles"])
+    copies_sharing = [a for a in crawled["digest"]["articles"] if a.get("duplicate_of")
+                      and not a["candidates"]]
+    assert copies_sharing, "the demo has copies whose candidates their originals hold"
+    assert summary_row(crawled["summary"])["candidates"] == str(shown)
+
+
 def test_off_topic_articles_are_absent(crawled: dict[str, Any]) -> None:
     off = [p for p, e in EXPECTED.items() if e["role"] == "off_topic"]
     assert off and not set(off) & set(crawled["articles"])

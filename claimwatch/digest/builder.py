@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
+from pipeline.persist import new_to_family
 from storage.models import (
     Article,
     ArticleClaim,
@@ -54,16 +55,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
 
 
-def _folded(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _open_candidates(candidates: Sequence[Any], original_text: str | None) -> list[Any]:
+    """Open candidates, by pipeline.persist.new_to_family's rule (the crawl counts so too)."""
     open_ = [c for c in candidates if c.status == "open"]
-    if original_text is None or not open_:
-        return open_
-    folded = _folded(original_text)
-    return [c for c in open_ if _folded(c.sentence) not in folded]
+    kept = set(new_to_family((c.sentence for c in open_), original_text))
+    return [c for c in open_ if c.sentence in kept]
 
 
 def open_candidates(article: Article) -> list[ClaimCandidate]:
