@@ -619,26 +619,26 @@ def _option_problem(key: str, value: object) -> str | None:
     elif key == "revisit":
         if value is False or value is None:
             return None  # revisits off for this source
-        if not number and not isinstance(value, str):
-            return f"revisit must be a duration such as 3d or 12h, or false, got {value!r}"
-        try:
-            window = parse_duration(value)  # type: ignore[arg-type]
-        except (ValueError, OverflowError) as exc:
-            return f"revisit: {exc}"
-        if window.total_seconds() <= 0:
-            return f"revisit must be positive (or false), got {value!r}"
+        return _duration_problem(key, value, number, "3d or 12h, or false", " (or false)")
     elif key == "allow_offsite":
         if not isinstance(value, bool):
             return f"allow_offsite must be true or false, got {value!r}"
     elif key == "timeout":
-        if not number and not isinstance(value, str):
-            return f"timeout must be a duration such as 90s, 10m or 1h, got {value!r}"
-        try:
-            duration = parse_duration(value)  # type: ignore[arg-type]
-        except (ValueError, OverflowError) as exc:
-            return f"timeout: {exc}"
-        if duration.total_seconds() <= 0:
-            return f"timeout must be positive, got {value!r}"
+        return _duration_problem(key, value, number, "90s, 10m or 1h")
+    return None
+
+
+def _duration_problem(key: str, value: object, number: bool, examples: str,
+                      positive_or: str = "") -> str | None:
+    """What is wrong with a source option that must be a positive duration, if anything."""
+    if not number and not isinstance(value, str):
+        return f"{key} must be a duration such as {examples}, got {value!r}"
+    try:
+        duration = parse_duration(value)  # type: ignore[arg-type]
+    except (ValueError, OverflowError) as exc:
+        return f"{key}: {exc}"
+    if duration.total_seconds() <= 0:
+        return f"{key} must be positive{positive_or}, got {value!r}"
     return None
 
 
