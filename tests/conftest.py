@@ -68,6 +68,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def store(db_url: str) -> Iterator[Any]:
+    """A migrated, empty store on each backend (SQLite, PostgreSQL: see ``db_url``)."""
+    from storage.db import init_db, make_engine, session_factory
+    from storage.repository import Store
+
+    engine = make_engine(db_url)
+    init_db(engine)
+    yield Store(session_factory(engine))
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     from tests.services import REDIS_URL, redis_error, unavailable

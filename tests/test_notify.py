@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from claimwatch.cli import main
 from claimwatch.digest.notify import notify_topic
 from config.loader import ConfigError, load_topic
-from storage.db import init_db, make_engine, session_factory
 from storage.models import NotifyState
 from storage.repository import ArticleRecord, MatchRecord, Store
 
@@ -90,14 +89,6 @@ CONFLICT = MatchRecord("layoffs", "Only 30 of 1,600 workers remain.", 1, 93.0, "
                        ["25", "1600"], ["30", "1600"])
 REPEAT = MatchRecord("priority", "Musk said child exploitation is his top priority.", 0, 97.0,
                      "linked")
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    engine = make_engine(db_url)
-    init_db(engine)
-    yield Store(session_factory(engine))
-    engine.dispose()
 
 
 def test_each_event_is_sent_once_per_channel(store: Store, receiver: Receiver,

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,19 +23,11 @@ from urllib.parse import urlparse
 import pytest
 from sqlalchemy import func, select
 
-from storage.db import init_db, make_engine, session_factory
+from storage.db import make_engine, session_factory
 from storage.models import Article, ArticleBand, ArticleClaim, CrawlRun, SourceState
 from storage.repository import SaveResult, Store
 from tests.conftest import DEMO_TOPIC, REPO
 from tests.test_storage import record
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    engine = make_engine(db_url)
-    init_db(engine)
-    yield Store(session_factory(engine))
-    engine.dispose()
 
 
 def count(store: Store, model: type) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,20 +9,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from config.models import Claim
-from storage.db import init_db, make_engine, session_factory
+from storage.db import make_engine
 from storage.models import Article, ArticleBand, ArticleClaim, ClaimCandidate, KnownClaim
 from storage.repository import ArticleRecord, CandidateRecord, MatchRecord, Store
 
 T0 = datetime(2022, 12, 15, 10, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    """A store on each backend (SQLite, PostgreSQL: see the ``db_url`` fixture)."""
-    engine = make_engine(db_url)
-    init_db(engine)
-    yield Store(session_factory(engine))
-    engine.dispose()
 
 
 def record(n: int, **kw: object) -> ArticleRecord:
