@@ -276,11 +276,54 @@ def test_explain_says_why_for_a_stored_article_and_an_unstored_url(
 def test_the_why_panel_escapes_scraped_text(world: Any, client: Any) -> None:
     from tests.review_fixtures import XSS_IMG
 
-    page = client.get(f"/article/{world.ids['hostile']}").text
-    why = page[page.index('id="why"'):page.index('id="history"')]
+    aid = world.ids["hostile"]
+    page = client.get(f"/article/{aid}/why").text  # the panel's own page (without script)
+    why = page[page.index('id="why"'):]
     assert "Why?" in why and "extracted text:" in why and "topic query:" in why
     assert XSS_IMG not in page[page.index('id="why"'):]
     assert "<img" not in why
+    # what static/review.js fetches when the panel is opened: plain lines (set as text)
+    reply = client.get(f"/article/{aid}/why.json")
+    assert reply.status == 200 and "application/json" in (reply.header("Content-Type") or "")
+    lines = reply.json()["lines"]
+    assert any(line.startswith("extracted text:") for line in lines)
+    assert any(line.startswith("topic query:") for line in lines)
+    assert client.get("/article/999999/why.json").status == 404
+    assert client.get("/article/999999/why").status == 404
+
+
+def test_the_article_page_does_not_work_out_why(world: Any, client: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The explain report (tens of ms) is made only when its panel is opened."""
+    import claimwatch.explain
+
+    calls: list[int] = []
+    real = claimwatch.explain.explain_article
+
+    def counted(sessions: Any, topic: Any, article_id: int) -> Any:
+        calls.append(article_id)
+        return real(sessions, topic, article_id)
+
+    monkeypatch.setattr(claimwatch.explain, "explain_article", counted)
+    aid = world.ids["hostile"]
+    page = client.get(f"/article/{aid}")
+    assert page.status == 200 and calls == []
+    why = page.text[page.text.index('id="why"'):page.text.index('id="history"')]
+    assert "Why?" in why and "extracted text:" not in why
+    assert f'data-why-url="/article/{aid}/why.json"' in why
+    assert f'href="/article/{aid}/why"' in why
+    assert client.get(f"/article/{aid}/why.json").status == 200 and calls == [aid]
+
+
+def test_the_why_panel_without_the_topic_file(world: Any, sessions: Any) -> None:
+    from claimwatch.web import make_app
+    from tests.test_web import Client
+
+    bare = Client(make_app(sessions, []))  # serving the store without its topic file
+    aid = world.ids["hostile"]
+    assert bare.get(f"/article/{aid}/why.json").json() == {
+        "article_id": aid, "lines": None, "message": "The topic file is not loaded here."}
+    assert "The topic file is not loaded here." in bare.get(f"/article/{aid}/why").text
 
 
 KILL_SCRIPT = """

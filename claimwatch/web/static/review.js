@@ -1,4 +1,5 @@
-// claimwatch review page: keyboard triage, actions in place, bulk selection and undo.
+// claimwatch review page: keyboard triage, actions in place, bulk selection and undo, and
+// the article page's "Why?" panel, fetched when opened.
 // Progressive enhancement only: every action is a plain HTML form that works without this
 // file. Served from /static/review.js (the page's CSP allows no other script). No data from
 // the server is ever inserted as HTML: messages go in with textContent.
@@ -170,6 +171,41 @@
     });
     document.querySelector("main").prepend(box);
   }
+
+  // The article page's "Why?" panel is computed only when opened: its lines come from
+  // why.json (plain text, shown with textContent); without this file its link opens /why.
+  function loadWhy(details) {
+    var pre = details.querySelector("pre.why");
+    if (!pre || details.dataset.whyState || !window.fetch) { return; }
+    details.dataset.whyState = "loading";
+    pre.hidden = false;
+    pre.textContent = "Working it out…";
+    fetch(details.dataset.whyUrl, {credentials: "same-origin",
+                                   headers: {"Accept": "application/json"}})
+      .then(function (response) {
+        return response.json().then(function (data) {
+          if (!response.ok) { throw new Error(data.error || response.statusText); }
+          return data;
+        });
+      })
+      .then(function (data) {
+        pre.textContent = data.lines ? data.lines.join("\n") : data.message;
+        details.dataset.whyState = "loaded";
+        var link = details.querySelector(".why-link");
+        if (link) { link.hidden = true; }
+      })
+      .catch(function (error) {
+        pre.textContent = "Could not load the explanation: " + error.message;
+        delete details.dataset.whyState;  // opening it again tries again
+      });
+  }
+
+  document.addEventListener("toggle", function (event) {
+    var details = event.target;
+    if (details instanceof HTMLDetailsElement && details.open && details.dataset.whyUrl) {
+      loadWhy(details);
+    }
+  }, true);
 
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) { return; }

@@ -218,7 +218,6 @@ def json_article(article_id: int) -> Any:
 @bp.get("/article/<int:article_id>")
 def page_article(article_id: int) -> str:
     from claimwatch.accounts import history
-    from claimwatch.explain import explain_article, explain_lines
     from claimwatch.revisions_view import revision_history
 
     state = desk()
@@ -227,16 +226,52 @@ def page_article(article_id: int) -> str:
         events = history(session, article_id)
         revisions = revision_history(session, article_id)
     topic = state.topics.get(a["topic"])
-    # The "why?" panel: claimwatch/explain.py's report (plain lines, escaped by the template).
-    why = (explain_lines(explain_article(state.sessions, topic, article_id))[1:]
-           if topic is not None else None)
     outlets = {clean(c.get("outlet")) for c in a["copies"]} | {clean(a.get("outlet"))}
+    # The "why?" panel is not computed here (tens of ms): static/review.js fetches
+    # why.json when it is opened; without script, its link opens the /why page.
     return render_template(
         "article.html", a=a, flag_labels=FLAG_LABELS, outlets=len(outlets),
         paragraphs=highlighted(a), events=[(e, _detail(e)) for e in events],
-        revisions=revisions, why=why,
+        revisions=revisions,
         can_promote=topic is not None and topic.claims_path is not None,
         suggest=suggest_claim_id, title=clean(a.get("title") or f"article {article_id}"))
+
+
+# -- one article's "why?" panel (claimwatch/explain.py), only when asked for ------------------
+
+WHY_UNLOADED = "The topic file is not loaded here."
+
+
+def why_lines(article_id: int) -> tuple[str, list[str] | None]:
+    """The article's title and explain report (plain lines, without the heading line);
+    None when its topic file is not loaded here. A 404 for an unknown article."""
+    from claimwatch.explain import explain_article, explain_lines
+
+    state = desk()
+    with state.read() as session:
+        row = session.execute(select(Article.topic, Article.title)
+                              .where(Article.id == article_id)).one_or_none()
+    if row is None:
+        raise HTTPError(404, f"no article with id {article_id}")
+    title = clean(row.title or f"article {article_id}")
+    topic = state.topics.get(row.topic)
+    if topic is None:
+        return title, None
+    return title, explain_lines(explain_article(state.sessions, topic, article_id))[1:]
+
+
+@bp.get("/article/<int:article_id>/why")
+def page_why(article_id: int) -> str:
+    title, lines = why_lines(article_id)
+    return render_template("why.html", aid=article_id, why=lines, unloaded=WHY_UNLOADED,
+                           title=f"Why? {title}")
+
+
+@bp.get("/article/<int:article_id>/why.json")
+def json_why(article_id: int) -> Any:
+    _, lines = why_lines(article_id)
+    return json_response({"article_id": article_id, "lines": lines,
+                          "message": None if lines is not None else WHY_UNLOADED})
 
 
 def _detail(event: Any) -> str:
