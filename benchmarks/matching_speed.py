@@ -40,13 +40,10 @@ for path in (REPO, REPO / "benchmarks"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from quality_claims import (  # noqa: E402
+from claims_data import (  # noqa: E402
     CLEF,
-    CLEF2B,
-    SHARED_DATA,
     article_sentences,
-    load_clef,
-    load_clef2b,
+    distinct_claims,
 )
 
 from config.models import Claim  # noqa: E402
@@ -69,50 +66,6 @@ def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, float]:
         cpu.append(time.thread_time() - c0)
         wall.append(time.perf_counter() - w0)
     return 1000 * statistics.median(wall), 1000 * min(wall), 1000 * statistics.median(cpu)
-
-
-def distinct_claims(n: int) -> tuple[list[Claim], str]:
-    """``n`` claims with distinct real texts, and where they come from.
-
-    First the CLEF 2022 2A Snopes claims (title as alias), then the CLEF 2021 2B
-    PolitiFact claims (title as alias), then 2A subtitles, debate transcript
-    lines of 5 words or more and MSRP news sentences as claims of their own:
-    all real sentences, deduplicated on their lowercased text.
-    """
-    seen: set[str] = set()
-    out: list[Claim] = []
-    counts: dict[str, int] = {}
-
-    def add(source: str, cid: str, text: str, alias: str | None = None) -> None:
-        key = " ".join(text.lower().split())
-        if len(out) >= n or not key or key in seen:
-            return
-        seen.add(key)
-        out.append(Claim(cid, text, aliases=(alias,) if alias else ()))
-        counts[source] = counts.get(source, 0) + 1
-
-    vclaims = load_clef()[0]
-    for v in vclaims:
-        add("2A claims", v["vclaim_id"], v["vclaim"], v.get("title"))
-    if len(out) < n and CLEF2B.is_dir():
-        for v in load_clef2b()[0]:
-            add("2B claims", v["vclaim_id"], v["vclaim"], v.get("title"))
-    for v in vclaims:
-        if v.get("subtitle"):
-            add("2A subtitles", v["vclaim_id"] + "-subtitle", v["subtitle"])
-    if len(out) < n and CLEF2B.is_dir():
-        for path in sorted((CLEF2B / "transcripts").glob("*.tsv")):
-            for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-                parts = line.split("\t")
-                if len(parts) >= 3 and len(parts[2].split()) >= 5:
-                    add("2B transcript lines", f"{path.stem}-{i}", parts[2])
-    msrp = SHARED_DATA / "msrp-paraphrase" / "msr_paraphrase_train.txt"
-    if len(out) < n and msrp.is_file():
-        for i, line in enumerate(msrp.read_text(encoding="utf-8").splitlines()[1:]):
-            parts = line.split("\t")
-            for j, text in enumerate(parts[3:5]):
-                add("MSRP sentences", f"msrp-{i}-{j}", text)
-    return out, ", ".join(f"{k} {v:,}" for k, v in counts.items())
 
 
 def split(index: C.ClaimIndex, sentences: Sequence[str], runs: int) -> str:

@@ -31,9 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import gzip
 import json
-import os
 import re
 import resource
 import statistics
@@ -57,45 +55,23 @@ from pipeline.claims import index as I  # noqa: E402
 from pipeline.claims import rerank as R  # noqa: E402
 from pipeline.claims import scoring as S  # noqa: E402
 from pipeline.claims.context import SentenceContext, parse_date  # noqa: E402
-from pipeline.text import analyse, split_sentences  # noqa: E402
+from pipeline.text import analyse  # noqa: E402
 
-SHARED_DATA = Path(os.environ.get("CLAIMWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
-CLEF = SHARED_DATA / "clef2022-checkthat-task2a-en"
-CLEF2B = SHARED_DATA / "clef2021-checkthat-task2b-en"
-SEED_ARTICLE = SHARED_DATA.parent / "seed" / "musk-twitter-child-safety.txt"
+from claims_data import (  # noqa: E402  (the data both claim benchmarks read)
+    CLEF,
+    CLEF2B,
+    SHARED_DATA,
+    article_sentences,
+    distinct_claims,
+    load_clef,
+    load_clef2b,
+)
+
 SEED_SET = Path(__file__).with_name("seed_claims_set.json")
 CLAIMS_CSV = REPO / "config" / "topics" / "claims.csv"
 
 
 # --------------------------------------------------------------------------- CLEF data
-
-
-def load_clef(
-    root: Path = CLEF,
-) -> tuple[list[dict[str, str]], dict[str, str], dict[str, set[str]], dict[str, set[str]]]:
-    """(vclaims, queries, train qrels, dev qrels)."""
-    with gzip.open(root / "vclaims.jsonl.gz", "rt", encoding="utf-8") as fh:
-        vclaims = [json.loads(line) for line in fh]
-    queries: dict[str, str] = {}
-    with open(root / "CT2022-Task2A-EN-Train-Dev_Queries.tsv", encoding="utf-8") as fh:
-        for line in fh:
-            qid, _, text = line.rstrip("\n").partition("\t")
-            queries[qid] = text
-
-    def qrels(name: str) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
-        with open(root / name, encoding="utf-8") as fh:
-            for line in fh:
-                qid, _, vid, _ = line.rstrip("\n").split("\t")
-                out.setdefault(qid, set()).add(vid)
-        return out
-
-    return (
-        vclaims,
-        queries,
-        qrels("CT2022-Task2A-EN-Train_QRELs.tsv"),
-        qrels("CT2022-Task2A-EN-Dev_QRELs.tsv"),
-    )
 
 
 def clef_claims(vclaims: Sequence[dict[str, str]]) -> list[Claim]:
@@ -118,60 +94,6 @@ def tweet_context(text: str) -> SentenceContext:
     if not m:
         return SentenceContext(window=text, speaker=None, day=None)
     return SentenceContext(window=text, speaker=m.group(1).strip(), day=parse_date(m.group(2)))
-
-
-def load_clef2b(
-    root: Path = CLEF2B, neighbours: int = 2
-) -> tuple[list[dict[str, str]], dict[str, str], dict[str, set[str]], dict[str, set[str]],
-           dict[str, SentenceContext]]:
-    """CLEF 2021 2B: (vclaims, queries, train qrels, dev qrels, query contexts).
-
-    A query's context is its transcript: the lines before and after it (the
-    window), its speaker, and the debate's date (the id's YYYYMMDD prefix).
-    """
-    with gzip.open(root / "vclaims.jsonl.gz", "rt", encoding="utf-8") as fh:
-        vclaims = [json.loads(line) for line in fh]
-    queries: dict[str, str] = {}
-    for name in ("CT2021-Task2B-EN-Train_Queries.tsv", "CT2021-Task2B-EN-Dev_Queries.tsv"):
-        with open(root / name, encoding="utf-8") as fh:
-            for line in fh:
-                qid, _, text = line.rstrip("\n").partition("\t")
-                queries[qid] = text
-
-    def qrels(name: str) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
-        with open(root / name, encoding="utf-8") as fh:
-            for line in fh:
-                qid, _, vid, _ = line.rstrip("\n").split("\t")
-                out.setdefault(qid, set()).add(vid)
-        return out
-
-    files: dict[str, str] = {}
-    with open(root / "CT2021-Task2B-EN-Debates.tsv", encoding="utf-8") as fh:
-        next(fh)
-        for line in fh:
-            debate, path, *_ = line.rstrip("\n").split("\t")
-            files[debate] = path
-    contexts: dict[str, SentenceContext] = {}
-    transcripts: dict[str, list[tuple[str, str]]] = {}
-    for qid in queries:
-        debate, _, num = qid.rpartition("_")
-        if debate not in transcripts:
-            lines = []
-            with open(root / files[debate], encoding="utf-8") as fh:
-                for line in fh:
-                    parts = line.rstrip("\n").split("\t")
-                    if len(parts) >= 3:
-                        lines.append((parts[1], parts[2]))
-            transcripts[debate] = lines
-        lines = transcripts[debate]
-        i = int(num) - 1
-        window = " ".join(text for _, text in lines[max(0, i - neighbours): i + neighbours + 1])
-        speaker = lines[i][0].title() if 0 <= i < len(lines) else None
-        contexts[qid] = SentenceContext(window=window, speaker=speaker,
-                                        day=parse_date(debate[:8]))
-    return (vclaims, queries, qrels("CT2021-Task2B-EN-Train_QRELs.tsv"),
-            qrels("CT2021-Task2B-EN-Dev_QRELs.tsv"), contexts)
 
 
 def clef2b_claims(vclaims: Sequence[dict[str, str]]) -> list[Claim]:
@@ -564,13 +486,6 @@ def dense_report(label: str, scores: tuple[np.ndarray, np.ndarray, np.ndarray]) 
 # --------------------------------------------------------------------------- speed
 
 
-def article_sentences(n: int = 40) -> list[str]:
-    sentences = [
-        s for s in split_sentences(SEED_ARTICLE.read_text(encoding="utf-8")) if len(s.split()) > 4
-    ]
-    return sentences[:n]
-
-
 def speed(vclaims: Sequence[dict[str, str]], sizes: Sequence[int] = (100, 1_000, 10_000)) -> None:
     sentences = article_sentences()
     words = sum(len(s.split()) for s in sentences)
@@ -732,8 +647,6 @@ def padded_table(claims: Sequence[Claim], n: int, queries: Iterable[str]) -> lis
     id or lowercased text is already in ``claims`` or is one of ``queries`` (2B's
     queries are transcript lines: a query would find itself).
     """
-    from matching_speed import distinct_claims
-
     out = list(claims)
     ids = {c.id for c in out}
     seen = {" ".join(c.text.lower().split()) for c in out}
