@@ -13,8 +13,8 @@ line on stdin (JSON)::
 
 crawls the batch's sources at once (the due sources of one topic, each with the
 ``crawl_runs`` row and lease the daemon took), writes each run's outcome into its
-row as ``python -m crawler.run`` does, and tells the daemon on ``--result-fd``
-(JSON lines)::
+row as ``python -m crawler.run`` does (with the run's exit code, 0 ok or 1, in the
+same write as ``finished``), and tells the daemon on ``--result-fd`` (JSON lines)::
 
     {"op": "started", "batch": 7}
     {"op": "run", "run_id": 12, "status": "ok", "error": null, "counts": {...}}
@@ -41,7 +41,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from crawler.run import _configure_logging, _die_with_parent, parse_with_settings
+from crawler.run import (
+    EXIT_FAILED,
+    EXIT_OK,
+    _configure_logging,
+    _die_with_parent,
+    parse_with_settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +221,8 @@ class CrawlProcess:
 
         try:
             conclude(summary, crawler)
-            record_outcome(self.store, batch.topic.name, summary)
+            record_outcome(self.store, batch.topic.name, summary,
+                           exit_code=EXIT_OK if summary.status == "ok" else EXIT_FAILED)
         except Exception as exc:  # noqa: BLE001 - told to the daemon, which records the failure
             logger.exception("crawl run %s: outcome not recorded", summary.run_id)
             summary.status, summary.error = "failed", f"outcome not recorded: {exc}"
@@ -245,7 +252,7 @@ class CrawlProcess:
 
         logger.error("crawl run %s (%s): %s", run_id, source, error)
         try:
-            _fail_run(self.db_url, run_id, error)
+            _fail_run(self.db_url, run_id, error, exit_code=EXIT_FAILED)
         except Exception:  # noqa: BLE001 - the daemon records it from our message
             logger.exception("crawl run %s: failure not recorded", run_id)
         self._send({"op": "run", "run_id": run_id, "source": source, "status": "failed",

@@ -108,8 +108,9 @@ def _configure_logging(verbose: int, source: str, run_id: int | None) -> None:
             logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-def _fail_run(db_url: str | None, run_id: int, error: str) -> None:
-    """The crawl could not start: record why in the daemon's run row."""
+def _fail_run(db_url: str | None, run_id: int, error: str, exit_code: int | None = None) -> None:
+    """The crawl could not start: record why in the daemon's run row (with the exit
+    code a daemon's crawl process reports for it, in the same write)."""
     from sqlalchemy import update
 
     from storage.db import make_engine, session_factory
@@ -120,7 +121,8 @@ def _fail_run(db_url: str | None, run_id: int, error: str) -> None:
         with session_factory(engine).begin() as session:
             session.execute(
                 update(CrawlRun).where(CrawlRun.id == run_id, CrawlRun.status == "running")
-                .values(status="failed", finished=utcnow(), error=error)
+                .values(status="failed", finished=utcnow(), error=error,
+                        **({} if exit_code is None else {"exit_code": exit_code}))
             )
     finally:
         engine.dispose()

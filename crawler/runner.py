@@ -305,9 +305,13 @@ def conclude(summary: SourceSummary, crawler: Any) -> None:
         summary.error = f"the source's {summary.kind} could not be fetched or parsed"
 
 
-def record_outcome(store: Store, topic: str, summary: SourceSummary) -> None:
-    """Write a finished source's ``crawl_runs`` row and its ``source_states`` row."""
-    _finish_run(store.sessions, summary)
+def record_outcome(store: Store, topic: str, summary: SourceSummary,
+                   exit_code: int | None = None) -> None:
+    """Write a finished source's ``crawl_runs`` row and its ``source_states`` row.
+
+    ``exit_code`` (a daemon's crawl process: what it reports for the run) goes in the
+    same write as ``finished``: no reader sees a finished run without it."""
+    _finish_run(store.sessions, summary, exit_code)
     _record_source_state(store, topic, summary)
 
 
@@ -432,14 +436,13 @@ def _start_run(sessions: Any, topic: str, source: str, trigger: str,
         return int(run.id)
 
 
-def _finish_run(sessions: Any, summary: SourceSummary) -> None:
+def _finish_run(sessions: Any, summary: SourceSummary, exit_code: int | None = None) -> None:
+    values: dict[str, Any] = {"finished": utcnow(), "status": summary.status,
+                              "counts": summary.counts, "error": summary.error}
+    if exit_code is not None:
+        values["exit_code"] = exit_code
     with sessions.begin() as session:
-        session.execute(
-            update(CrawlRun)
-            .where(CrawlRun.id == summary.run_id)
-            .values(finished=utcnow(), status=summary.status, counts=summary.counts,
-                    error=summary.error)
-        )
+        session.execute(update(CrawlRun).where(CrawlRun.id == summary.run_id).values(**values))
 
 
 def _record_source_state(store: Store, topic: str, summary: SourceSummary) -> None:

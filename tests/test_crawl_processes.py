@@ -88,9 +88,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def done_runs(db: DB, source: str) -> list[Any]:
-    """Runs the daemon has settled: the crawl writes its outcome (``finished``) and the
-    daemon then its ``exit_code``, in two transactions, so wait for both."""
-    return [r for r in db.runs(source) if r.finished is not None and r.exit_code is not None]
+    """Finished runs (a run's ``finished`` and ``exit_code`` are written together)."""
+    return [r for r in db.runs(source) if r.finished is not None]
 
 
 def test_a_process_runs_crawl_after_crawl_and_is_replaced_after_n(
@@ -179,3 +178,63 @@ def test_an_unchanged_feed_costs_a_304_and_is_not_parsed_again(
     state = db.query(lambda s: s.query(SourceState).one())
     assert state.etag == '"v1"' and state.items_seen == 2  # the 304s listed no entries
     assert state.consecutive_failures == 0 and state.last_success is not None
+
+
+def test_a_run_is_finished_with_its_exit_code_in_one_write(
+        tmp_path: Path, site: str, db: DB) -> None:
+    """A crawl process writes each run's outcome and exit code together: when it reports
+    a run (before any daemon has read the report) the row is complete, so no reader of
+    /api/runs sees a finished run without its exit code."""
+    import json
+    import subprocess
+    import sys
+
+    from storage.db import open_db
+    from storage.models import CrawlRun, utcnow
+
+    topic = write_topic(tmp_path / "topic.yaml", [
+        {"name": "wire", "kind": "feed", "url": f"{site}/feed.xml?items=art/x1"},
+        {"name": "gone", "kind": "feed", "url": f"{site}/no-such-feed.xml"}])
+    engine, sessions = open_db(db.url)
+    try:
+        with sessions.begin() as session:
+            rows = [CrawlRun(topic="daemon-test", source=name, trigger="manual",
+                             started=utcnow(), status="running", counts={})
+                    for name in ("wire", "gone", "unknown")]
+            session.add_all(rows)
+            session.flush()
+            ids = {row.source: row.id for row in rows}
+    finally:
+        engine.dispose()
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crawler.crawlproc", "--db", db.url, "--result-fd",
+         str(write_fd), *harness.CRAWL_SETTINGS], cwd=harness.REPO, stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, pass_fds=(write_fd,),
+        env=dict(os.environ, PYTHONPATH=str(harness.REPO)))
+    os.close(write_fd)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write((json.dumps({
+            "op": "crawl", "batch": 1, "topic_path": str(topic),
+            "runs": [{"run_id": run_id, "source": name, "trigger": "manual"}
+                     for name, run_id in ids.items()]}) + "\n").encode())
+        proc.stdin.flush()
+        seen: dict[str, tuple[Any, ...]] = {}
+        with os.fdopen(read_fd, encoding="utf-8") as results:
+            for line in results:
+                message = json.loads(line)
+                if message["op"] == "run":  # read the row at once, as a reader might
+                    row = db.query(lambda s, m=message: s.get(CrawlRun, m["run_id"]))
+                    seen[message["source"]] = (message["status"], row.status,
+                                               row.finished is not None, row.exit_code)
+                elif message["op"] == "batch":
+                    break
+        proc.stdin.close()
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert seen == {"wire": ("ok", "ok", True, 0), "gone": ("failed", "failed", True, 1),
+                    "unknown": ("failed", "failed", True, 1)}, seen

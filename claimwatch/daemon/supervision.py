@@ -38,6 +38,7 @@ from sqlalchemy import update
 from claimwatch.daemon.crawlpool import CrawlProc, PoolLimits, start_crawl_proc, stop_all
 from claimwatch.daemon.scheduling import LoadedTopic, source_timeout
 from config.models import Source
+from crawler.run import EXIT_FAILED, EXIT_OK  # a run's exit_code when its process reported it
 from storage import leases
 from storage.models import CrawlRun, utcnow
 from storage.repository import Store
@@ -45,7 +46,6 @@ from storage.repository import Store
 logger = logging.getLogger(__name__)
 
 GATHER = 0.05  # seconds the supervisor waits after a wake for more runs to batch
-EXIT_OK, EXIT_FAILED = 0, 1  # a run's exit_code when its process reported it (crawler.run's)
 
 
 @dataclass
@@ -397,7 +397,10 @@ class Supervision:
             if row is None:
                 return
             before = row.status
-            values: dict[str, Any] = {"exit_code": code}
+            # A run its crawl process reported has its exit code already, written with
+            # its outcome (crawler/crawlproc.py); one it never reported gets how it ended,
+            # in the same write as ``finished`` below.
+            values: dict[str, Any] = {} if row.exit_code is not None else {"exit_code": code}
             count_failure = False
             if run.stop_reason == "timeout":
                 values.update(status="timeout", finished=row.finished or now,
@@ -412,7 +415,9 @@ class Supervision:
             elif before == "running":  # crashed, killed: it never wrote its outcome
                 values.update(status="failed", finished=now, error=describe_exit(code))
                 count_failure = True
-            session.execute(update(CrawlRun).where(CrawlRun.id == run.run_id).values(**values))
+            if values:
+                session.execute(update(CrawlRun).where(CrawlRun.id == run.run_id)
+                                .values(**values))
             status = values.get("status", before)
             error = values.get("error", row.error)
             counts = dict(row.counts or {})
