@@ -11,6 +11,9 @@ line on stdin (JSON)::
     {"op": "crawl", "batch": 7, "topic_path": "...", "runs": [
         {"run_id": 12, "source": "wire", "trigger": "schedule"}, ...]}
 
+(a run with ``"revisit": true`` fetches the source's recent articles again for edits,
+as ``claimwatch crawl --revisit`` does: crawler/spiders/revisit.py),
+
 crawls the batch's sources at once (the due sources of one topic, each with the
 ``crawl_runs`` row and lease the daemon took), writes each run's outcome into its
 row as ``python -m crawler.run`` does (with the run's exit code, 0 ok or 1, in the
@@ -194,6 +197,7 @@ class CrawlProcess:
 
         from crawler.runner import SourceSummary, _crawl_failed
         from crawler.spiders import SPIDERS_BY_KIND
+        from crawler.spiders.revisit import RevisitSpider
 
         run_id, name = int(run["run_id"]), str(run["source"])
         try:
@@ -201,7 +205,7 @@ class CrawlProcess:
         except KeyError as exc:
             self._fail(run_id, name, str(exc.args[0]))
             return None
-        spider_cls = SPIDERS_BY_KIND.get(source.kind)
+        spider_cls = RevisitSpider if run.get("revisit") else SPIDERS_BY_KIND.get(source.kind)
         if spider_cls is None:
             self._fail(run_id, name, f"source kind {source.kind!r} unsupported")
             return None

@@ -98,7 +98,7 @@ CLAIMWATCH_CLAIM_LINKED_MIN = None  # None: the matcher's tuned default
 CLAIMWATCH_CLAIM_SUGGESTED_MIN = None
 CLAIMWATCH_CANDIDATE_MIN = None  # 0..1 claim-likeness for new-claim candidates
 
-# --- claimwatch: revisits for edits (crawler/spiders/revisit.py, claimwatch/living.py) --------
+# --- claimwatch: revisits for edits (crawler/spiders/revisit.py, claimwatch/daemon/scheduling.py)
 # Per source, `revisit: 3d` in the topic file (the default) sets how long after its first
 # fetch an article is revisited; `revisit: false` turns it off.
 CLAIMWATCH_REVISIT_MAX = 500  # articles revisited per source and run, least recently first

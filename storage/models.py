@@ -242,7 +242,7 @@ class CrawlRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     topic: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(200))
-    trigger: Mapped[str] = mapped_column(String(20), default="manual")  # schedule|manual
+    trigger: Mapped[str] = mapped_column(String(20), default="manual")  # schedule|manual|revisit
     started: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # running|ok|failed|timeout|interrupted (a run whose process died is "interrupted")

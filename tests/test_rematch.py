@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -168,10 +168,14 @@ def test_a_revisit_finds_an_edited_figure_and_a_correction(store: dict[str, Any]
     assert not any("revised" in a["flags"] for a in unchanged)
 
 
-def test_the_daemon_revisits_on_its_own(store: dict[str, Any]) -> None:
-    import sys
-
-    from claimwatch import living
+def test_the_daemon_revisits_as_crawl_runs_under_the_source_lease(
+        store: dict[str, Any], tmp_path: Path) -> None:
+    """The daemon's revisits are crawl runs of its own (trigger ``revisit``): recorded in
+    /api/runs, crawled in its crawl processes, and never while someone else holds the
+    source's lease (skipped, revisited next time)."""
+    from storage import leases
+    from storage.models import CrawlRun
+    from tests.test_daemon import DB, Daemon, assert_never_overlapping, wait_for
 
     page_path = "/civicpost/2022/12/21/twitter-irwin-account-removals-automation.html"
     page = store["root"] / "demo-site" / page_path.lstrip("/")
@@ -180,20 +184,42 @@ def test_the_daemon_revisits_on_its_own(store: dict[str, Any]) -> None:
     assert html.count(headline) >= 2  # og:title and h1
     page.write_text(html.replace(headline, "Twitter’s safety chief credits automation for "
                                  "a surge in account removals"), encoding="utf-8")
-    name, value = store["port"].split("=")
+    db = DB(store["db"])
+    engine = make_engine(store["db"])
+    sessions = session_factory(engine)
+    source = ("demo-twitter-child-safety", "demo-wire")
+    holder = leases.Holder.new("crawl")  # as `claimwatch crawl` crawling the source
+    leases.acquire(sessions, *source, holder)
+    daemon = Daemon(tmp_path, [store["topic"]], store["db"], "--set", store["port"],
+                    "--set", "CLAIMWATCH_REVISIT_INTERVAL=2").wait_ready()
+    try:
+        def revisits_skipped() -> int:
+            jobs = daemon.health()["scheduler"]["revisits"]
+            assert [job["topic"] for job in jobs] == [source[0]], jobs
+            return int(jobs[0]["skipped"])
 
-    class Daemon:
-        def __init__(self) -> None:
-            self.topics = {str(store["topic"]): None}
-            self.options = type("Options", (), {
-                "python": sys.executable, "db_url": store["db"],
-                "settings": {name: value, "CLAIMWATCH_REVISIT_INTERVAL": "3600"}})()
+        wait_for(lambda: revisits_skipped() >= 2, 30, "two revisits skipped (busy)", daemon)
+        assert not [r for r in db.runs() if r.trigger == "revisit"]
+        leases.release(sessions, *source, holder)
 
-    daemon = Daemon()
-    assert living.schedule_revisits(daemon) == []  # not due yet
-    assert living.schedule_revisits(daemon, now=time.monotonic() + 3601) == \
-        [str(store["topic"])]
-    living.stop(daemon, timeout=120)
+        def revisited() -> list[CrawlRun]:
+            return [r for r in db.runs() if r.trigger == "revisit" and r.finished]
+
+        run = wait_for(revisited, 60, "a revisit run", daemon)[0]
+        assert (run.source, run.status, run.exit_code) == ("demo-wire", "ok", 0), run.error
+        assert run.pid and run.pid != daemon.proc.pid and run.holder.startswith("daemon:")
+        status, data = daemon.request("GET", "/api/runs?trigger=revisit")
+        assert status == 200 and run.id in [r["id"] for r in data["runs"]]
+        with urllib.request.urlopen(daemon.url + "/sources", timeout=10) as response:
+            runs_page = response.read().decode("utf-8")
+        assert f'<td class=num>{run.id}</td>' in runs_page and "<td>revisit</td>" in runs_page
+        assert daemon.stop() == 0
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+        engine.dispose()
+    assert_never_overlapping(db.runs("demo-wire"))
     article = _digest(store["db"])[page_path]
     assert "revised" in article["flags"]
     assert "headline_changed" in article["revisions"][-1]["changes"]

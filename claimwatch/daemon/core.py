@@ -37,6 +37,7 @@ from claimwatch.daemon.scheduling import (
     Scheduling,
     _seconds,
     active,
+    revisit_interval,
     set_active,
 )
 from claimwatch.daemon.server import start_server, update_review_topics
@@ -105,6 +106,7 @@ class Daemon(Scheduling, Supervision, HealthReport):
             check_email_options(self.options.email_schedule, self.options.email_since)
         except EmailOptionError as exc:
             raise DaemonError(str(exc)) from exc
+        revisit_interval(self.options.settings)  # a bad value: fail now, not at each sync
         self.load_topics()
         try:
             leases.acquire_daemon_lock(self.sessions, self.holder, db=self.db, ttl=self.ttl)
@@ -190,9 +192,9 @@ class Daemon(Scheduling, Supervision, HealthReport):
                     self.reload()
                 if now >= next_watch:
                     next_watch = now + self.options.watch_interval
-                    from claimwatch.living import tick  # re-match on a changed claims
+                    from claimwatch.rematch import watch_claims_files
 
-                    tick(self)  # table; revisit recent articles for edits
+                    watch_claims_files(self)  # re-match the articles on a changed claims table
                 if now >= next_reap:
                     next_reap = now + 60
                     with self._lock:

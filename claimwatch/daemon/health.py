@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from claimwatch.web import iso
 from claimwatch.daemon.digests import EMAIL_JOB_ID
-from claimwatch.daemon.scheduling import LoadedTopic
+from claimwatch.daemon.scheduling import REVISIT_JOB_FUNC, REVISIT_JOB_PREFIX, LoadedTopic
 from claimwatch.health import AlarmPolicy, recent_runs, source_alarm
 from config.cron import is_interval, parse_interval
 from storage.models import SourceState, utcnow
@@ -80,6 +80,7 @@ class HealthReport:
             skipped = dict(self.skipped)
         jobs: list[dict[str, Any]] = []
         email_job: dict[str, Any] | None = None
+        revisits: list[dict[str, Any]] = []
         late: list[str] = []
         running_scheduler = False
         if self.scheduler is not None:
@@ -91,6 +92,10 @@ class HealthReport:
                 if job.id == EMAIL_JOB_ID:
                     email_job = {"trigger": str(job.trigger), "next_run": iso(next_run),
                                  "skipped": skipped.get(job.id, 0)}
+                elif job.func_ref == REVISIT_JOB_FUNC:
+                    revisits.append({"id": job.id, "topic": job.id.removeprefix(
+                        REVISIT_JOB_PREFIX), "trigger": str(job.trigger),
+                        "next_run": iso(next_run), "skipped": skipped.get(job.id, 0)})
                 else:
                     jobs.append({"id": job.id, "topic": job.id.split("/", 1)[0],
                                  "source": job.args[1], "trigger": str(job.trigger),
@@ -143,7 +148,8 @@ class HealthReport:
             "daemon": {"pid": os.getpid(), "host": self.holder.host, "db": self.db,
                        "started": iso(self.started_at),
                        "listen": self.api.address if self.api else None},
-            "scheduler": {"running": running_scheduler, "jobs": jobs, "late": late},
+            "scheduler": {"running": running_scheduler, "jobs": jobs, "revisits": revisits,
+                          "late": late},
             "crawl_processes": self._crawl_processes(),
             "running": [{"run_id": run.run_id, "topic": run.topic, "source": run.source,
                          "trigger": run.trigger, "started": iso(run.started_at), "pid": run.pid}

@@ -9,9 +9,13 @@
   sources wait in one queue, where the sources of one topic due together are batched
   into one crawl. A source whose crawl is still queued or running is skipped (its lease).
 - Topic files are re-read on SIGHUP or when they change.
-- Another kind of job (a revisit, a re-match) is one more entry in :meth:`Scheduling.extra_jobs`
-  with a module-level function of its own: :meth:`Scheduling.sync_jobs` keeps the job store
-  in step with it as it does with the sources.
+- Another kind of job is one more entry in :meth:`Scheduling.extra_jobs` with a
+  module-level function of its own: :meth:`Scheduling.sync_jobs` keeps the job store in
+  step with it as it does with the sources. Two are there: the digest email, and each
+  topic's revisits (every ``CLAIMWATCH_REVISIT_INTERVAL`` seconds, default 6 h): a
+  revisit is a crawl run like any other (trigger ``revisit``: its lease, ``crawl_runs``
+  row, crawl process and timeout), of each source with revisits on, so a source being
+  crawled is not revisited at the same time (skipped, revisited next time).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from claimwatch.web import HTTPError
 from claimwatch.daemon.digests import EMAIL_JOB_FUNC, EMAIL_JOB_ID
 from claimwatch.daemon.options import DaemonError
 from config.cron import parse_duration, schedule_trigger
-from config.loader import ConfigError, load_topic
+from config.loader import ConfigError, load_topic, revisit_window
 from config.models import Source, Topic
 from storage.leases import LeaseBusy
 
@@ -37,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 JOB_FUNC = "claimwatch.daemon:scheduled_crawl"
 JOBS_TABLE = "apscheduler_jobs"
+REVISIT_JOB_FUNC = "claimwatch.daemon:scheduled_revisit"
+REVISIT_JOB_PREFIX = "revisit:"  # + the topic's name
+REVISIT_TRIGGER = "revisit"  # a revisit run's trigger in crawl_runs
 
 # The running daemon, for scheduled_crawl (APScheduler jobs are plain function references).
 _ACTIVE: Any = None
@@ -59,6 +66,32 @@ def scheduled_crawl(topic_path: str, source: str) -> None:
         logger.error("scheduled crawl of %s in %s fired with no daemon running", source, topic_path)
         return
     daemon.run_scheduled(topic_path, source)
+
+
+def scheduled_revisit(topic_path: str) -> None:
+    """The APScheduler job for one topic's revisits: queue them now."""
+    daemon = _ACTIVE
+    if daemon is None:
+        logger.error("revisits of %s fired with no daemon running", topic_path)
+        return
+    daemon.run_revisits(topic_path)
+
+
+def revisit_interval(settings: Any) -> timedelta:
+    """How often the daemon revisits each topic: ``CLAIMWATCH_REVISIT_INTERVAL`` seconds
+    (``--set``, else crawler/settings.py's). Raises :class:`DaemonError` when it is not a
+    number of seconds >= 1."""
+    from crawler.settings import CLAIMWATCH_REVISIT_INTERVAL
+
+    value = settings.get("CLAIMWATCH_REVISIT_INTERVAL", CLAIMWATCH_REVISIT_INTERVAL)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not seconds >= 1:  # also NaN
+        raise DaemonError(f"CLAIMWATCH_REVISIT_INTERVAL must be a number of seconds, at "
+                          f"least 1, not {value!r}")
+    return timedelta(seconds=int(seconds))
 
 
 @dataclass
@@ -295,6 +328,11 @@ class Scheduling:
         if email is not None and self.options.email_schedule:
             jobs.append(ExtraJob(EMAIL_JOB_ID, EMAIL_JOB_FUNC, self.options.email_schedule,
                                  tuple(email), "digest email"))
+        every = f"every {int(revisit_interval(self.options.settings).total_seconds())}s"
+        for path, item in sorted(self.topics.items()):
+            if any(revisit_window(source) is not None for source in item.topic.sources):
+                jobs.append(ExtraJob(REVISIT_JOB_PREFIX + item.topic.name, REVISIT_JOB_FUNC,
+                                     every, (path,), f"revisits of {item.topic.name}"))
         return jobs
 
     def sync_jobs(self) -> None:
@@ -350,17 +388,47 @@ class Scheduling:
                             "queued as" if queued.created else "already queued or running as",
                             queued.job.id)
                 return
-            try:
-                run = self.begin(item, source, "schedule")
-            except LeaseBusy as exc:
-                job_id = f"{item.topic.name}/{source_name}"
-                with self._lock:
-                    self.skipped[job_id] = self.skipped.get(job_id, 0) + 1
-                logger.info("scheduled crawl skipped: %s", exc)
-                return
-            self.submit(run)
+            run = self._begin_or_skip(item, source, "schedule",
+                                      f"{item.topic.name}/{source_name}")
+            if run is not None:
+                self.submit(run)
         except Exception:  # noqa: BLE001 - a job must never take the scheduler down
             logger.exception("scheduled crawl of %s in %s failed", source_name, topic_path)
+
+    def run_revisits(self, topic_path: str) -> None:
+        """Body of a topic's revisit job: a revisit run of each of its sources with
+        revisits on, queued together (one batch). Never raises."""
+        runs: list[Any] = []
+        try:
+            if self._stopping:
+                return
+            with self._lock:
+                item = self.topics.get(topic_path)
+            if item is None:
+                logger.warning("revisits of %s: no such topic file any more", topic_path)
+                return
+            for source in item.topic.sources:
+                if revisit_window(source) is not None:
+                    run = self._begin_or_skip(item, source, REVISIT_TRIGGER,
+                                              REVISIT_JOB_PREFIX + item.topic.name)
+                    runs += [run] if run is not None else []
+        except Exception:  # noqa: BLE001 - a job must never take the scheduler down
+            logger.exception("revisits of %s failed", topic_path)
+        finally:
+            if runs:  # begun: their leases and rows are settled by the supervisor
+                self.submit(*runs)
+
+    def _begin_or_skip(self, item: LoadedTopic, source: Source, trigger: str,
+                       job_id: str) -> Any:
+        """:meth:`begin` the run, or None when the source is busy (counted as a skip)."""
+        try:
+            return self.begin(item, source, trigger)
+        except LeaseBusy as exc:
+            with self._lock:
+                self.skipped[job_id] = self.skipped.get(job_id, 0) + 1
+            logger.info("%s skipped: %s", "revisit" if trigger == REVISIT_TRIGGER
+                        else "scheduled crawl", exc)
+            return None
 
     def trigger(self, topic: str | None, source: str | None) -> dict[str, Any]:
         """Start crawls now (the API's ``POST /api/crawl``); busy sources are refused."""

@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import update
 
 from claimwatch.daemon.crawlpool import CrawlProc, PoolLimits, start_crawl_proc, stop_all
-from claimwatch.daemon.scheduling import LoadedTopic, source_timeout
+from claimwatch.daemon.scheduling import REVISIT_TRIGGER, LoadedTopic, source_timeout
 from config.models import Source
 from crawler.run import EXIT_FAILED, EXIT_OK  # a run's exit_code when its process reported it
 from storage import leases
@@ -330,7 +330,8 @@ class Supervision:
         self._set_pids(batch, item.pid)
         sent = item.send({"op": "crawl", "batch": number, "topic_path": batch[0].topic_path,
                           "runs": [{"run_id": r.run_id, "source": r.source,
-                                    "trigger": r.trigger} for r in batch]})
+                                    "trigger": r.trigger,
+                                    "revisit": r.trigger == REVISIT_TRIGGER} for r in batch]})
         if not sent:  # it died meanwhile: _check records its runs as failed
             logger.warning("crawl process %s is gone: batch %s not sent", item.pid, number)
 

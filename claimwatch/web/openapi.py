@@ -66,7 +66,7 @@ PATHS: dict[str, dict[str, Any]] = {
                            "(daemon only; open to loopback without a token)",
                            [_q("strict", "1: answer 503 while any source has an alarm")]),
     "/api/v1/runs": _get("Crawl runs, newest first, with their live counts", [
-        _q("topic", "topic"), _q("source", "source"), _q("trigger", "schedule or manual"),
+        _q("topic", "topic"), _q("source", "source"), _q("trigger", "schedule, manual or revisit"),
         _q("status", "running, ok, failed, timeout or interrupted"),
         _q("limit", "1..1000 (50)", "integer"), _q("before", "a run id (keyset page)",
                                                   "integer")]),
