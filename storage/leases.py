@@ -472,31 +472,38 @@ class LeaseKeeper:
         self.sessions, self.holder, self.ttl = sessions, holder, ttl
         self.interval = interval if interval is not None else max(ttl.total_seconds() / 3, 0.2)
         self.on_lost = on_lost
-        self._expected: set[tuple[str, str]] = set()
+        # each expected lease with the number of the add() that expects it: a lease given
+        # back and taken again during a renewal is a new one, not the one the renewal judged
+        self._expected: dict[tuple[str, str], int] = {}
+        self._adds = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add(self, topic: str, source: str) -> None:
         with self._lock:
-            self._expected.add((topic, source))
+            self._adds += 1
+            self._expected[(topic, source)] = self._adds
 
     def discard(self, topic: str, source: str) -> None:
         with self._lock:
-            self._expected.discard((topic, source))
+            self._expected.pop((topic, source), None)
 
     def renew_now(self) -> set[tuple[str, str]]:
         """Renew now; returns the expected leases that were lost.
 
-        Only leases expected before the renewal are judged: one taken (and added) while
-        it ran is not in what it read back, yet is not lost.
+        Only leases expected before the renewal and still expected, by the same add(),
+        after it are judged: one taken (and added) while it ran, or given back and taken
+        again (a source's next run), is not in what it read back, yet is not lost.
         """
         with self._lock:
-            before = set(self._expected)
+            before = dict(self._expected)
         held = renew_all(self.sessions, self.holder, self.ttl)
         with self._lock:
-            lost = (before & self._expected) - held
-            self._expected -= lost
+            lost = {key for key, add in before.items()
+                    if self._expected.get(key) == add and key not in held}
+            for key in lost:
+                del self._expected[key]
         for topic, source in sorted(lost):
             logger.error("lost the lease on %s/%s (it expired and was taken over)", topic, source)
             if self.on_lost is not None:

@@ -66,12 +66,20 @@ def article_html(name: str) -> bytes:
 
 
 class Site(BaseHTTPRequestHandler):
-    """``/feed.xml?items=art/a1,slow/a3/8&delay=3`` lists articles; ``/art/NAME`` is one,
-    ``/slow/NAME/SECONDS`` one that answers after a delay the first time only;
+    """``/feed.xml?items=art/a1,slow/a3/8&delay=3`` lists articles (``&hold=NAME``: after
+    the delay, not before the test opens ``Site.gate(NAME)``, 20 s at most); ``/art/NAME``
+    is one, ``/slow/NAME/SECONDS`` one that answers after a delay the first time only;
     ``/hang.xml`` never answers in time; anything else is 404."""
 
     seen: set[str] = set()
+    gates: dict[str, threading.Event] = {}
     lock = threading.Lock()
+
+    @classmethod
+    def gate(cls, name: str) -> threading.Event:
+        """The gate ``&hold=NAME`` feeds wait for (closed until the test sets it)."""
+        with cls.lock:
+            return cls.gates.setdefault(name, threading.Event())
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -92,6 +100,8 @@ class Site(BaseHTTPRequestHandler):
         parts = url.path.strip("/").split("/")
         if url.path == "/feed.xml":
             time.sleep(float(query.get("delay", 0)))
+            if query.get("hold"):
+                self.gate(query["hold"]).wait(20)  # below the crawl's download timeout
             base = f"http://{self.headers['Host']}"
             items = "".join(
                 f"<item><title>Twitter child safety report {item}</title>"
@@ -343,26 +353,36 @@ def test_scheduled_runs_are_recorded_reloads_and_sigterm_exits_0(
 
 def test_a_source_is_never_crawled_twice_at_once(
         tmp_path: Path, site: str, db: DB, daemons: Callable[..., Daemon]) -> None:
-    feed = f"{site}/feed.xml?items=art/s2a&delay=6"  # each crawl takes 6 s and more
+    # Each crawl takes 6 s and more; the first one lasts until the refusals below are
+    # checked (the gate): `claimwatch crawl` may take longer than 6 s to start under load.
+    hold = f"twice-{time.monotonic_ns()}"
+    gate = Site.gate(hold)
+    feed = f"{site}/feed.xml?items=art/s2a&delay=6&hold={hold}"
     topic = write_topic(tmp_path / "topic.yaml",
                         [{"name": "slow", "kind": "feed", "url": feed, "schedule": "every 2s"}])
     daemon = daemons([topic], db.url, "--grace", "20s")
-    wait_for(lambda: [r for r in db.runs() if r.status == "running" and r.pid], 20,
-             "a scheduled run", daemon)
+    try:
+        wait_for(lambda: [r for r in db.runs() if r.status == "running" and r.pid], 20,
+                 "a scheduled run", daemon)
 
-    # While the scheduled run lasts, `claimwatch crawl` in a terminal is refused (the same
-    # lease) and so is a manual crawl through the API.
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "claimwatch.cli", "crawl", str(topic), "--source", "slow",
-         "--db", db.url, *CRAWL_SETTINGS],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    status, data = daemon.request("POST", "/api/crawl", {"source": "slow"})
-    assert status == 409, data
-    assert data["runs"] == [] and "already being crawled by the claimwatch daemon" in data["error"]
-    _, cli_err = cli.communicate(timeout=60)
-    assert cli.returncode == 1, cli_err
-    assert "already being crawled by the claimwatch daemon" in cli_err
+        # While the scheduled run lasts, `claimwatch crawl` in a terminal is refused (the
+        # same lease) and so is a manual crawl through the API.
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "claimwatch.cli", "crawl", str(topic), "--source", "slow",
+             "--db", db.url, *CRAWL_SETTINGS],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        status, data = daemon.request("POST", "/api/crawl", {"source": "slow"})
+        assert status == 409, data
+        assert data["runs"] == [] and \
+            "already being crawled by the claimwatch daemon" in data["error"]
+        _, cli_err = cli.communicate(timeout=60)
+        assert cli.returncode == 1, cli_err
+        assert "already being crawled by the claimwatch daemon" in cli_err
+        first = db.runs()
+        assert [(r.trigger, r.status) for r in first] == [("schedule", "running")], first
+    finally:
+        gate.set()
 
     # Between scheduled runs a manual trigger is accepted and runs (schedule runs wait).
     def accepted() -> Any:

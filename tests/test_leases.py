@@ -239,6 +239,37 @@ def test_a_lease_taken_while_the_keeper_renews_is_not_lost(
     assert leases.is_live(leases.current(sessions, "t", "late"))
 
 
+def test_a_lease_given_back_and_taken_again_while_the_keeper_renews_is_not_lost(
+        sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The daemon's run of a source ends (lease given back) and its next run of the same
+    # source begins (lease taken again) while the keeper renews: the renewal read no lease
+    # on the source, yet the new run's lease is not lost (it was, and its crawl stopped).
+    lost: list[tuple[str, str]] = []
+    holder = Holder.new("daemon")
+    ttl = timedelta(seconds=30)
+    keeper = LeaseKeeper(sessions, holder, ttl, on_lost=lambda t, s: lost.append((t, s)))
+    leases.acquire(sessions, "t", "a", holder, ttl)
+    keeper.add("t", "a")
+    renew_all = leases.renew_all
+
+    def end_renew_begin(*args: object, **kwargs: object) -> set[tuple[str, str]]:
+        keeper.discard("t", "a")  # the first run ends
+        leases.release(sessions, "t", "a", holder)
+        held = renew_all(*args, **kwargs)  # type: ignore[arg-type]
+        leases.acquire(sessions, "t", "a", holder, ttl)  # the next run begins
+        keeper.add("t", "a")
+        return held
+
+    monkeypatch.setattr(leases, "renew_all", end_renew_begin)
+    assert keeper.renew_now() == set() and lost == []
+    monkeypatch.setattr(leases, "renew_all", renew_all)
+    assert keeper.renew_now() == set() and lost == []  # still expected, and held
+    with sessions.begin() as session:  # and a real loss of the new lease is still noticed
+        session.execute(update(CrawlLease).where(CrawlLease.source == "a")
+                        .values(holder="crawl:x:1:x"))
+    assert keeper.renew_now() == {("t", "a")} and lost == [("t", "a")]
+
+
 def test_one_daemon_per_database(sessions: sessionmaker[Session]) -> None:
     first, second = Holder.new("daemon"), Holder.new("daemon")
     leases.acquire_daemon_lock(sessions, first, db="sqlite:///x", listen="127.0.0.1:8750", ttl=TTL)
