@@ -27,31 +27,41 @@ CLEF2B = SHARED_DATA / "clef2021-checkthat-task2b-en"
 SEED_ARTICLE = SHARED_DATA.parent / "seed" / "musk-twitter-child-safety.txt"
 
 
+def _vclaims(root: Path) -> list[dict[str, str]]:
+    with gzip.open(root / "vclaims.jsonl.gz", "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def _queries(root: Path, *names: str) -> dict[str, str]:
+    """Query id -> text, from the TSV files ``names``."""
+    queries: dict[str, str] = {}
+    for name in names:
+        with open(root / name, encoding="utf-8") as fh:
+            for line in fh:
+                qid, _, text = line.rstrip("\n").partition("\t")
+                queries[qid] = text
+    return queries
+
+
+def _qrels(root: Path, name: str) -> dict[str, set[str]]:
+    """Query id -> the ids of its verified claims."""
+    out: dict[str, set[str]] = {}
+    with open(root / name, encoding="utf-8") as fh:
+        for line in fh:
+            qid, _, vid, _ = line.rstrip("\n").split("\t")
+            out.setdefault(qid, set()).add(vid)
+    return out
+
+
 def load_clef(
     root: Path = CLEF,
 ) -> tuple[list[dict[str, str]], dict[str, str], dict[str, set[str]], dict[str, set[str]]]:
     """(vclaims, queries, train qrels, dev qrels)."""
-    with gzip.open(root / "vclaims.jsonl.gz", "rt", encoding="utf-8") as fh:
-        vclaims = [json.loads(line) for line in fh]
-    queries: dict[str, str] = {}
-    with open(root / "CT2022-Task2A-EN-Train-Dev_Queries.tsv", encoding="utf-8") as fh:
-        for line in fh:
-            qid, _, text = line.rstrip("\n").partition("\t")
-            queries[qid] = text
-
-    def qrels(name: str) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
-        with open(root / name, encoding="utf-8") as fh:
-            for line in fh:
-                qid, _, vid, _ = line.rstrip("\n").split("\t")
-                out.setdefault(qid, set()).add(vid)
-        return out
-
     return (
-        vclaims,
-        queries,
-        qrels("CT2022-Task2A-EN-Train_QRELs.tsv"),
-        qrels("CT2022-Task2A-EN-Dev_QRELs.tsv"),
+        _vclaims(root),
+        _queries(root, "CT2022-Task2A-EN-Train-Dev_Queries.tsv"),
+        _qrels(root, "CT2022-Task2A-EN-Train_QRELs.tsv"),
+        _qrels(root, "CT2022-Task2A-EN-Dev_QRELs.tsv"),
     )
 
 
@@ -64,23 +74,9 @@ def load_clef2b(
     A query's context is its transcript: the lines before and after it (the
     window), its speaker, and the debate's date (the id's YYYYMMDD prefix).
     """
-    with gzip.open(root / "vclaims.jsonl.gz", "rt", encoding="utf-8") as fh:
-        vclaims = [json.loads(line) for line in fh]
-    queries: dict[str, str] = {}
-    for name in ("CT2021-Task2B-EN-Train_Queries.tsv", "CT2021-Task2B-EN-Dev_Queries.tsv"):
-        with open(root / name, encoding="utf-8") as fh:
-            for line in fh:
-                qid, _, text = line.rstrip("\n").partition("\t")
-                queries[qid] = text
-
-    def qrels(name: str) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
-        with open(root / name, encoding="utf-8") as fh:
-            for line in fh:
-                qid, _, vid, _ = line.rstrip("\n").split("\t")
-                out.setdefault(qid, set()).add(vid)
-        return out
-
+    vclaims = _vclaims(root)
+    queries = _queries(root, "CT2021-Task2B-EN-Train_Queries.tsv",
+                       "CT2021-Task2B-EN-Dev_Queries.tsv")
     files: dict[str, str] = {}
     with open(root / "CT2021-Task2B-EN-Debates.tsv", encoding="utf-8") as fh:
         next(fh)
@@ -105,8 +101,8 @@ def load_clef2b(
         speaker = lines[i][0].title() if 0 <= i < len(lines) else None
         contexts[qid] = SentenceContext(window=window, speaker=speaker,
                                         day=parse_date(debate[:8]))
-    return (vclaims, queries, qrels("CT2021-Task2B-EN-Train_QRELs.tsv"),
-            qrels("CT2021-Task2B-EN-Dev_QRELs.tsv"), contexts)
+    return (vclaims, queries, _qrels(root, "CT2021-Task2B-EN-Train_QRELs.tsv"),
+            _qrels(root, "CT2021-Task2B-EN-Dev_QRELs.tsv"), contexts)
 
 
 def article_sentences(n: int = 40) -> list[str]:
