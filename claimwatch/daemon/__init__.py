@@ -1,8 +1,8 @@
 """``claimwatch daemon``: scheduled crawls in long-lived crawl processes, health, digest emails.
 
 The names below are the package's interface (the CLI, the tests, and the textual job
-references ``claimwatch.daemon:scheduled_crawl`` / ``:scheduled_revisit`` / ``:scheduled_digest`` kept in the job
-store); see ``core.py`` for how the parts fit.
+references ``claimwatch.daemon:scheduled_crawl`` / ``:scheduled_revisit`` /
+``:scheduled_digest`` kept in the job store); see ``core.py`` for how the parts fit.
 """
 
 from claimwatch.daemon.core import Daemon, run_daemon
