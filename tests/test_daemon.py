@@ -498,3 +498,16 @@ def test_crashed_hung_and_failing_crawls_are_recorded_and_the_daemon_goes_on(
     assert all(r.status != "running" for r in runs)
     for name in ("victim", "hang", "broken"):
         assert_never_overlapping([r for r in runs if r.source == name])
+
+
+def test_the_revisit_interval_is_a_number_of_seconds() -> None:
+    from datetime import timedelta
+
+    from claimwatch.daemon import DaemonError
+    from claimwatch.daemon.scheduling import revisit_interval
+
+    assert revisit_interval({}) == timedelta(hours=6)  # crawler/settings.py's default
+    assert revisit_interval({"CLAIMWATCH_REVISIT_INTERVAL": "90"}) == timedelta(seconds=90)
+    for bad in ("0", "-5", "soon", "nan", ""):
+        with pytest.raises(DaemonError, match="CLAIMWATCH_REVISIT_INTERVAL must be"):
+            revisit_interval({"CLAIMWATCH_REVISIT_INTERVAL": bad})
