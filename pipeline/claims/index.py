@@ -32,6 +32,13 @@ from pipeline.text import Number, TextFeatures, analyse
 
 logger = logging.getLogger(__name__)
 
+try:  # the posting sums in C (pipeline/claims/_postings.c, built by `pip install`)
+    from pipeline.claims import _postings
+except ImportError:  # pragma: no cover - a checkout used without installing it
+    _postings = None
+    logger.warning("pipeline.claims._postings is not built (run `make install`): "
+                   "claim retrieval sums its postings in numpy, several times slower")
+
 # BM25 parameters and the IDF prior: IDF_BACKGROUND pseudo-documents that contain
 # none of the claim terms keep IDF meaningful for a table of a dozen claims (and
 # keep tier precision on 20-claim tables close to that on 14,000; see the
@@ -103,7 +110,7 @@ PRUNE_KEEP = 7_000
 INDEX_FORMAT = 5
 # arrays of at least this many items are stored as .npy files and memory-mapped
 _MMAP_MIN = 4096
-_NOT_SAVED = frozenset({"_gate_min", "claim_words_cache", "_gated_step"})
+_NOT_SAVED = frozenset({"_gate_min", "claim_words_cache", "_gated_step", "_c_arrays", "compiled"})
 
 
 def _prune_postings(
@@ -275,6 +282,7 @@ class ClaimIndex:
         # queries per gated block: halved each time a block had to split (see _split_block;
         # threads racing on it only pick between block sizes that give the same sums)
         self._gated_step = _BLOCK_QUERIES
+        self._c_arrays: tuple[np.ndarray, ...] | None = None  # the arrays the C sums read
         # context: each claim's first report (day ordinal, -1 unknown) and source
         self.claim_days = np.array(
             [-1 if (d := parse_date(c.first_reported)) is None else d for c in claims],
@@ -283,6 +291,10 @@ class ClaimIndex:
         # the semantic signal: one unit vector per claim text (float16), or None
         self.row_vectors: np.ndarray | None = None
         self.claim_words_cache: dict[int, frozenset[str]] = {}
+
+    # retrieval sums its postings in C when the extension is built (False: the numpy
+    # blocks, the reference the tests compare it with)
+    compiled = True
 
     def word_weight(self, word: str) -> float:
         """The IDF of a content word (the highest for a word the table never uses; 0 a figure)."""
@@ -437,6 +449,7 @@ class ClaimIndex:
         other.post_claim = self.row_claim[other.post_rows]
         other._gate_min = {}
         other._gated_step = _BLOCK_QUERIES
+        other._c_arrays = None
         other.claim_words_cache = {}
         return other
 
@@ -521,6 +534,7 @@ class ClaimIndex:
         index.__dict__.update(meta)
         index._gate_min = {}
         index._gated_step = _BLOCK_QUERIES
+        index._c_arrays = None
         index.claim_words_cache = {}
         return index
 
@@ -585,6 +599,8 @@ class ClaimIndex:
         if len(term_ids) == 0 or self.n_rows == 0:
             return masses, _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
         need = self._min_shared(gate)
+        if _postings is not None and self.compiled:
+            return (masses, *self._lexical_compiled(term_ids, owners, len(queries), need))
         # a gated block bounds its own per-query sums (it splits when too many texts
         # pass); an ungated sum spans every text
         step = self._gated_step if gate is not None else max(
@@ -605,6 +621,30 @@ class ClaimIndex:
             return (masses, *parts[0])
         q, rows, shared, bm25 = (np.concatenate(x) for x in zip(*parts, strict=True))
         return masses, q, rows, shared, bm25
+
+    def _lexical_compiled(
+        self, t: np.ndarray, owner: np.ndarray, nq: int, need: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`lexical` in C: each query's postings summed term at a time into dense
+        accumulators (``_postings.gated_pairs``); the same additions in the same order
+        as the numpy blocks below, so the same pairs and sums to the bit."""
+        arrays = self._c_arrays
+        if arrays is None:
+            arrays = self._c_arrays = (
+                np.ascontiguousarray(self.indptr, dtype=np.int64),
+                np.ascontiguousarray(self.post_rows, dtype=np.int32),
+                np.ascontiguousarray(self.post_claim, dtype=np.int32),
+                np.ascontiguousarray(self.post_bm25, dtype=np.float64),
+                np.ascontiguousarray(self.term_weight, dtype=np.float64),
+                np.ascontiguousarray(self.row_claim, dtype=np.int32),
+            )
+        indptr, post_rows, post_claim, post_bm25, weight, row_claim = arrays
+        q, rows, shared, bm25 = _postings.gated_pairs(
+            np.ascontiguousarray(t, dtype=np.int64), np.ascontiguousarray(owner, dtype=np.int64),
+            nq, indptr, post_rows, post_claim, post_bm25, weight,
+            np.ascontiguousarray(need, dtype=np.float64), row_claim)
+        return (np.frombuffer(q, dtype=np.int64), np.frombuffer(rows, dtype=np.int64),
+                np.frombuffer(shared, dtype=np.float64), np.frombuffer(bm25, dtype=np.float64))
 
     def _lexical_direct(
         self, t: np.ndarray, owner: np.ndarray, nq: int, need: np.ndarray
