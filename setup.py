@@ -13,6 +13,7 @@ setup(
             "pipeline.claims._postings",
             sources=["pipeline/claims/_postings.c"],
             extra_compile_args=["-O2", "-ffp-contract=off"],
+            libraries=["m"],
         )
     ]
 )

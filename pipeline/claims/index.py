@@ -19,7 +19,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from itertools import repeat
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
@@ -137,6 +137,18 @@ def _prune_postings(
     new_ptr = np.zeros_like(indptr)
     np.cumsum(np.minimum(lens, keep), out=new_ptr[1:])
     return new_ptr, post_rows[kept], post_bm25[kept]
+
+
+class FirstStage(NamedTuple):
+    """The first stage's loose bound of a pair (:func:`pipeline.claims.scoring._score_queries`):
+    ``base + w_cov_claim * cov_claim + w_cov_query * cov_query + w_bm25 * log1p(bm25 /
+    unknown_idf)``; a pair whose bound is under ``floor`` is no candidate."""
+
+    floor: float
+    base: float
+    w_cov_claim: float
+    w_cov_query: float
+    w_bm25: float
 
 
 class _StoredClaims(Sequence[Claim]):
@@ -586,21 +598,29 @@ class ClaimIndex:
         return found
 
     def lexical(
-        self, queries: Sequence[TextFeatures], gate: float | None = None
+        self,
+        queries: Sequence[TextFeatures],
+        gate: float | None = None,
+        first_stage: FirstStage | None = None,
     ) -> tuple[list[float], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Shared IDF mass and claim BM25 for (query, claim text) pairs sharing a term.
 
         With ``gate``, only pairs whose shared mass is at least that share of the
-        claim text's own (figures excluded) are returned. Returns
-        ``(query_masses, q, rows, shared, bm25)``; ``q``/``rows`` index the pairs,
-        sorted by query then row.
+        claim text's own (figures excluded) are returned. With ``first_stage``, pairs
+        whose loose first-stage bound is below its floor (less a margin) may be left
+        out (the compiled sums leave them out; the caller tests the bound itself).
+        Returns ``(query_masses, q, rows, shared, bm25)``; ``q``/``rows`` index the
+        pairs, sorted by query then row.
         """
         masses, term_ids, owners = self._query_terms(queries)
         if len(term_ids) == 0 or self.n_rows == 0:
             return masses, _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
         need = self._min_shared(gate)
         if _postings is not None and self.compiled:
-            return (masses, *self._lexical_compiled(term_ids, owners, len(queries), need))
+            found = self._lexical_compiled(term_ids, owners, len(queries), need, masses,
+                                           first_stage)
+            if found is not None:
+                return (masses, *found)
         # a gated block bounds its own per-query sums (it splits when too many texts
         # pass); an ungated sum spans every text
         step = self._gated_step if gate is not None else max(
@@ -623,11 +643,18 @@ class ClaimIndex:
         return masses, q, rows, shared, bm25
 
     def _lexical_compiled(
-        self, t: np.ndarray, owner: np.ndarray, nq: int, need: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`lexical` in C: each query's postings summed term at a time into dense
-        accumulators (``_postings.gated_pairs``); the same additions in the same order
-        as the numpy blocks below, so the same pairs and sums to the bit."""
+        self,
+        t: np.ndarray,
+        owner: np.ndarray,
+        nq: int,
+        need: np.ndarray,
+        masses: list[float],
+        first_stage: FirstStage | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """:meth:`lexical` in C: each query's postings summed term at a time into
+        accumulators of a tile of texts (``_postings.gated_pairs``); the same additions in
+        the same order as the numpy blocks below, so the same pairs and sums to the bit.
+        None for a table the C sums do not take (a claim of more than 4,096 texts)."""
         arrays = self._c_arrays
         if arrays is None:
             arrays = self._c_arrays = (
@@ -637,12 +664,21 @@ class ClaimIndex:
                 np.ascontiguousarray(self.post_bm25, dtype=np.float64),
                 np.ascontiguousarray(self.term_weight, dtype=np.float64),
                 np.ascontiguousarray(self.row_claim, dtype=np.int32),
+                np.ascontiguousarray(self.row_mass, dtype=np.float64),
             )
-        indptr, post_rows, post_claim, post_bm25, weight, row_claim = arrays
-        q, rows, shared, bm25 = _postings.gated_pairs(
+        indptr, post_rows, post_claim, post_bm25, weight, row_claim = arrays[:6]
+        bound = None
+        if first_stage is not None:
+            bound = (np.asarray(masses, dtype=np.float64), arrays[6], first_stage.floor,
+                     first_stage.base, first_stage.w_cov_claim, first_stage.w_cov_query,
+                     first_stage.w_bm25, self.unknown_idf)
+        found = _postings.gated_pairs(
             np.ascontiguousarray(t, dtype=np.int64), np.ascontiguousarray(owner, dtype=np.int64),
             nq, indptr, post_rows, post_claim, post_bm25, weight,
-            np.ascontiguousarray(need, dtype=np.float64), row_claim)
+            np.ascontiguousarray(need, dtype=np.float64), row_claim, bound)
+        if found is None:  # a claim with more texts than the C sums take in one tile
+            return None
+        q, rows, shared, bm25 = found
         return (np.frombuffer(q, dtype=np.int64), np.frombuffer(rows, dtype=np.int64),
                 np.frombuffer(shared, dtype=np.float64), np.frombuffer(bm25, dtype=np.float64))
 
