@@ -343,11 +343,11 @@ gated_pairs(PyObject *self, PyObject *args)
                 if (bad)
                     break;
             }
-            /* the passing texts, in text order: a bit each, read in order */
+            /* the passing texts, in text order: a bit each (set without a branch), read
+               in order */
             for (Py_ssize_t k = 0; k < nt; k++) {
                 const int32_t local = tt[k];
-                if (at[local] >= need[lo + local])
-                    bits_of[local >> 6] |= (uint64_t)1 << (local & 63);
+                bits_of[local >> 6] |= (uint64_t)(at[local] >= need[lo + local]) << (local & 63);
             }
             const double q_mass = fs.masses ? fs.masses[qi] : 0.0;
             for (int32_t word = 0; word <= (hi - lo - 1) >> 6; word++) {
