@@ -564,7 +564,7 @@ class ClaimIndex:
         get = self.vocab.get
         nq = len(queries)
         words = [w for f in queries for w in f.words]
-        ids = np.array([get(w, -1) for w in words], dtype=np.int64)
+        ids = np.fromiter(map(get, words, repeat(-1)), dtype=np.int64, count=len(words))
         owners = np.repeat(np.arange(nq, dtype=np.int64), [len(f.words) for f in queries])
         n_terms = max(len(self.vocab), 1)
         known = (ids >= 0).nonzero()[0]
