@@ -12,10 +12,13 @@
  * same to the bit; the numpy path stays in index.py as the reference the tests compare.
  *
  * Speed: the texts are taken a tile at a time (at most TILE texts, whole claims only: a
- * claim's texts are consecutive rows), with a cursor per term walking its list once, so
- * the accumulators of a tile stay in the L1/L2 cache; a claim's BM25 is complete when its
- * tile is done (the order of its additions is unchanged: by term, then text). Touched
- * slots are listed without a branch and reset after the tile.
+ * claim's texts are consecutive rows), every query in turn within a tile, with a cursor per
+ * query term walking its list once, so a tile's accumulators, need and row_claim stay in
+ * the L1/L2 cache; a claim's BM25 is complete when its tile is done (the order of its
+ * additions is unchanged: by term, then text). Touched slots are listed without a branch
+ * and reset after each query; the pairs are put in query order at the end. With
+ * first_stage, scoring's loose first-stage bound also drops pairs that cannot reach its
+ * floor (with a margin: scoring applies its exact test to the rest).
  *
  * The tile buffers are module-level: the function holds the GIL throughout, so two
  * threads never use them at once.
