@@ -114,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = C.ArticleContext(title="Twitter child safety", published="2022-12-15")
     print(f"article: {len(sentences)} sentences, {sum(len(s.split()) for s in sentences)} words; "
           f"{args.runs} runs per figure; load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"claims: {len(claims):,} with distinct texts ({sources})")
+    print(f"claims: {len(claims):,} with distinct texts ({sources}); posting sums: "
+          f"{'compiled (pipeline/claims/_postings.c)' if I._postings else 'numpy (not built)'}")
     print(f"{'claims':>8} {'texts':>7} {'build s':>8} {'load s':>7} | match_claims ms/article: "
           f"median  min  cpu | + find_candidates: median  min  cpu | cpu split (ms)")
     results: list[tuple[int, float]] = []

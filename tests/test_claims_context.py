@@ -66,6 +66,25 @@ def test_language_guess() -> None:
     assert detect_language(ARTICLES["en"][1]) == "en"
 
 
+def test_language_guess_tokens_are_the_unicode_pattern_s() -> None:
+    """The guess's fast tokenizer (ASCII letters once common punctuation is spaced) finds
+    exactly the tokens of its Unicode pattern, on mixed and non-Latin text too."""
+    import random
+
+    from pipeline.claims.language import _TOKEN, _tokens
+
+    rng = random.Random(5)
+    alphabet = ("abcXYZ \u00e9\u00fc\u00df\u00f1\u00b2\u00bd_09 \t\n-\u2013\u2014\u2019\u2018"
+                "\u201c\u201d\u2026'\".,;:!?()@#\u00a0\u2003\u200b\u00e7\u00c5\u03a9\u0436\u4e2d")
+    texts = [ARTICLES[lang][1] for lang in ("de", "es", "en")] + [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    texts.append("Musk\u2019s \u201cpriority\u201d \u2013 removing it\u2026 now")
+    for text in texts:
+        low = text.lower()
+        assert _tokens(low) == _TOKEN.findall(low), text
+    assert _tokens("musk\u2019s \u201cpriority\u201d") == ["musk", "s", "priority"]
+
+
 def demo_claims() -> tuple[Claim, ...]:
     return tuple(load_claims(REPO / "config" / "topics" / "claims.csv"))
 

@@ -19,7 +19,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from itertools import repeat
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
@@ -31,6 +31,13 @@ from pipeline.claims.semantic import embed, embedder
 from pipeline.text import Number, TextFeatures, analyse
 
 logger = logging.getLogger(__name__)
+
+try:  # the posting sums in C (pipeline/claims/_postings.c, built by `pip install`)
+    from pipeline.claims import _postings
+except ImportError:  # pragma: no cover - a checkout used without installing it
+    _postings = None
+    logger.warning("pipeline.claims._postings is not built (run `make install`): "
+                   "claim retrieval sums its postings in numpy, several times slower")
 
 # BM25 parameters and the IDF prior: IDF_BACKGROUND pseudo-documents that contain
 # none of the claim terms keep IDF meaningful for a table of a dozen claims (and
@@ -103,7 +110,7 @@ PRUNE_KEEP = 7_000
 INDEX_FORMAT = 5
 # arrays of at least this many items are stored as .npy files and memory-mapped
 _MMAP_MIN = 4096
-_NOT_SAVED = frozenset({"_gate_min", "claim_words_cache", "_gated_step"})
+_NOT_SAVED = frozenset({"_gate_min", "claim_words_cache", "_gated_step", "_c_arrays", "compiled"})
 
 
 def _prune_postings(
@@ -130,6 +137,18 @@ def _prune_postings(
     new_ptr = np.zeros_like(indptr)
     np.cumsum(np.minimum(lens, keep), out=new_ptr[1:])
     return new_ptr, post_rows[kept], post_bm25[kept]
+
+
+class FirstStage(NamedTuple):
+    """The first stage's loose bound of a pair (:func:`pipeline.claims.scoring._score_queries`):
+    ``base + w_cov_claim * cov_claim + w_cov_query * cov_query + w_bm25 * log1p(bm25 /
+    unknown_idf)``; a pair whose bound is under ``floor`` is no candidate."""
+
+    floor: float
+    base: float
+    w_cov_claim: float
+    w_cov_query: float
+    w_bm25: float
 
 
 class _StoredClaims(Sequence[Claim]):
@@ -275,6 +294,7 @@ class ClaimIndex:
         # queries per gated block: halved each time a block had to split (see _split_block;
         # threads racing on it only pick between block sizes that give the same sums)
         self._gated_step = _BLOCK_QUERIES
+        self._c_arrays: tuple[np.ndarray, ...] | None = None  # the arrays the C sums read
         # context: each claim's first report (day ordinal, -1 unknown) and source
         self.claim_days = np.array(
             [-1 if (d := parse_date(c.first_reported)) is None else d for c in claims],
@@ -283,6 +303,10 @@ class ClaimIndex:
         # the semantic signal: one unit vector per claim text (float16), or None
         self.row_vectors: np.ndarray | None = None
         self.claim_words_cache: dict[int, frozenset[str]] = {}
+
+    # retrieval sums its postings in C when the extension is built (False: the numpy
+    # blocks, the reference the tests compare it with)
+    compiled = True
 
     def word_weight(self, word: str) -> float:
         """The IDF of a content word (the highest for a word the table never uses; 0 a figure)."""
@@ -437,6 +461,7 @@ class ClaimIndex:
         other.post_claim = self.row_claim[other.post_rows]
         other._gate_min = {}
         other._gated_step = _BLOCK_QUERIES
+        other._c_arrays = None
         other.claim_words_cache = {}
         return other
 
@@ -521,6 +546,7 @@ class ClaimIndex:
         index.__dict__.update(meta)
         index._gate_min = {}
         index._gated_step = _BLOCK_QUERIES
+        index._c_arrays = None
         index.claim_words_cache = {}
         return index
 
@@ -538,7 +564,7 @@ class ClaimIndex:
         get = self.vocab.get
         nq = len(queries)
         words = [w for f in queries for w in f.words]
-        ids = np.array([get(w, -1) for w in words], dtype=np.int64)
+        ids = np.fromiter(map(get, words, repeat(-1)), dtype=np.int64, count=len(words))
         owners = np.repeat(np.arange(nq, dtype=np.int64), [len(f.words) for f in queries])
         n_terms = max(len(self.vocab), 1)
         known = (ids >= 0).nonzero()[0]
@@ -572,19 +598,29 @@ class ClaimIndex:
         return found
 
     def lexical(
-        self, queries: Sequence[TextFeatures], gate: float | None = None
+        self,
+        queries: Sequence[TextFeatures],
+        gate: float | None = None,
+        first_stage: FirstStage | None = None,
     ) -> tuple[list[float], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Shared IDF mass and claim BM25 for (query, claim text) pairs sharing a term.
 
         With ``gate``, only pairs whose shared mass is at least that share of the
-        claim text's own (figures excluded) are returned. Returns
-        ``(query_masses, q, rows, shared, bm25)``; ``q``/``rows`` index the pairs,
-        sorted by query then row.
+        claim text's own (figures excluded) are returned. With ``first_stage``, pairs
+        whose loose first-stage bound is below its floor (less a margin) may be left
+        out (the compiled sums leave them out; the caller tests the bound itself).
+        Returns ``(query_masses, q, rows, shared, bm25)``; ``q``/``rows`` index the
+        pairs, sorted by query then row.
         """
         masses, term_ids, owners = self._query_terms(queries)
         if len(term_ids) == 0 or self.n_rows == 0:
             return masses, _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
         need = self._min_shared(gate)
+        if _postings is not None and self.compiled:
+            found = self._lexical_compiled(term_ids, owners, len(queries), need, masses,
+                                           first_stage)
+            if found is not None:
+                return (masses, *found)
         # a gated block bounds its own per-query sums (it splits when too many texts
         # pass); an ungated sum spans every text
         step = self._gated_step if gate is not None else max(
@@ -605,6 +641,46 @@ class ClaimIndex:
             return (masses, *parts[0])
         q, rows, shared, bm25 = (np.concatenate(x) for x in zip(*parts, strict=True))
         return masses, q, rows, shared, bm25
+
+    def _lexical_compiled(
+        self,
+        t: np.ndarray,
+        owner: np.ndarray,
+        nq: int,
+        need: np.ndarray,
+        masses: list[float],
+        first_stage: FirstStage | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """:meth:`lexical` in C: each query's postings summed term at a time into
+        accumulators of a tile of texts (``_postings.gated_pairs``); the same additions in
+        the same order as the numpy blocks below, so the same pairs and sums to the bit.
+        None for a table the C sums do not take (a claim of more than 4,096 texts)."""
+        arrays = self._c_arrays
+        if arrays is None:
+            arrays = self._c_arrays = (
+                np.ascontiguousarray(self.indptr, dtype=np.int64),
+                np.ascontiguousarray(self.post_rows, dtype=np.int32),
+                np.ascontiguousarray(self.post_claim, dtype=np.int32),
+                np.ascontiguousarray(self.post_bm25, dtype=np.float64),
+                np.ascontiguousarray(self.term_weight, dtype=np.float64),
+                np.ascontiguousarray(self.row_claim, dtype=np.int32),
+                np.ascontiguousarray(self.row_mass, dtype=np.float64),
+            )
+        indptr, post_rows, post_claim, post_bm25, weight, row_claim = arrays[:6]
+        bound = None
+        if first_stage is not None:
+            bound = (np.asarray(masses, dtype=np.float64), arrays[6], first_stage.floor,
+                     first_stage.base, first_stage.w_cov_claim, first_stage.w_cov_query,
+                     first_stage.w_bm25, self.unknown_idf)
+        found = _postings.gated_pairs(
+            np.ascontiguousarray(t, dtype=np.int64), np.ascontiguousarray(owner, dtype=np.int64),
+            nq, indptr, post_rows, post_claim, post_bm25, weight,
+            np.ascontiguousarray(need, dtype=np.float64), row_claim, bound)
+        if found is None:  # a claim with more texts than the C sums take in one tile
+            return None
+        q, rows, shared, bm25 = found
+        return (np.frombuffer(q, dtype=np.int64), np.frombuffer(rows, dtype=np.int64),
+                np.frombuffer(shared, dtype=np.float64), np.frombuffer(bm25, dtype=np.float64))
 
     def _lexical_direct(
         self, t: np.ndarray, owner: np.ndarray, nq: int, need: np.ndarray

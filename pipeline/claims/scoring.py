@@ -18,7 +18,7 @@ from rapidfuzz import fuzz, process
 from pipeline.claims import rerank
 from pipeline.claims.context import SentenceContext
 from pipeline.claims.figures import _figure_values, _salient_figures
-from pipeline.claims.index import _NO_FIGURES, ClaimIndex
+from pipeline.claims.index import _NO_FIGURES, ClaimIndex, FirstStage
 from pipeline.text import TextFeatures, analyse
 
 # Tier thresholds (0..100) on the re-ranker's score: on dense one-story tables made
@@ -392,10 +392,7 @@ def _score_queries(
     the re-ranker's (:mod:`pipeline.claims.rerank`); ``keep_features`` collects
     its feature rows (for fitting it).
     """
-    masses, q, rows, shared, bm25 = index.lexical(queries, gate)
     out: list[list[tuple[int, float, bool]]] = [[] for _ in queries]
-    if len(q) == 0:
-        return out
     floor = -math.inf
     if min_probability > 0.0:
         floor = rerank.lexical_floor(math.log(min_probability / (1.0 - min_probability)))
@@ -404,12 +401,18 @@ def _score_queries(
         # is no candidate (the re-ranker's other features cannot be bounded tightly
         # enough to prune on them, and such pairs are not what a reader calls a match)
         floor = max(floor, LEXICAL_PRUNE_LOGIT)
+    w = WEIGHTS
+    # the loose bound below, which retrieval may apply first (in its compiled sums)
+    first_stage = None if floor == -math.inf else FirstStage(
+        floor - 1e-9, BIAS + _most_other(), w[COV_CLAIM], w[COV_QUERY], w[BM25])
+    masses, q, rows, shared, bm25 = index.lexical(queries, gate, first_stage)
+    if len(q) == 0:
+        return out
     if floor > -math.inf:
         q_mass = np.asarray(masses).take(q)
         # a first, looser bound (the lexical features and every other feature at
         # its most) spares the exact one most pairs
         mass = index.row_mass[rows]
-        w = WEIGHTS
         loose = (BIAS + _most_other()
                  + w[COV_CLAIM] * np.divide(shared, mass, out=np.ones(len(q)), where=mass > 0)
                  + w[COV_QUERY] * np.divide(shared, q_mass, out=np.zeros(len(q)), where=q_mass > 0)
