@@ -752,6 +752,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.tune_lexical:
             tune(index, queries, train)
         if args.tune:
+            # the training rows do not depend on the model (no floor is applied while
+            # collecting them): a constant one stands in, so the committed model (maybe
+            # fitted on other features) plays no part
+            R.set_model(R.Forest([{"feature": [], "threshold": [], "left": [], "right": [],
+                                   "leaf_value": [0.0]}], 0.0))
             parts = [rerank_rows(index, queries, train, ctx2a, depth=60),
                      rerank_rows(index2b, q2b, train2b, lambda q: ctx2b[q], depth=60)]
             near = bm25_rank(claims, k=21)
