@@ -9,8 +9,7 @@ whole table, walks a topic's articles to sort them, or (the duplicate lookup) st
 from the topic's articles instead of the band index. On SQLite the duplicate lookup
 is checked without planner statistics too (nothing has run ANALYZE in a young store).
 
-Not covered: the start of a crawl reads the topic's known URLs once (Store.known_urls),
-and a review that rejects a match recounts that one claim's matches.
+Not covered: a review that rejects a match recounts that one claim's matches.
 """
 
 from __future__ import annotations
@@ -44,7 +43,8 @@ BANDS = 12
 PG_ARTICLES = 20_000
 # Tables that grow with the articles and runs. (claim_coverage and claim_outlets hold a row
 # per claim and per claim and outlet: the claims page reads them whole, by design.)
-TABLES = ("articles", "article_bands", "article_claims", "claim_candidates", "crawl_runs")
+TABLES = ("articles", "article_bands", "article_claims", "claim_candidates", "crawl_runs",
+          "skipped_urls")
 
 
 def grow(engine: Engine, n: int = N_ARTICLES, bands_per: int = BANDS) -> dict[str, Any]:
@@ -114,6 +114,8 @@ def run_production_paths(engine: Engine, recorder: Recorder, grown: dict[str, An
     store.find_by_url(TOPIC, "https://n.example/5")
     recorder.label = "Store.find_by_urls"
     store.find_by_urls(TOPIC, ["https://n.example/5", "https://n.example/6"])
+    recorder.label = "Store.known_among"  # the URLs a feed lists, stored or not
+    store.known_among(TOPIC, ["https://n.example/5", "https://n.example/new"])
     recorder.label = "Store.texts"
     store.texts([1, 2, 3])
     client = Client(make_app(sessions, []))

@@ -155,6 +155,7 @@ class SitemapSpider(TopicSpider):
             yield from self._follow(fresh, depth, response.url)
             return
         self.count("sitemap/entries", len(parsed.entries))
+        self.look_up_known(entry.loc for entry in parsed.entries)
         for entry in parsed.entries:
             if not self.allow_offsite and not is_same_site(entry.loc, response.url):
                 self.count("skipped/offsite")
