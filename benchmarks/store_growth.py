@@ -26,6 +26,8 @@ article, some copies, one crawl run per 10 articles, fetched over the last year.
   (newest and a deep page), ``/api/v1/claims``, ``/api/v1/runs``, ``/api/v1/search``
   and one article ``/api/v1/articles/<id>`` - ``--requests`` interleaved rounds,
   p50/p95 ms;
+- known URLs: ``Store.known_among`` for a feed's URLs against reading every stored URL
+  of the topic into a set (what the start of a crawl did before), ms;
 - digest: ``claimwatch digest --since 24h --format json`` as a subprocess: wall time and
   peak RSS in MB (10^6 bytes);
 - memory while serving: this process's RSS (MB) after the warm-up requests and after
@@ -65,7 +67,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sqlalchemy import Engine, create_engine, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, select, text  # noqa: E402
 
 SHARED = Path(os.environ.get("CLAIMWATCH_SHARED_DATA") or next(
     (p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
@@ -428,6 +430,38 @@ PEAK_WRAPPER = ("import os, subprocess, sys\n"
                 "sys.exit(os.waitstatus_to_exitcode(status))\n")
 
 
+def time_known(url: str, site: str, pages: list[tuple[str, str, bytes]]) -> dict[str, float]:
+    """The crawl's question "which of the feed's URLs are stored?": ``Store.known_among``
+    for the URLs of a feed of ``pages`` (as listed and canonical), median ms of 5, against
+    reading every stored URL of the topic into a set (what a crawl did at its start
+    before), median of 3."""
+    from pipeline.urls import canonical_url
+    from storage.db import make_engine, session_factory
+    from storage.models import Article, SkippedUrl
+    from storage.repository import Store
+
+    engine = make_engine(url)
+    store = Store(session_factory(engine))
+    listed = [site + path for path, _, _ in pages]
+    listed += [canonical_url(u) for u in listed]
+    among, whole = [], []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        store.known_among(TOPIC, listed)
+        among.append(1000 * (time.perf_counter() - t0))
+    for _ in range(3):
+        t0 = time.perf_counter()
+        with store.sessions() as session:
+            known = set()
+            for stored, canonical in session.execute(
+                    select(Article.url, Article.canonical_url).where(Article.topic == TOPIC)):
+                known.update((stored, canonical))
+            known.update(session.scalars(select(SkippedUrl.url).where(SkippedUrl.topic == TOPIC)))
+        whole.append(1000 * (time.perf_counter() - t0))
+    engine.dispose()
+    return {"among": statistics.median(among), "whole": statistics.median(whole)}
+
+
 def digest_peak(url: str) -> tuple[float, float, int]:
     """(seconds, peak RSS MB, articles) of ``claimwatch digest --since 24h``."""
     env = {**os.environ, "CLAIMWATCH_DB": url}
@@ -558,12 +592,17 @@ def main() -> int:
                     row["ratio"] = statistics.median(
                         c["pages_per_s"] / b["pages_per_s"]
                         for c, b in zip(row["crawls"], rows[base]["crawls"], strict=True))
+                    row["known"] = time_known(dbs[size].url, site, rounds[0])
                     row["requests"] = time_pages(dbs[size].url, topics[0], args.requests,
                                                  claim_ids[0], queries)
                     row["digest_s"], row["digest_mb"], row["digest_articles"] = \
                         digest_peak(dbs[size].url)
                     shown = " ".join(f"{k} {v['p50']:.0f}/{v['p95']:.0f}"
                                      for k, v in row["requests"].items())
+                    print(f"{kind} {size:,}: known URLs of a {args.pages}-item feed: "
+                          f"Store.known_among {row['known']['among']:.1f} ms; every stored "
+                          f"URL of the topic into a set {row['known']['whole']:.0f} ms",
+                          flush=True)
                     print(f"{kind} {size:,}: band_candidates after the crawls p50 "
                           f"{row['lookup_after']['p50']:.3f} ms, p95 "
                           f"{row['lookup_after']['p95']:.3f} ms", flush=True)
@@ -587,6 +626,8 @@ def main() -> int:
         print(f"RESULT {name} grow-s {r['grow_s']:.0f}")
         print(f"RESULT {name} lookup-ms-p50 {r['lookup']['p50']:.3f}")
         print(f"RESULT {name} lookup-after-crawl-ms-p50 {r['lookup_after']['p50']:.3f}")
+        print(f"RESULT {name} known-among-ms {r['known']['among']:.1f}")
+        print(f"RESULT {name} known-whole-topic-ms {r['known']['whole']:.0f}")
         print(f"RESULT {name} crawl-pages-per-s {r['pages_per_s']:.1f}")
         print(f"RESULT {name} crawl-ratio {r['ratio']:.2f}")
         for k, v in r["requests"].items():

@@ -14,7 +14,7 @@ from functools import lru_cache
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, case, delete, func, literal_column, select, update
+from sqlalchemy import String, case, delete, func, literal_column, select, union_all, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.models import Claim
@@ -251,21 +251,22 @@ class Store:
         """Those of ``urls`` already stored (as an article's URL or canonical URL) or
         skipped for ``topic``: incremental crawls do not fetch them again.
 
-        Three indexed lookups per 500 URLs (``ix_articles_url``, the (topic, canonical
-        URL) and (topic, URL) unique indexes): the cost follows the URLs a feed or page
-        lists, not the articles stored.
+        One query per 500 URLs, three indexed lookups (``ix_articles_url``, the (topic,
+        canonical URL) and (topic, URL) unique indexes): the cost follows the URLs a feed
+        or page lists, not the articles stored.
         """
         wanted = list(dict.fromkeys(urls))
         known: set[str] = set()
         with self.sessions() as session:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
-                known.update(session.scalars(select(Article.url).where(
-                    Article.url.in_(chunk), _topic_checked_last(session) == topic)))
-                known.update(session.scalars(select(Article.canonical_url).where(
-                    Article.topic == topic, Article.canonical_url.in_(chunk))))
-                known.update(session.scalars(select(SkippedUrl.url).where(
-                    SkippedUrl.topic == topic, SkippedUrl.url.in_(chunk))))
+                known.update(session.scalars(union_all(
+                    select(Article.url).where(
+                        Article.url.in_(chunk), _topic_checked_last(session) == topic),
+                    select(Article.canonical_url).where(
+                        Article.topic == topic, Article.canonical_url.in_(chunk)),
+                    select(SkippedUrl.url).where(
+                        SkippedUrl.topic == topic, SkippedUrl.url.in_(chunk)))))
         return known
 
     def mark_skipped(self, topic: str, urls: Iterable[str], reason: str) -> None:
