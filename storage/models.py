@@ -241,6 +241,8 @@ class CrawlRun(Base):
         # recent runs, newest first: of every topic, of one topic
         Index("ix_crawl_runs_started", "started", "id"),
         Index("ix_crawl_runs_topic_started", "topic", "started", "id"),
+        # /api/v1/runs?topic=: a topic's runs, newest id first, keyset-paged by id
+        Index("ix_crawl_runs_topic_id", "topic", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

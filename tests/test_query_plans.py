@@ -126,7 +126,7 @@ def run_production_paths(engine: Engine, recorder: Recorder, grown: dict[str, An
              f"/?topic={TOPIC}&claim=claim-3", f"/?topic={TOPIC}&before={grown['last'] - 200}",
              f"/articles.json?topic={TOPIC}", "/articles.json?status=reviewed",
              f"/article/{grown['last'] - 1}", f"/article/{grown['last'] - 10}.json",
-             "/runs.json", "/claims", f"/claims.json?topic={TOPIC}", "/digest?since=24h", f"/digest?since=24h&topic={TOPIC}&all=1",
+             "/runs.json", f"/api/v1/runs?topic={TOPIC}", "/claims", f"/claims.json?topic={TOPIC}", "/digest?since=24h", f"/digest?since=24h&topic={TOPIC}&all=1",
              # the desk: full-text search, a claim's timeline, a topic's articles per day
              f"/search?q={grown['last']}&topic={TOPIC}", f"/search.json?q={grown['last'] - 3}",
              f"/search?q={grown['last']}+OR+{grown['last'] - 1}&flag=conflict",
@@ -157,9 +157,9 @@ def sqlite_problems(conn: Any, statement: str, parameters: Any) -> list[str]:
             ordered_walk = ordered_walk or rowid_walk
             if not ordered_walk:
                 problems.append(step)
-        if re.match(r"SEARCH articles USING (COVERING )?INDEX \w+ \(topic=\?\)$", step) \
-                and ("TEMP B-TREE" in text_plan or not limited):
-            problems.append(f"{step} (walks the topic's articles)")
+        if re.match(r"SEARCH (articles|crawl_runs) USING (COVERING )?INDEX \w+ \(topic=\?\)$",
+                    step) and ("TEMP B-TREE" in text_plan or not limited):
+            problems.append(f"{step} (walks the topic's rows)")
     return problems
 
 

@@ -3,7 +3,7 @@
 index on PostgreSQL, where a URL may be longer than a B-tree entry can be); on
 PostgreSQL the search document is stored (articles.search_document, a generated
 tsvector column with the GIN index) so that ranking does not parse each matching
-article's text again
+article's text again; ix_crawl_runs_topic_id: a topic's runs, newest first (/api/v1/runs)
 
 Revision ID: 0011
 Revises: 0010
@@ -36,6 +36,7 @@ _PG_DOCUMENT_0005 = (
 def upgrade() -> None:
     op.create_index('ix_articles_url', 'articles', ['url'], unique=False,
                     postgresql_using='hash')
+    op.create_index('ix_crawl_runs_topic_id', 'crawl_runs', ['topic', 'id'], unique=False)
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_articles_fts")
         op.execute("ALTER TABLE articles ADD COLUMN IF NOT EXISTS search_document tsvector "
@@ -50,4 +51,5 @@ def downgrade() -> None:
         op.execute("ALTER TABLE articles DROP COLUMN IF EXISTS search_document")
         op.execute(f"CREATE INDEX IF NOT EXISTS ix_articles_fts ON articles "
                    f"USING gin (({_PG_DOCUMENT_0005}))")
+    op.drop_index('ix_crawl_runs_topic_id', table_name='crawl_runs')
     op.drop_index('ix_articles_url', table_name='articles')
