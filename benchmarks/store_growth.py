@@ -20,12 +20,25 @@ article, some copies, one crawl run per 10 articles, fetched over the last year.
   New pages each of ``--rounds`` rounds; within a round every size is crawled in turn,
   and the ratio is the median of the rounds' ratios;
 - pages: the review app (WSGI, in process) - the list ``/``, a deep list page
-  (``/?before=``), ``/articles.json``, an article page, the claims page, the list of one
-  claim, ``/digest?since=24h`` - ``--requests`` interleaved rounds, p50/p95 ms;
+  (``/?before=``), an article page, the claims page, one claim's page, the list of one
+  claim, full-text search (``/search?q=``: one or two words drawn from the real texts,
+  rare and common alike), ``/digest?since=24h``; the API's lists ``/api/v1/articles``
+  (newest and a deep page), ``/api/v1/claims``, ``/api/v1/runs``, ``/api/v1/search``
+  and one article ``/api/v1/articles/<id>`` - ``--requests`` interleaved rounds,
+  p50/p95 ms;
+- known URLs: ``Store.known_among`` for a feed's URLs against reading every stored URL
+  of the topic into a set (what the start of a crawl did before), ms;
 - digest: ``claimwatch digest --since 24h --format json`` as a subprocess: wall time and
   peak RSS in MB (10^6 bytes);
 - memory while serving: this process's RSS (MB) after the warm-up requests and after
   all of them ("rss-MB before/after": flat when the pages load what they show).
+
+Growing a store is a bulk load, as a restore is: rows go in by multi-row inserts (COPY
+for the band keys on PostgreSQL) with the secondary indexes and the full-text index
+dropped, and every index is built once at the end; the store is then the production
+schema, and its planner statistics are refreshed as production refreshes them
+(``storage.db.refresh_statistics``). ``--keep`` leaves the grown stores in place and
+prints their URLs (to measure them again without growing them again).
 
 Prints the machine load (``uptime``) before and after, and RESULT lines.
 """
@@ -38,6 +51,7 @@ import io
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -53,7 +67,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sqlalchemy import Engine, create_engine, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, select, text  # noqa: E402
 
 SHARED = Path(os.environ.get("CLAIMWATCH_SHARED_DATA") or next(
     (p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
@@ -106,14 +120,16 @@ def grow(engine: Engine, n: int, texts: list[str], claim_ids: list[str]) -> floa
     t0 = time.perf_counter()
     rng = random.Random(n)
     now = datetime.now(UTC)
-    # Band rows go in without their indexes, which are built once at the end (a bulk load
-    # into a fresh store: 52 random keys per article would otherwise cost a B-tree insert
-    # each). The store is the same afterwards.
-    band_indexes = [ix for ix in ArticleBand.__table__.indexes]
+    # A bulk load into a fresh store, as a restore does it: the secondary indexes (and the
+    # full-text index) are dropped and built once at the end, instead of a B-tree insert
+    # per row and index (52 random band keys per article). The store is the same afterwards.
+    loaded = [Article, ArticleBand, ArticleClaim, ClaimCandidate]
+    indexes = [ix for model in loaded for ix in model.__table__.indexes]
     if n:
         with engine.begin() as conn:
-            for ix in band_indexes:
+            for ix in indexes:
                 ix.drop(conn)
+            drop_search_index(conn)
     year = timedelta(days=365).total_seconds()
     pg = engine.dialect.name == "postgresql"
     for start in range(1, n + 1, CHUNK):
@@ -148,6 +164,8 @@ def grow(engine: Engine, n: int, texts: list[str], claim_ids: list[str]) -> floa
                              "started": fetched, "finished": fetched, "status": "ok",
                              "counts": {"fetched": 10, "new": 10}})
         with engine.begin() as conn:
+            if pg:  # rows valid by construction: no per-row foreign-key triggers (a restore's
+                conn.execute(text("SET LOCAL session_replication_role = replica"))  # way)
             conn.execute(Article.__table__.insert(), arts)
             conn.execute(ArticleClaim.__table__.insert(), claims)
             conn.execute(ClaimCandidate.__table__.insert(), cands)
@@ -164,8 +182,11 @@ def grow(engine: Engine, n: int, texts: list[str], claim_ids: list[str]) -> floa
                                 bands)
     if n:
         with engine.begin() as conn:
-            for ix in band_indexes:
+            if pg:
+                conn.execute(text("SET LOCAL maintenance_work_mem = '1GB'"))
+            for ix in indexes:
                 ix.create(conn)
+            create_search_index(conn)
             # the claims' coverage counters, as Store.save keeps them (the 0004 backfill)
             conn.execute(text(
                 "INSERT INTO claim_coverage (topic, claim_id, articles, conflicts, first_seen, "
@@ -175,8 +196,9 @@ def grow(engine: Engine, n: int, texts: list[str], claim_ids: list[str]) -> floa
                 "a.fetched_at)) FROM article_claims c JOIN articles a ON a.id = c.article_id "
                 "WHERE c.review <> 'rejected' GROUP BY a.topic, c.claim_id"))
             conn.execute(text(
-                "INSERT INTO claim_outlets (topic, claim_id, outlet, articles) "
-                "SELECT a.topic, c.claim_id, coalesce(a.outlet, a.source), count(*) "
+                "INSERT INTO claim_outlets (topic, claim_id, outlet, articles, disputes) "
+                "SELECT a.topic, c.claim_id, coalesce(a.outlet, a.source), count(*), "
+                "sum(CASE WHEN c.stance = 'disputes' THEN 1 ELSE 0 END) "
                 "FROM article_claims c JOIN articles a ON a.id = c.article_id "
                 "WHERE c.review <> 'rejected' "
                 "GROUP BY a.topic, c.claim_id, coalesce(a.outlet, a.source)"))
@@ -186,6 +208,30 @@ def grow(engine: Engine, n: int, texts: list[str], claim_ids: list[str]) -> floa
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                   f"(SELECT max(id) FROM {table}))"))
     return time.perf_counter() - t0
+
+
+def drop_search_index(conn: Any) -> None:
+    """Drop the full-text index (SQLite: its triggers; the FTS5 table is rebuilt)."""
+    from storage.fts import FTS_TABLE, PG_INDEX
+
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"DROP INDEX {PG_INDEX}"))
+    else:
+        for suffix in ("ai", "ad", "au"):
+            conn.execute(text(f"DROP TRIGGER {FTS_TABLE}_{suffix}"))
+
+
+def create_search_index(conn: Any) -> None:
+    """The full-text index over every article, as storage/fts.py creates it."""
+    from storage.fts import FTS_TABLE, PG_DDL, SQLITE_DDL
+
+    if conn.dialect.name == "postgresql":
+        for statement in PG_DDL:
+            conn.execute(text(statement))
+    else:
+        conn.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')"))
+        for statement in SQLITE_DDL:
+            conn.execute(text(statement))
 
 
 # --------------------------------------------------------------------------- the site
@@ -284,7 +330,23 @@ def wsgi_get(app: Any, url: str) -> tuple[int, int]:
     return int(status[0].split()[0]), len(body)
 
 
-def time_pages(url: str, topic_file: Path, rounds: int, claim: str) -> dict[str, dict]:
+def search_queries(texts: list[str], count: int = 50) -> list[str]:
+    """What people type into the search box: one or two words of the stored texts (drawn
+    at random, so rare and common words alike)."""
+    rng = random.Random(11)
+    queries = []
+    while len(queries) < count:
+        words = [w for w in re.findall(r"[A-Za-z]{5,}", rng.choice(texts))]
+        if len(words) >= 2:
+            picked = rng.sample(words, rng.choice((1, 2)))
+            queries.append(" ".join(w.lower() for w in picked))
+    return queries
+
+
+def time_pages(url: str, topic_file: Path, rounds: int, claim: str,
+               queries: list[str]) -> dict[str, dict]:
+    from urllib.parse import quote
+
     from claimwatch.web import make_app
     from config.loader import load_topic
     from storage.db import make_engine, session_factory
@@ -297,11 +359,18 @@ def time_pages(url: str, topic_file: Path, rounds: int, claim: str) -> dict[str,
     requests = {
         "list": lambda: "/",
         "list-deep": lambda: f"/?before={rng.randrange(1, top + 1)}",
-        "articles.json": lambda: f"/articles.json?topic={TOPIC}",
         "article": lambda: f"/article/{rng.randrange(1, top + 1)}",
         "claims": lambda: f"/claims?topic={TOPIC}",
+        "claim-page": lambda: f"/claim/{claim}?topic={TOPIC}",
         "claim-list": lambda: f"/?topic={TOPIC}&claim={claim}&status=all",
+        "search": lambda: f"/search?q={quote(rng.choice(queries))}&topic={TOPIC}",
         "digest-page": lambda: "/digest?since=24h&format=json",
+        "api-articles": lambda: f"/api/v1/articles?topic={TOPIC}",
+        "api-articles-deep": lambda: f"/api/v1/articles?before={rng.randrange(1, top + 1)}",
+        "api-article": lambda: f"/api/v1/articles/{rng.randrange(1, top + 1)}",
+        "api-claims": lambda: f"/api/v1/claims?topic={TOPIC}",
+        "api-runs": lambda: f"/api/v1/runs?topic={TOPIC}",
+        "api-search": lambda: f"/api/v1/search?q={quote(rng.choice(queries))}",
     }
     times: dict[str, list[float]] = {k: [] for k in requests}
     for make in requests.values():  # warm-up: one of each
@@ -312,7 +381,7 @@ def time_pages(url: str, topic_file: Path, rounds: int, claim: str) -> dict[str,
             t0 = time.perf_counter()
             status, _ = wsgi_get(app, make())
             times[name].append(1000 * (time.perf_counter() - t0))
-            if status not in (200, 404):
+            if status != 200:
                 raise SystemExit(f"{name}: HTTP {status}")
     rss_after = rss_mb()
     engine.dispose()
@@ -351,22 +420,64 @@ def time_lookups(url: str, pages: list[tuple[str, str, bytes]],
     return {"p50": statistics.median(times), "p95": pct(times, 0.95)}
 
 
+#: Runs a command and prints its peak RSS (KiB, from wait4) on stderr's last line. The
+#: command is started from this small process, not from the benchmark's: a child's
+#: ru_maxrss counts the memory it had between fork and exec, the parent's size.
+PEAK_WRAPPER = ("import os, subprocess, sys\n"
+                "p = subprocess.Popen(sys.argv[1:])\n"
+                "_, status, usage = os.wait4(p.pid, 0)\n"
+                "print('peak-kib', usage.ru_maxrss, file=sys.stderr)\n"
+                "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
+def time_known(url: str, site: str, pages: list[tuple[str, str, bytes]]) -> dict[str, float]:
+    """The crawl's question "which of the feed's URLs are stored?": ``Store.known_among``
+    for the URLs of a feed of ``pages`` (as listed and canonical), median ms of 5, against
+    reading every stored URL of the topic into a set (what a crawl did at its start
+    before), median of 3."""
+    from pipeline.urls import canonical_url
+    from storage.db import make_engine, session_factory
+    from storage.models import Article, SkippedUrl
+    from storage.repository import Store
+
+    engine = make_engine(url)
+    store = Store(session_factory(engine))
+    listed = [site + path for path, _, _ in pages]
+    listed += [canonical_url(u) for u in listed]
+    among, whole = [], []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        store.known_among(TOPIC, listed)
+        among.append(1000 * (time.perf_counter() - t0))
+    for _ in range(3):
+        t0 = time.perf_counter()
+        with store.sessions() as session:
+            known = set()
+            for stored, canonical in session.execute(
+                    select(Article.url, Article.canonical_url).where(Article.topic == TOPIC)):
+                known.update((stored, canonical))
+            known.update(session.scalars(select(SkippedUrl.url).where(SkippedUrl.topic == TOPIC)))
+        whole.append(1000 * (time.perf_counter() - t0))
+    engine.dispose()
+    return {"among": statistics.median(among), "whole": statistics.median(whole)}
+
+
 def digest_peak(url: str) -> tuple[float, float, int]:
     """(seconds, peak RSS MB, articles) of ``claimwatch digest --since 24h``."""
     env = {**os.environ, "CLAIMWATCH_DB": url}
+    command = [str(Path(sys.executable).parent / "claimwatch"), "digest", "--since", "24h",
+               "--format", "json"]
     with tempfile.TemporaryFile() as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "claimwatch"), "digest",
-                                 "--since", "24h", "--format", "json"], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *command], cwd=REPO,
+                              env=env, stdout=out, stderr=subprocess.PIPE)
         seconds = time.perf_counter() - t0
-        if status != 0:
-            raise SystemExit(f"digest failed: {proc.stderr.read().decode()[-2000:]}")
-        proc.stderr.close()
+        if proc.returncode != 0:
+            raise SystemExit(f"digest failed: {proc.stderr.decode()[-2000:]}")
+        peak_kib = int(proc.stderr.decode().strip().splitlines()[-1].split()[1])
         out.seek(0)
         articles = len(json.loads(out.read())["articles"])
-    return seconds, usage.ru_maxrss * 1024 / 1e6, articles
+    return seconds, peak_kib * 1024 / 1e6, articles
 
 
 def crawl(url: str, topic_file: Path, site: str, workers: int | None) -> dict[str, Any]:
@@ -426,6 +537,8 @@ def main() -> int:
                     help="interleaved crawl rounds (new distinct pages each round)")
     ap.add_argument("--requests", type=int, default=20, help="rounds of page requests")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--keep", action="store_true",
+                    help="leave the grown stores in place (prints their URLs)")
     args = ap.parse_args()
     from config.loader import load_topic
     from storage.db import init_db, make_engine, refresh_statistics
@@ -435,10 +548,12 @@ def main() -> int:
     texts = load_texts()
     rounds = [make_pages(texts, args.pages, r) for r in range(args.rounds)]
     warm = make_pages(texts, 30, 99)  # pages never crawled: lookups before measuring
+    queries = search_queries(texts)
     server, site = serve(rounds)
     sizes = [int(s) for s in args.sizes.split(",")]
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = tempfile.mkdtemp(prefix="store-growth-") if args.keep else tmp_dir
         topics = [write_topic(Path(tmp), site, r) for r in range(args.rounds)]
         claim_ids = [c.id for c in load_topic(topics[0]).claims]
         print(f"{len(texts)} real texts; {args.rounds} rounds of {args.pages} distinct pages; "
@@ -477,12 +592,17 @@ def main() -> int:
                     row["ratio"] = statistics.median(
                         c["pages_per_s"] / b["pages_per_s"]
                         for c, b in zip(row["crawls"], rows[base]["crawls"], strict=True))
+                    row["known"] = time_known(dbs[size].url, site, rounds[0])
                     row["requests"] = time_pages(dbs[size].url, topics[0], args.requests,
-                                                 claim_ids[0])
+                                                 claim_ids[0], queries)
                     row["digest_s"], row["digest_mb"], row["digest_articles"] = \
                         digest_peak(dbs[size].url)
                     shown = " ".join(f"{k} {v['p50']:.0f}/{v['p95']:.0f}"
                                      for k, v in row["requests"].items())
+                    print(f"{kind} {size:,}: known URLs of a {args.pages}-item feed: "
+                          f"Store.known_among {row['known']['among']:.1f} ms; every stored "
+                          f"URL of the topic into a set {row['known']['whole']:.0f} ms",
+                          flush=True)
                     print(f"{kind} {size:,}: band_candidates after the crawls p50 "
                           f"{row['lookup_after']['p50']:.3f} ms, p95 "
                           f"{row['lookup_after']['p95']:.3f} ms", flush=True)
@@ -494,7 +614,10 @@ def main() -> int:
                     results.append(row)
             finally:
                 for db in dbs.values():
-                    db.drop()
+                    if args.keep:
+                        print(f"kept: {db.url}", flush=True)
+                    else:
+                        db.drop()
     server.shutdown()
     print("load after:", load())
     print(f"(total {time.perf_counter() - t_all:.0f} s)")
@@ -503,6 +626,8 @@ def main() -> int:
         print(f"RESULT {name} grow-s {r['grow_s']:.0f}")
         print(f"RESULT {name} lookup-ms-p50 {r['lookup']['p50']:.3f}")
         print(f"RESULT {name} lookup-after-crawl-ms-p50 {r['lookup_after']['p50']:.3f}")
+        print(f"RESULT {name} known-among-ms {r['known']['among']:.1f}")
+        print(f"RESULT {name} known-whole-topic-ms {r['known']['whole']:.0f}")
         print(f"RESULT {name} crawl-pages-per-s {r['pages_per_s']:.1f}")
         print(f"RESULT {name} crawl-ratio {r['ratio']:.2f}")
         for k, v in r["requests"].items():

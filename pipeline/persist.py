@@ -14,6 +14,7 @@ from datetime import datetime
 from pipeline.analysis import Analysis
 from pipeline.dedup import best_match, classify, find_original_reference
 from pipeline.extract import Extracted
+from pipeline.family import new_to_family  # noqa: F401 (pipeline.pipelines imports it here)
 from pipeline.items import Duplicate
 from pipeline.urls import canonical_url, cross_site_canonical
 from storage.repository import ArticleRecord, CandidateRecord, MatchRecord, Store
@@ -104,15 +105,3 @@ def article_record(*, topic: str, source: str, url: str, canonical: str, analysi
         band_keys=analysis.band_keys,
         claims_version=analysis.claims_version,
     )
-
-
-def new_to_family(sentences: Iterable[str], original_text: str | None) -> list[str]:
-    """The candidate sentences a copy does not share with its original's text (those are
-    offered on the original already). The crawl's ``candidates`` count and the digest both
-    count with this rule, so their figures agree."""
-    sentences = list(sentences)
-    if original_text is None or not sentences:
-        return sentences
-    folded = " ".join(original_text.split())
-    return [s for s in sentences if " ".join(s.split()) not in folded]
-

@@ -7,11 +7,13 @@ INSERT/UPDATE), so no code path that writes an article can forget it.
 - SQLite: an external-content FTS5 table ``articles_fts`` over ``articles``
   (title, text, outlet), porter-stemmed unicode61 tokens without diacritics,
   filled by AFTER INSERT/UPDATE/DELETE triggers.
-- PostgreSQL: a GIN index on :data:`PG_DOCUMENT`, an immutable
-  ``to_tsvector('english', ...)`` expression; queries use the same expression so
-  the planner uses the index.
+- PostgreSQL: a stored generated column ``search_document``, the
+  ``to_tsvector('english', title, outlet, text)`` of each article, with a GIN index
+  on it; queries match and rank on the column. Ranking reads the stored vector
+  instead of parsing each matching article's text again (0.7 ms an article: a page
+  of results ranked among a thousand matches took most of a second).
 
-The migration that adds the index to existing databases (0004) carries its own
+The migrations that add the index to existing databases (0005, 0011) carry their own
 copy of these statements: migrations never import code that changes.
 """
 
@@ -24,11 +26,10 @@ from sqlalchemy import Table, event
 FTS_TABLE = "articles_fts"
 PG_INDEX = "ix_articles_fts"
 
-#: The document every article is searched as (PostgreSQL). Queries repeat it verbatim.
-PG_DOCUMENT = (
-    "to_tsvector('english'::regconfig, coalesce(articles.title, '') || ' ' || "
-    "coalesce(articles.outlet, '') || ' ' || coalesce(articles.text, ''))"
-)
+PG_COLUMN = "search_document"
+#: The document every article is searched as (PostgreSQL), stored in :data:`PG_COLUMN`.
+PG_DOCUMENT = ("to_tsvector('english'::regconfig, coalesce(title, '') || ' ' || "
+               "coalesce(outlet, '') || ' ' || coalesce(text, ''))")
 
 SQLITE_DDL = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
@@ -48,7 +49,11 @@ SQLITE_DDL = (
     "VALUES (new.id, new.title, new.text, new.outlet); END",
 )
 
-PG_DDL = (f"CREATE INDEX IF NOT EXISTS {PG_INDEX} ON articles USING gin (({PG_DOCUMENT}))",)
+PG_DDL = (
+    f"ALTER TABLE articles ADD COLUMN IF NOT EXISTS {PG_COLUMN} tsvector "
+    f"GENERATED ALWAYS AS ({PG_DOCUMENT}) STORED",
+    f"CREATE INDEX IF NOT EXISTS {PG_INDEX} ON articles USING gin ({PG_COLUMN})",
+)
 
 
 def _create(target: Table, connection: Any, **kw: Any) -> None:
@@ -65,4 +70,4 @@ def attach(articles: Table) -> None:
 
 def is_search_object(name: str | None) -> bool:
     """Objects of the search index, which the models do not describe (schema comparisons)."""
-    return bool(name) and (name == PG_INDEX or str(name).startswith(FTS_TABLE))
+    return bool(name) and (name in (PG_INDEX, PG_COLUMN) or str(name).startswith(FTS_TABLE))

@@ -62,6 +62,10 @@ class Article(Base):
         Index("ix_articles_topic_status_fetched", "topic", "review_status", "fetched_at", "id"),
         Index("ix_articles_status_fetched", "review_status", "fetched_at", "id"),
         Index("ix_articles_fetched", "fetched_at", "id"),
+        # The crawl asks whether a listed URL is stored (Store.known_among): URLs have no
+        # length limit, so PostgreSQL indexes their hash (a B-tree entry must fit a third
+        # of a page); SQLite's B-tree takes any length.
+        Index("ix_articles_url", "url", postgresql_using="hash"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -237,6 +241,8 @@ class CrawlRun(Base):
         # recent runs, newest first: of every topic, of one topic
         Index("ix_crawl_runs_started", "started", "id"),
         Index("ix_crawl_runs_topic_started", "topic", "started", "id"),
+        # /api/v1/runs?topic=: a topic's runs, newest id first, keyset-paged by id
+        Index("ix_crawl_runs_topic_id", "topic", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -390,7 +390,8 @@ def _revision_columns() -> dict[str, dict[str, frozenset[str]]]:
 
 def _actual_columns(conn: Connection) -> dict[str, frozenset[str]]:
     insp = inspect(conn)
-    return {name: frozenset(c["name"] for c in insp.get_columns(name))
+    return {name: frozenset(c["name"] for c in insp.get_columns(name)
+                            if not is_search_object(c["name"]))  # PostgreSQL's search column
             for name in _claimwatch_tables(conn) if not is_search_object(name)}
 
 

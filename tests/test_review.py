@@ -511,3 +511,32 @@ def test_serve_crawl_now_runs_a_worker_and_refuses_doubles(tmp_path: Path) -> No
     finally:
         crawls.close()
         engine.dispose()
+
+
+# Run in a fresh interpreter: the digest, then which modules it loaded.
+DIGEST_IMPORTS = """
+import json, sys
+from claimwatch.cli import main
+try:
+    main(["digest", "--since", sys.argv[2], "--format", "json", "--db", sys.argv[1]])
+except SystemExit as done:
+    assert not done.code, done.code
+heavy = ("scrapy", "twisted", "trafilatura", "numpy", "rapidfuzz", "flask", "alembic",
+         "pipeline.analysis", "pipeline.claims", "pipeline.extract", "claimwatch.web")
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy or
+                        any(m == h or m.startswith(h + ".") for h in heavy))), file=sys.stderr)
+"""
+
+
+def test_digest_command_imports_only_what_it_needs(world: World) -> None:
+    """``claimwatch digest`` (run by cron) starts without the crawler, the extraction,
+    the claims matcher or the web app: their imports were most of its second."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", DIGEST_IMPORTS, world.db_url, EPOCH],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["articles"], "the digest has the world's articles"
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == []

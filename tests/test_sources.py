@@ -295,7 +295,11 @@ def test_sitemap_index_gzip_google_news_and_lastmod_window(
     assert first_crawl.stat("sitemaps", "sitemap/entries") == 5
     assert first_crawl.stat("sitemaps", "sitemap/skipped_old") == 2  # news date / lastmod too old
     assert first_crawl.stat("sitemaps", "skipped/offsite") == 1  # offsite.example: never fetched
-    assert first_crawl.stat("sitemaps", "fetched") == 2
+    # Two entries are left to fetch; the feed lists one of them too: when the feed's crawl
+    # has stored it by the time the sitemap is read, the sitemap does not fetch it again.
+    assert first_crawl.stat("sitemaps", "fetched") + first_crawl.stat(
+        "sitemaps", "skipped/seen") == 2
+    assert first_crawl.stat("sitemaps", "fetched") >= 1
     stored = _stored(news_db)
     base = news_site.url
     assert f"{base}/2022/12/18/advertisers-twitter-child-safety.html" in stored

@@ -73,7 +73,16 @@ def test_lookups(store: Store) -> None:
     assert store.band_candidates("t", [11, 12, 999]) == [a, b]  # a shares 3 keys, b one
     assert store.band_candidates("t", [21]) == [b]
     assert store.band_candidates("t", []) == []
-    assert "https://a.example/1" in store.known_urls("t")
+    c = store.save(record(3, url="https://a.example/3?utm_source=feed")).id
+    store.mark_skipped("t", ["https://a.example/off-topic"], "off_topic")
+    listed = ["https://a.example/1", "https://a.example/3?utm_source=feed", "https://a.example/3",
+              "https://a.example/off-topic", "https://a.example/new"]
+    assert store.known_among("t", listed) == set(listed) - {"https://a.example/new"}
+    assert store.known_among("other-topic", listed) == set()
+    assert store.known_among("t", []) == set()
+    many = [f"https://a.example/{n}" for n in range(2000, 3200)] + ["https://a.example/2"]
+    assert store.known_among("t", many) == {"https://a.example/2"}  # in the third batch
+    assert c
     [stored] = store.texts([b])
     assert stored.text == "text 2" and stored.root_id == b
 

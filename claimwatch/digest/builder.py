@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
-from pipeline.persist import new_to_family
+from pipeline.family import new_to_family
 from storage.models import (
     Article,
     ArticleClaim,
@@ -56,7 +56,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _open_candidates(candidates: Sequence[Any], original_text: str | None) -> list[Any]:
-    """Open candidates, by pipeline.persist.new_to_family's rule (the crawl counts so too)."""
+    """Open candidates, by pipeline.family.new_to_family's rule (the crawl counts so too)."""
     open_ = [c for c in candidates if c.status == "open"]
     kept = set(new_to_family((c.sentence for c in open_), original_text))
     return [c for c in open_ if c.sentence in kept]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ class TopicSpider(scrapy.Spider):
     topic: Topic
     source: Source
     start_url: str
-    known_urls: set[str]
+    known_urls: set[str]  # of the URLs listed so far, those stored or skipped already
     queued_urls: set[str]
 
     @classmethod
@@ -59,7 +59,7 @@ class TopicSpider(scrapy.Spider):
         spider.topic = topic
         spider.source = source
         spider.start_url = source_url(source.url, crawler.settings)
-        spider.known_urls = store_for(crawler).known_urls(topic.name)
+        spider.known_urls = set()
         spider.queued_urls = set()
         return spider
 
@@ -68,10 +68,24 @@ class TopicSpider(scrapy.Spider):
     def count(self, key: str, n: int = 1) -> None:
         self.crawler.stats.inc_value(f"claimwatch/{key}", n)
 
+    def look_up_known(self, urls: Iterable[str]) -> None:
+        """Ask the store, in one batch, which of the URLs a feed, sitemap or listing page
+        lists (as listed and in canonical form) are stored or skipped already: before
+        their :meth:`article_request` calls, which check :attr:`known_urls`."""
+        limit = self.settings.getint("URLLENGTH_LIMIT", 2083)
+        listed: set[str] = set()
+        for url in urls:
+            if url.lower().startswith(("http://", "https://")) and not (
+                    limit and len(url) > limit):
+                listed.update((url, canonical_url(url)))
+        self.known_urls |= store_for(self.crawler).known_among(
+            self.topic.name, listed - self.known_urls - self.queued_urls)
+
     def article_request(
         self, url: str, *, listed_title: str | None = None, listed_published: datetime | None = None
     ) -> scrapy.Request | None:
-        """A request for one article page, or None when it is stored or queued already."""
+        """A request for one article page, or None when it is stored or queued already
+        (:meth:`look_up_known` asked the store about it first)."""
         if not url.lower().startswith(("http://", "https://")):
             # Only the topic file may name a file:// URL (its source document); a link
             # found in a feed, sitemap or page is fetched over http(s) or not at all.

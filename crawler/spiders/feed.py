@@ -37,6 +37,7 @@ class FeedSpider(TopicSpider):
             self.count("errors/feed")
             logger.error("%s: feed %s: %s", self.source.name, response.url, problem)
         self.count("feed/entries", len(entries))
+        self.look_up_known(entry.link for entry in entries if entry.link)
         for entry in entries:
             if not entry.link:
                 self.count("feed/entries_without_link")

@@ -87,6 +87,7 @@ class ListingSpider(TopicSpider):
             self._listing_error(response.url, depth, f"links could not be read: {exc}")
             return
         self.count("listing/links", len(links))
+        self.look_up_known(link.url for link in links if looks_like_article(link.url))
         for link in links:
             url = link.url
             if link.nofollow:

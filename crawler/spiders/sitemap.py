@@ -155,6 +155,7 @@ class SitemapSpider(TopicSpider):
             yield from self._follow(fresh, depth, response.url)
             return
         self.count("sitemap/entries", len(parsed.entries))
+        wanted = []
         for entry in parsed.entries:
             if not self.allow_offsite and not is_same_site(entry.loc, response.url):
                 self.count("skipped/offsite")
@@ -167,6 +168,9 @@ class SitemapSpider(TopicSpider):
                 continue
             if recent is None:
                 self.count("sitemap/undated")
+            wanted.append(entry)
+        self.look_up_known(entry.loc for entry in wanted)
+        for entry in wanted:
             request = self.article_request(
                 entry.loc, listed_title=entry.news_title, listed_published=entry.date
             )
