@@ -25,12 +25,14 @@ reactor stays free for the network and the database:
   that kills a worker twice is dropped and counted ``claimwatch/extract/worker_crashed``.
 - :class:`ArticleAnalysis` is what the pipeline stage uses (``analysis_for``): it
   sends articles to the pool, or analyses them in the crawl's process while the
-  pool is not worth starting or not started yet. A crawl analyses its first
-  ``CLAIMWATCH_WORKERS_MIN_ITEMS`` articles itself, then starts the pool and keeps
-  analysing itself until the workers are up (a scheduled crawl of a dozen new
-  articles costs no worker start-up); with 0, every article goes to a worker
-  (the first ones wait for the workers to start). The crawlers of one process
-  (the sources of one topic) share one pool.
+  pool is not worth starting. A crawl with fewer than ``CLAIMWATCH_WORKERS_MIN_ITEMS``
+  articles to analyse (those analysed, queued and downloading) analyses them itself
+  (a scheduled crawl of a dozen new articles costs no worker start-up); once it has
+  more, it starts the pool, and from then on every article goes to a worker (the
+  first ones wait for the workers to start): the crawl's process never holds a
+  second analyser (trafilatura, dateparser's tables, the claims index) beside the
+  workers'. With 0, the pool starts with the first article. The crawlers of one
+  process (the sources of one topic) share one pool.
 
 What needs the database (dedup lookups against stored articles, the store)
 stays in the reactor process, in :mod:`pipeline.pipelines`. Settings:
@@ -375,6 +377,7 @@ class ArticleAnalysis:
     def __init__(self, crawler: Any, config: AnalysisConfig) -> None:
         settings = crawler.settings
         self.stats = crawler.stats
+        self.crawler = crawler
         workers = settings.get("CLAIMWATCH_WORKERS")
         self.workers = default_workers() if workers in (None, "") else int(workers)
         if self.workers < 0:
@@ -435,10 +438,12 @@ class ArticleAnalysis:
         self.seen += 1
         pool = self.shared.pool
         if pool is not None and not pool.failed:
-            if not pool.started and self.seen > self.min_items:
+            if not pool.started and self.seen + self._queued() > self.min_items:
                 pool.start()
-            if pool.started and self.min_items == 0:
-                await pool.wait_ready()  # 0: every article in a worker, none in this process
+            if pool.started:
+                # every article in a worker, none in this process (no second copy of the
+                # analyser here): the first ones wait for the workers to start
+                await pool.wait_ready()
             if pool.ready:
                 self.shared.drop_local()
                 restarts = pool.restarts
@@ -457,6 +462,16 @@ class ArticleAnalysis:
                     return result
         self.count("workers/inline")
         return self.shared.local.analyse(job)
+
+    def _queued(self) -> int:
+        """Requests this crawl has waiting in its scheduler and downloader (0 if unknown)."""
+        engine = getattr(self.crawler, "engine", None)
+        try:
+            scheduler = engine.scheduler if engine is not None else None
+            queued = len(scheduler) if scheduler is not None else 0
+            return queued + len(engine.downloader.active) if engine is not None else 0
+        except Exception:  # noqa: BLE001 - a scheduler without a length: count what is seen
+            return 0
 
     def _count_restarts(self, n: int) -> None:
         if n > 0:
