@@ -15,8 +15,9 @@ reactor stays free for the network and the database:
   Its claims index and compiled query are built once per process: once in each
   worker (the pool initializer), and in the crawl's own process only if it
   analyses articles itself.
-- :class:`WorkerPool` is a ``ProcessPoolExecutor`` (``spawn``: the workers inherit
-  no reactor, threads or sockets) with back-pressure: at most ``max_pending``
+- :class:`WorkerPool` is a ``ProcessPoolExecutor`` (forked from a forkserver that
+  loaded the analysis chain once, :func:`pool_context`: the workers inherit no
+  reactor, threads or sockets, and share the read-only pages) with back-pressure: at most ``max_pending``
   articles are queued to or running in the workers; the other items wait in the
   pipeline, and Scrapy stops downloading once the responses waiting there pass
   ``SCRAPER_SLOT_MAX_ACTIVE_SIZE`` (5 MB), so memory stays bounded however fast
@@ -139,11 +140,24 @@ def _watch_parent(parent: int, interval: float = 1.0) -> None:
     (spawn imports for a second or more before the initializer runs): such a worker
     would wait on the pool's queue for ever, under pid 1, with the resource tracker
     (seen after ``make test``). So check at once, then every ``interval`` seconds.
+    The worker's own parent is the crawl process, or the forkserver the crawl
+    process started (:func:`pool_context`): gone when it is reparented or the crawl
+    process is.
     """
     import threading
 
+    forked_by = os.getppid()
+
     def gone() -> bool:
-        return os.getppid() != parent
+        if os.getppid() != forked_by:
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # pragma: no cover - a pid reused by another user
+            return True
+        return False
 
     if gone():
         os._exit(0)
@@ -158,6 +172,45 @@ def _watch_parent(parent: int, interval: float = 1.0) -> None:
 
 def _ready() -> int:
     return os.getpid()
+
+
+# The modules the forkserver imports once, before it forks the workers (see pool_context).
+PRELOAD = "pipeline.preload"
+
+
+def pool_context() -> Any:
+    """The ``multiprocessing`` context of the worker processes: a forkserver (Linux).
+
+    The forkserver is a clean process (no reactor, threads or sockets: what ``spawn``
+    gave) that imports the analysis chain and loads its read-only models once
+    (:mod:`pipeline.preload`); each worker is forked from it, so the workers share
+    those pages (counted once in the crawl's memory) and start without importing
+    again. Where there is no forkserver, ``spawn``.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")  # pragma: no cover - not POSIX
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([PRELOAD])
+    return context
+
+
+def preload() -> None:
+    """Load what every worker's analyser reads and never changes (in the forkserver)."""
+    import gc
+
+    from pipeline.claims import rerank
+    from pipeline.claims.semantic import embedder
+    from pipeline.stance import _model
+
+    try:
+        embedder()
+        _model()
+        rerank.model()
+    except Exception:  # noqa: BLE001 - each worker loads (and reports) it again
+        logger.debug("preloading the workers' models failed", exc_info=True)
+    # what is loaded stays where it is: the collector does not write to the shared pages
+    gc.collect()
+    gc.freeze()
 
 
 def _analyse_in_worker(job: ArticleJob) -> Analysis:
@@ -198,7 +251,7 @@ class ReanalysisPool:
     def __enter__(self) -> ReanalysisPool:
         if self.workers:
             self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                self.workers, mp_context=pool_context(),
                 initializer=_init_worker, initargs=(self.config, _log_level(), os.getpid()))
         return self
 
@@ -253,7 +306,7 @@ class WorkerPool:
         self._started_at = time.monotonic()
         self._executor = ProcessPoolExecutor(
             self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=pool_context(),
             initializer=_init_worker,
             initargs=(self.config, self.log_level, os.getpid()),
         )
