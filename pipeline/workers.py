@@ -119,6 +119,7 @@ def _init_worker(config: AnalysisConfig, log_level: int, parent: int | None = No
     root = logging.getLogger()
     root.handlers[:] = [_CAPTURE]
     root.setLevel(log_level)
+    return_freed_memory()
     _WORKER = Analyser(config)
 
 
@@ -172,6 +173,26 @@ def _watch_parent(parent: int, interval: float = 1.0) -> None:
 
 def _ready() -> int:
     return os.getpid()
+
+
+def return_freed_memory() -> None:
+    """Make glibc give large freed blocks back to the system (no-op elsewhere).
+
+    Pages (200 KB and more) pass through the crawl's process and its workers one after
+    the other; glibc raises its mmap threshold after the first such block is freed, and
+    from then on keeps them in a heap that only grows. A fixed threshold (glibc's
+    initial 128 KiB) maps each large block and unmaps it when freed; two arenas at most
+    (M_ARENA_MAX) for the pool's helper threads.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return
+    mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    mallopt(-8, 2)  # M_ARENA_MAX
 
 
 # The modules the forkserver imports once, before it forks the workers (see pool_context).
@@ -303,6 +324,7 @@ class WorkerPool:
     def start(self) -> None:
         if self._executor is not None or self.failed:
             return
+        return_freed_memory()
         self._started_at = time.monotonic()
         self._executor = ProcessPoolExecutor(
             self.workers,
