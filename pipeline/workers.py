@@ -18,8 +18,8 @@ reactor stays free for the network and the database:
 - :class:`WorkerPool` is a ``ProcessPoolExecutor`` (forked from a forkserver that
   loaded the analysis chain once, :func:`pool_context`: the workers inherit no
   reactor, threads or sockets, and share the read-only pages) with back-pressure:
-  at most ``max_pending`` articles are queued to or running in the workers; the other items wait in the
-  pipeline, and Scrapy stops downloading once the responses waiting there pass
+  at most ``max_pending`` articles are queued to or running in the workers; the
+  other items wait in the pipeline, and Scrapy stops downloading once the responses waiting there pass
   ``SCRAPER_SLOT_MAX_ACTIVE_SIZE`` (5 MB), so memory stays bounded however fast
   pages arrive. A worker that dies (a crash in a C library on a hostile page)
   breaks the pool: it is restarted and the article tried once more; an article
