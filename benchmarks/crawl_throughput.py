@@ -35,9 +35,10 @@ pages/s = article pages fetched / wall time of the crawl (trafilatura: pages / t
 the loop or of the pool); the crawl's time starts with ``run_crawl`` on an initialised
 database and ends when it returns (worker start-up included). CPU per page is the
 run's own process and, apart, its worker processes (``RUSAGE_CHILDREN`` once they
-are reaped). Peak memory is sampled every 0.1 s over the run's process and all its
-descendants (the workers): the peak of the sum of RSS, and of PSS (shared pages
-counted once), in MB (10^6 bytes). The load average is printed with every run: on a
+are reaped, and the CPU of children still running with what they reaped: claimwatch's
+forkserver and the workers it forked). Peak memory is sampled every 0.1 s over the
+run's process and all its descendants (the workers): the peak of the sum of RSS, and
+of PSS (shared pages counted once), in MB (10^6 bytes). The load average is printed with every run: on a
 shared machine, compare the ratios of interleaved runs (``--repeat``). The last lines
 are ``RESULT <set> <metric> <value>``.
 """
@@ -316,6 +317,26 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's reaped children (``RUSAGE_CHILDREN``) and of the
+    children still running, with what they reaped: claimwatch's workers are forked by
+    a forkserver that lives as long as this process and reaps them itself."""
+    import resource
+
+    total = _cpu(resource.RUSAGE_CHILDREN)
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in _children().get(os.getpid(), ()):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()
+        # utime, stime, cutime, cstime: fields 14-17 of proc(5), 12-15 after the state
+        total += sum(int(v) for v in fields[11:15]) / tick
+    return total
+
+
 def child_trafilatura(args: argparse.Namespace) -> dict[str, Any]:
     import multiprocessing
     import resource
@@ -432,11 +453,11 @@ def child_claimwatch(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.workers is not None:
         settings["CLAIMWATCH_WORKERS"] = args.workers
-    cpu0, children0 = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
+    cpu0, children0 = _cpu(resource.RUSAGE_SELF), _children_cpu()
     start = time.perf_counter()
     summary = run_crawl(args.topic, db_url=args.db, settings=settings, lease=False)
     seconds = time.perf_counter() - start
-    cpu1, children1 = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
+    cpu1, children1 = _cpu(resource.RUSAGE_SELF), _children_cpu()
     stats: dict[str, int] = {}
     for source in summary.sources:
         for key, value in source.stats.items():

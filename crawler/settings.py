@@ -86,9 +86,10 @@ CLAIMWATCH_EXTRACT_MIN_CHARS = 200  # shorter extracted text is counted as too_s
 # Extraction, topic filter, claim matching and hashing run in a process pool, off the reactor
 # thread, so every core works; dedup lookups and the store stay in the crawl's process.
 CLAIMWATCH_WORKERS = None  # worker processes; None: one per CPU; 0: analyse in the crawl's process
-CLAIMWATCH_WORKERS_MIN_ITEMS = 20  # a crawl analyses this many articles itself before starting
-#                                    workers (a small crawl never pays their ~1 s start-up), and
-#                                    goes on while they start; 0: every article in a worker
+CLAIMWATCH_WORKERS_MIN_ITEMS = 20  # a crawl with at most this many articles (analysed, queued,
+#                                    downloading) analyses them itself (a small crawl never pays
+#                                    the workers' ~1 s start-up); a larger one starts the workers
+#                                    and sends them every article; 0: every article in a worker
 CLAIMWATCH_WORKERS_MAX_PENDING = None  # articles queued to/in the workers at once (None: 2 each);
 #                                        more wait, and Scrapy stops downloading at 5 MB waiting
 #                                        (SCRAPER_SLOT_MAX_ACTIVE_SIZE): memory stays bounded

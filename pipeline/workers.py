@@ -15,22 +15,25 @@ reactor stays free for the network and the database:
   Its claims index and compiled query are built once per process: once in each
   worker (the pool initializer), and in the crawl's own process only if it
   analyses articles itself.
-- :class:`WorkerPool` is a ``ProcessPoolExecutor`` (``spawn``: the workers inherit
-  no reactor, threads or sockets) with back-pressure: at most ``max_pending``
-  articles are queued to or running in the workers; the other items wait in the
-  pipeline, and Scrapy stops downloading once the responses waiting there pass
+- :class:`WorkerPool` is a ``ProcessPoolExecutor`` (forked from a forkserver that
+  loaded the analysis chain once, :func:`pool_context`: the workers inherit no
+  reactor, threads or sockets, and share the read-only pages) with back-pressure:
+  at most ``max_pending`` articles are queued to or running in the workers; the
+  other items wait in the pipeline, and Scrapy stops downloading once the responses waiting there pass
   ``SCRAPER_SLOT_MAX_ACTIVE_SIZE`` (5 MB), so memory stays bounded however fast
   pages arrive. A worker that dies (a crash in a C library on a hostile page)
   breaks the pool: it is restarted and the article tried once more; an article
   that kills a worker twice is dropped and counted ``claimwatch/extract/worker_crashed``.
 - :class:`ArticleAnalysis` is what the pipeline stage uses (``analysis_for``): it
   sends articles to the pool, or analyses them in the crawl's process while the
-  pool is not worth starting or not started yet. A crawl analyses its first
-  ``CLAIMWATCH_WORKERS_MIN_ITEMS`` articles itself, then starts the pool and keeps
-  analysing itself until the workers are up (a scheduled crawl of a dozen new
-  articles costs no worker start-up); with 0, every article goes to a worker
-  (the first ones wait for the workers to start). The crawlers of one process
-  (the sources of one topic) share one pool.
+  pool is not worth starting. A crawl with fewer than ``CLAIMWATCH_WORKERS_MIN_ITEMS``
+  articles to analyse (those analysed, queued and downloading) analyses them itself
+  (a scheduled crawl of a dozen new articles costs no worker start-up); once it has
+  more, it starts the pool, and from then on every article goes to a worker (the
+  first ones wait for the workers to start): the crawl's process never holds a
+  second analyser (trafilatura, dateparser's tables, the claims index) beside the
+  workers'. With 0, the pool starts with the first article. The crawlers of one
+  process (the sources of one topic) share one pool.
 
 What needs the database (dedup lookups against stored articles, the store)
 stays in the reactor process, in :mod:`pipeline.pipelines`. Settings:
@@ -116,6 +119,7 @@ def _init_worker(config: AnalysisConfig, log_level: int, parent: int | None = No
     root = logging.getLogger()
     root.handlers[:] = [_CAPTURE]
     root.setLevel(log_level)
+    return_freed_memory()
     _WORKER = Analyser(config)
 
 
@@ -137,11 +141,24 @@ def _watch_parent(parent: int, interval: float = 1.0) -> None:
     (spawn imports for a second or more before the initializer runs): such a worker
     would wait on the pool's queue for ever, under pid 1, with the resource tracker
     (seen after ``make test``). So check at once, then every ``interval`` seconds.
+    The worker's own parent is the crawl process, or the forkserver the crawl
+    process started (:func:`pool_context`): gone when it is reparented or the crawl
+    process is.
     """
     import threading
 
+    forked_by = os.getppid()
+
     def gone() -> bool:
-        return os.getppid() != parent
+        if os.getppid() != forked_by:
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # pragma: no cover - a pid reused by another user
+            return True
+        return False
 
     if gone():
         os._exit(0)
@@ -156,6 +173,65 @@ def _watch_parent(parent: int, interval: float = 1.0) -> None:
 
 def _ready() -> int:
     return os.getpid()
+
+
+def return_freed_memory() -> None:
+    """Make glibc give large freed blocks back to the system (no-op elsewhere).
+
+    Pages (200 KB and more) pass through the crawl's process and its workers one after
+    the other; glibc raises its mmap threshold after the first such block is freed, and
+    from then on keeps them in a heap that only grows. A fixed threshold (glibc's
+    initial 128 KiB) maps each large block and unmaps it when freed; two arenas at most
+    (M_ARENA_MAX) for the pool's helper threads.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return
+    mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    mallopt(-8, 2)  # M_ARENA_MAX
+
+
+# The modules the forkserver imports once, before it forks the workers (see pool_context).
+PRELOAD = "pipeline.preload"
+
+
+def pool_context() -> Any:
+    """The ``multiprocessing`` context of the worker processes: a forkserver (Linux).
+
+    The forkserver is a clean process (no reactor, threads or sockets: what ``spawn``
+    gave) that imports the analysis chain and loads its read-only models once
+    (:mod:`pipeline.preload`); each worker is forked from it, so the workers share
+    those pages (counted once in the crawl's memory) and start without importing
+    again. Where there is no forkserver, ``spawn``.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")  # pragma: no cover - not POSIX
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([PRELOAD])
+    return context
+
+
+def preload() -> None:
+    """Load what every worker's analyser reads and never changes (in the forkserver)."""
+    import gc
+
+    from pipeline.claims import rerank
+    from pipeline.claims.semantic import embedder
+    from pipeline.stance import _model
+
+    try:
+        embedder()
+        _model()
+        rerank.model()
+    except Exception:  # noqa: BLE001 - each worker loads (and reports) it again
+        logger.debug("preloading the workers' models failed", exc_info=True)
+    # what is loaded stays where it is: the collector does not write to the shared pages
+    gc.collect()
+    gc.freeze()
 
 
 def _analyse_in_worker(job: ArticleJob) -> Analysis:
@@ -196,7 +272,7 @@ class ReanalysisPool:
     def __enter__(self) -> ReanalysisPool:
         if self.workers:
             self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                self.workers, mp_context=pool_context(),
                 initializer=_init_worker, initargs=(self.config, _log_level(), os.getpid()))
         return self
 
@@ -248,10 +324,11 @@ class WorkerPool:
     def start(self) -> None:
         if self._executor is not None or self.failed:
             return
+        return_freed_memory()
         self._started_at = time.monotonic()
         self._executor = ProcessPoolExecutor(
             self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=pool_context(),
             initializer=_init_worker,
             initargs=(self.config, self.log_level, os.getpid()),
         )
@@ -375,6 +452,7 @@ class ArticleAnalysis:
     def __init__(self, crawler: Any, config: AnalysisConfig) -> None:
         settings = crawler.settings
         self.stats = crawler.stats
+        self.crawler = crawler
         workers = settings.get("CLAIMWATCH_WORKERS")
         self.workers = default_workers() if workers in (None, "") else int(workers)
         if self.workers < 0:
@@ -435,10 +513,12 @@ class ArticleAnalysis:
         self.seen += 1
         pool = self.shared.pool
         if pool is not None and not pool.failed:
-            if not pool.started and self.seen > self.min_items:
+            if not pool.started and self.seen + self._queued() > self.min_items:
                 pool.start()
-            if pool.started and self.min_items == 0:
-                await pool.wait_ready()  # 0: every article in a worker, none in this process
+            if pool.started:
+                # every article in a worker, none in this process (no second copy of the
+                # analyser here): the first ones wait for the workers to start
+                await pool.wait_ready()
             if pool.ready:
                 self.shared.drop_local()
                 restarts = pool.restarts
@@ -457,6 +537,16 @@ class ArticleAnalysis:
                     return result
         self.count("workers/inline")
         return self.shared.local.analyse(job)
+
+    def _queued(self) -> int:
+        """Requests this crawl has waiting in its scheduler and downloader (0 if unknown)."""
+        engine = getattr(self.crawler, "engine", None)
+        try:
+            scheduler = engine.scheduler if engine is not None else None
+            queued = len(scheduler) if scheduler is not None else 0
+            return queued + len(engine.downloader.active) if engine is not None else 0
+        except Exception:  # noqa: BLE001 - a scheduler without a length: count what is seen
+            return 0
 
     def _count_restarts(self, n: int) -> None:
         if n > 0:

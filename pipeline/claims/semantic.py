@@ -1,7 +1,7 @@
 """Semantic signal: static sentence embeddings for paraphrases that share few words.
 
 The vectors are WordLlama's (MIT licence; the ``wordllama`` wheel ships its
-256-d ``l2_supercat`` token embeddings, 16 MB, and their tokenizer): a text's
+256-d ``l2_supercat`` token embeddings, 16 MB, memory-mapped, and their tokenizer): a text's
 vector is the mean of its tokens' vectors, normalised, so two texts' cosine is a
 dot product. No model is downloaded and nothing runs on a GPU: this is a table
 lookup, about 10 microseconds a sentence.
@@ -9,7 +9,8 @@ lookup, about 10 microseconds a sentence.
 WordLlama's own loader is not used: it looks for the bundled tokenizer under a
 folder name the wheel does not have (and would then try the network), and it
 pulls in pydantic models for what is a two-file read. The files are read here
-directly with ``safetensors`` and ``tokenizers`` (both wordllama dependencies).
+directly (the safetensors layout: a JSON header, then the raw tensor) and with
+``tokenizers`` (a wordllama dependency).
 When the wheel is absent, :func:`embedder` returns ``None`` and matching runs on
 its lexical features alone (the semantic features read 0).
 """
@@ -110,7 +111,7 @@ class Embedder:
 
 def _segment_sum(table: np.ndarray, ids: np.ndarray, lens: np.ndarray, out: np.ndarray) -> None:
     """``out[i] = table[ids of text i].sum()`` for every text, with one reduceat."""
-    rows = table[ids]
+    rows = table[ids].astype(np.float32, copy=False)  # the table may be float16 (mapped)
     starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
     nonempty = lens > 0
     out[nonempty] = np.add.reduceat(rows, starts[nonempty], axis=0)
@@ -124,7 +125,6 @@ def embedder() -> Embedder | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         import wordllama
-        from safetensors.numpy import load_file
         from tokenizers import Tokenizer
     except ImportError:
         logger.warning("wordllama is not installed: claim matching runs without its "
@@ -132,8 +132,7 @@ def embedder() -> Embedder | None:
         return None
     root = Path(wordllama.__file__).parent
     try:
-        weights = load_file(str(root.joinpath(*_WEIGHTS)))
-        table = next(iter(weights.values())).astype(np.float32)
+        table = _mapped_table(root.joinpath(*_WEIGHTS))
         tokenizer = Tokenizer.from_file(str(root.joinpath(*_TOKENIZER)))
     except Exception as exc:  # noqa: BLE001 - a broken or partial wheel
         logger.warning("wordllama's bundled model could not be read (%s): claim matching "
@@ -142,6 +141,37 @@ def embedder() -> Embedder | None:
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return Embedder(table, tokenizer)
+
+
+def _mapped_table(path: Path) -> np.ndarray:
+    """The one tensor of a safetensors file, memory-mapped read-only (not copied).
+
+    The worker processes of a crawl map the same file, so its pages are in memory
+    once whatever the number of workers; rows are made float32 as they are read
+    (:func:`_segment_sum`: float16 to float32 is exact, so the vectors are those of
+    a table converted whole).
+    """
+    import json
+    import struct
+
+    with open(path, "rb") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(size))
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    if len(tensors) != 1:
+        raise ValueError(f"expected one tensor, found {sorted(tensors)}")
+    (spec,) = tensors.values()
+    dtypes = {"F16": "<f2", "F32": "<f4"}
+    if spec["dtype"] not in dtypes:
+        raise ValueError(f"unexpected tensor type {spec['dtype']}")
+    begin, end = spec["data_offsets"]
+    shape = tuple(int(n) for n in spec["shape"])
+    dtype = np.dtype(dtypes[spec["dtype"]])
+    if len(shape) != 2 or end - begin != dtype.itemsize * shape[0] * shape[1]:
+        raise ValueError(f"unexpected tensor shape {shape}")
+    # a plain array over the mapping: indexing a np.memmap runs Python code
+    return np.memmap(path, dtype=dtype, mode="r", offset=8 + size + begin,
+                     shape=shape).view(np.ndarray)
 
 
 def embed(texts: Sequence[str]) -> np.ndarray | None:
