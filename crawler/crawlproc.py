@@ -209,7 +209,8 @@ class CrawlProcess:
         if spider_cls is None:
             self._fail(run_id, name, f"source kind {source.kind!r} unsupported")
             return None
-        summary = SourceSummary(source=name, kind=source.kind, run_id=run_id)
+        summary = SourceSummary(source=name, kind=source.kind, run_id=run_id,
+                                revisit=bool(run.get("revisit")))
         crawler: Any = Crawler(spider_cls, settings)
         crawler._claimwatch_store = self.store  # one engine for every crawl (pipeline/context.py)
         crawler._claimwatch_topic = batch.topic

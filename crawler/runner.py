@@ -89,6 +89,9 @@ class SourceSummary:
     counts: dict[str, int] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # A revisit fetches the source's recent articles again, not its feed or listing: its
+    # outcome says nothing of the source's health, so it leaves ``source_states`` alone.
+    revisit: bool = False
 
 
 @dataclass
@@ -238,7 +241,8 @@ def run_crawl(
                     leases.reap_interrupted_runs(sessions)
                 run_id = _start_run(sessions, topic.name, source.name, trigger,
                                     keeper.holder.id if keeper else None)
-            summary = SourceSummary(source=source.name, kind=source.kind, run_id=run_id)
+            summary = SourceSummary(source=source.name, kind=source.kind, run_id=run_id,
+                                    revisit=revisit)
             summaries.append(summary)
             spider_cls = RevisitSpider if revisit else SPIDERS_BY_KIND.get(source.kind)
             if spider_cls is None:
@@ -307,12 +311,14 @@ def conclude(summary: SourceSummary, crawler: Any) -> None:
 
 def record_outcome(store: Store, topic: str, summary: SourceSummary,
                    exit_code: int | None = None) -> None:
-    """Write a finished source's ``crawl_runs`` row and its ``source_states`` row.
+    """Write a finished source's ``crawl_runs`` row and its ``source_states`` row (not for
+    a revisit: its success must not reset a failing feed's count and hide its alarm).
 
     ``exit_code`` (a daemon's crawl process: what it reports for the run) goes in the
     same write as ``finished``: no reader sees a finished run without it."""
     _finish_run(store.sessions, summary, exit_code)
-    _record_source_state(store, topic, summary)
+    if not summary.revisit:
+        _record_source_state(store, topic, summary)
 
 
 class _CountsWriter:

@@ -172,3 +172,21 @@ def test_the_revisit_option_is_checked_when_the_topic_loads(tmp_path: Any) -> No
     for bad in (", revisit: soon", ", revisit: 0", ", revisit: [1]"):
         with pytest.raises(ConfigError, match="revisit"):
             topic(bad)
+
+
+def test_a_revisit_leaves_the_source_state_alone(store: Any) -> None:
+    """A revisit fetches articles again, not the feed: its success must not reset a failing
+    feed's count (which would hide the feed's alarm), and its failure is not the feed's."""
+    from crawler.runner import SourceSummary, record_outcome
+
+    store.update_source_state("t", "wire", consecutive_failures=3, last_error="feed down")
+    for status in ("ok", "failed"):
+        record_outcome(store, "t", SourceSummary(source="wire", kind="feed", run_id=None,
+                                                 status=status, revisit=True))
+        state = store.source_state("t", "wire")
+        assert state is not None
+        assert (state.consecutive_failures, state.last_error) == (3, "feed down")
+    # the feed's own crawl still counts
+    record_outcome(store, "t", SourceSummary(source="wire", kind="feed", run_id=None))
+    state = store.source_state("t", "wire")
+    assert state is not None and (state.consecutive_failures, state.last_error) == (0, None)

@@ -422,7 +422,7 @@ class Supervision:
             status = values.get("status", before)
             error = values.get("error", row.error)
             counts = dict(row.counts or {})
-        if count_failure:
+        if count_failure and run.trigger != REVISIT_TRIGGER:  # a revisit is not the feed
             store = Store(self.sessions)
             state = store.source_state(run.topic, run.source)
             store.update_source_state(
