@@ -51,7 +51,28 @@ class Base(DeclarativeBase):
     pass
 
 
-class Article(Base):
+class PageColumns:
+    """The columns of an extracted page, one definition for the two tables that keep
+    one: ``articles`` and ``off_topic_pages`` (a page the topic query rejected, which
+    ``claimwatch rematch`` may store as an article). ``sort_order=-1`` puts them first,
+    where the tables have always had them."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, sort_order=-1)
+    topic: Mapped[str] = mapped_column(String(200), sort_order=-1)
+    source: Mapped[str] = mapped_column(String(200), sort_order=-1)
+    url: Mapped[str] = mapped_column(Text, sort_order=-1)
+    canonical_url: Mapped[str] = mapped_column(String(2000), sort_order=-1)
+    declared_canonical: Mapped[str | None] = mapped_column(Text, sort_order=-1)
+    title: Mapped[str | None] = mapped_column(Text, sort_order=-1)
+    author: Mapped[str | None] = mapped_column(Text, sort_order=-1)
+    outlet: Mapped[str | None] = mapped_column(String(300), sort_order=-1)
+    language: Mapped[str | None] = mapped_column(String(20), sort_order=-1)
+    published: Mapped[datetime | None] = mapped_column(UTCDateTime(), sort_order=-1)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, sort_order=-1)
+    text: Mapped[str] = mapped_column(Text, sort_order=-1)
+
+
+class Article(PageColumns, Base):
     __tablename__ = "articles"
     __table_args__ = (
         UniqueConstraint("topic", "canonical_url", name="uq_articles_topic_canonical_url"),
@@ -68,19 +89,7 @@ class Article(Base):
         Index("ix_articles_url", "url", postgresql_using="hash"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    topic: Mapped[str] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(String(200))
-    url: Mapped[str] = mapped_column(Text)
-    canonical_url: Mapped[str] = mapped_column(String(2000))
-    declared_canonical: Mapped[str | None] = mapped_column(Text)
-    title: Mapped[str | None] = mapped_column(Text)
-    author: Mapped[str | None] = mapped_column(Text)
-    outlet: Mapped[str | None] = mapped_column(String(300))
-    language: Mapped[str | None] = mapped_column(String(20))
-    published: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    text: Mapped[str] = mapped_column(Text)
+    # the columns of an extracted page: PageColumns
     content_hash: Mapped[str] = mapped_column(String(64))
     # Dedup: the original of this article's story family (null for an original).
     duplicate_of_id: Mapped[int | None] = mapped_column(
@@ -367,7 +376,7 @@ class ArticleRevision(Base):
     claims: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
 
 
-class OffTopicPage(Base):
+class OffTopicPage(PageColumns, Base):
     """A page the topic query rejected, kept with its extracted text (marked off-topic,
     not forgotten): ``claimwatch rematch`` runs the query again, and a page it now
     matches is stored as an article (and this row removed)."""
@@ -378,20 +387,8 @@ class OffTopicPage(Base):
         Index("ix_off_topic_pages_topic_fetched", "topic", "fetched_at", "id"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    topic: Mapped[str] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(String(200))
-    url: Mapped[str] = mapped_column(Text)
+    # the columns of an extracted page: PageColumns
     requested_url: Mapped[str | None] = mapped_column(Text)
-    canonical_url: Mapped[str] = mapped_column(String(2000))
-    declared_canonical: Mapped[str | None] = mapped_column(Text)
-    title: Mapped[str | None] = mapped_column(Text)
-    author: Mapped[str | None] = mapped_column(Text)
-    outlet: Mapped[str | None] = mapped_column(String(300))
-    language: Mapped[str | None] = mapped_column(String(20))
-    published: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    text: Mapped[str] = mapped_column(Text)
 
 
 class DigestDelivery(Base):
