@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +15,12 @@ from sqlalchemy import select
 
 from claimwatch.web import iso
 from claimwatch.daemon.digests import EMAIL_JOB_ID
-from claimwatch.daemon.scheduling import REVISIT_JOB_FUNC, REVISIT_JOB_PREFIX, LoadedTopic
+from claimwatch.daemon.scheduling import (
+    REVISIT_JOB_FUNC,
+    REVISIT_JOB_PREFIX,
+    DaemonState,
+    LoadedTopic,
+)
 from claimwatch.health import AlarmPolicy, recent_runs, source_alarm
 from config.cron import is_interval, parse_interval
 from storage.models import SourceState, utcnow
@@ -24,26 +28,17 @@ from storage.models import SourceState, utcnow
 logger = logging.getLogger(__name__)
 
 
-class HealthReport:
+class HealthReport(DaemonState):
     """The daemon's state as data (a part of :class:`claimwatch.daemon.Daemon`)."""
 
-    options: Any
-    sessions: Any
     db: str
-    holder: Any
     started_at: Any
     api: Any
-    scheduler: Any
     policy: AlarmPolicy
-    topics: dict[str, LoadedTopic]
-    config_errors: dict[str, str]
-    skipped: dict[str, int]
     _active: dict[int, Any]
     _procs: list[Any]
     _queue: Any
     processes_started: int
-    _lock: threading.RLock
-    _stopping: bool
 
     def health(self) -> dict[str, Any]:
         """The daemon's state for ``/api/health``; a database outage is reported, not

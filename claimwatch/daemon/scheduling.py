@@ -161,21 +161,29 @@ def source_timeout(source: Source, default: timedelta) -> timedelta:
 
 
 
-class Scheduling:
-    """The daemon's topics and jobs (a part of :class:`claimwatch.daemon.Daemon`).
-
-    Uses the daemon's ``options``, ``engine``, ``_lock``, ``_stopping`` and its
-    supervisor's :meth:`begin` / :meth:`submit`.
-    """
+class DaemonState:
+    """What the daemon's parts (:class:`Scheduling`, ``Supervision``, ``HealthReport``)
+    share, set by :class:`claimwatch.daemon.Daemon`'s ``__init__``: declared once here."""
 
     options: Any
+    sessions: Any
     engine: Any
+    holder: Any
     scheduler: Any
     topics: dict[str, LoadedTopic]
     config_errors: dict[str, str]
     skipped: dict[str, int]
     _lock: threading.RLock
     _stopping: bool
+
+
+class Scheduling(DaemonState):
+    """The daemon's topics and jobs (a part of :class:`claimwatch.daemon.Daemon`).
+
+    Uses the daemon's ``options``, ``engine``, ``_lock``, ``_stopping`` and its
+    supervisor's :meth:`begin` / :meth:`submit`.
+    """
+
     begin: Callable[..., Any]
     submit: Callable[..., Any]
     redis_url: str | None

@@ -36,7 +36,12 @@ from typing import Any
 from sqlalchemy import update
 
 from claimwatch.daemon.crawlpool import CrawlProc, PoolLimits, start_crawl_proc, stop_all
-from claimwatch.daemon.scheduling import REVISIT_TRIGGER, LoadedTopic, source_timeout
+from claimwatch.daemon.scheduling import (
+    REVISIT_TRIGGER,
+    DaemonState,
+    LoadedTopic,
+    source_timeout,
+)
 from config.models import Source
 from crawler.run import EXIT_FAILED, EXIT_OK  # a run's exit_code when its process reported it
 from storage import leases
@@ -99,17 +104,11 @@ class _Signals:
     kill: set[int] = field(default_factory=set)
 
 
-class Supervision:
+class Supervision(DaemonState):
     """The daemon's crawls (a part of :class:`claimwatch.daemon.Daemon`)."""
 
-    options: Any
-    sessions: Any
-    holder: Any
     ttl: Any
     keeper: Any
-    topics: dict[str, LoadedTopic]
-    _lock: threading.RLock
-    _stopping: bool
     _force: threading.Event
 
     def _init_supervision(self) -> None:
