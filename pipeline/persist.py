@@ -8,13 +8,11 @@ article stored either way is stored the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 
 from pipeline.analysis import Analysis
 from pipeline.dedup import best_match, classify, find_original_reference
 from pipeline.extract import Extracted
-from pipeline.family import new_to_family  # noqa: F401 (pipeline.pipelines imports it here)
 from pipeline.items import Duplicate
 from pipeline.urls import canonical_url, cross_site_canonical
 from storage.repository import ArticleRecord, CandidateRecord, MatchRecord, Store

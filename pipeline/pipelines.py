@@ -22,8 +22,9 @@ from scrapy.exceptions import DropItem
 from pipeline.analysis import Analysis, ArticleJob
 from pipeline.context import store_for, topic_for
 from pipeline.extract import Extracted
+from pipeline.family import new_to_family
 from pipeline.items import Duplicate, PageItem
-from pipeline.persist import article_record, find_original, new_to_family
+from pipeline.persist import article_record, find_original
 from pipeline.unstored import unstored_for
 from pipeline.urls import canonical_url
 from pipeline.workers import analysis_for
