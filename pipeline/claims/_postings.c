@@ -44,19 +44,6 @@ static int64_t *group_first = NULL; /* the first term of each query */
 static Py_ssize_t cap_groups = 0;
 static Py_ssize_t *by_query = NULL; /* where each query's pairs start in the output */
 static Py_ssize_t cap_by_query = 0;
-/* the gate's dynamic pruning (see gated_pairs): a bit per candidate text and per candidate
-   claim of the tile, zero between queries; the least need of each tile; each query's terms
-   by weight; which terms are non-essential in the current tile */
-static uint64_t cand_text[TILE / 64];
-static uint64_t cand_claim[TILE / 64];
-static double *tile_need = NULL;
-static Py_ssize_t cap_tile_need = 0;
-static int64_t *by_weight = NULL;
-static Py_ssize_t cap_by_weight = 0;
-static char *non_essential = NULL;
-static Py_ssize_t cap_non_essential = 0;
-static const double *sort_weight; /* what by_weight's sort compares (the GIL is held) */
-static const int64_t *sort_terms;
 
 /* Output, grown as pairs are found. */
 typedef struct {
@@ -137,54 +124,6 @@ push_sorted(const Pairs *out, Pairs *sorted, Py_ssize_t *start)
     return 0;
 }
 
-static int
-lighter_first(const void *a, const void *b)
-{
-    const int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
-    const double wi = sort_weight[sort_terms[i]], wj = sort_weight[sort_terms[j]];
-    return wi < wj ? -1 : wi > wj ? 1 : (i > j) - (i < j);
-}
-
-typedef struct {
-    int64_t row;
-    double shared, bm25;
-} Found;
-
-static int
-lower_row_first(const void *a, const void *b)
-{
-    const int64_t i = ((const Found *)a)->row, j = ((const Found *)b)->row;
-    return (i > j) - (i < j);
-}
-
-/* The pairs' rows taken back to the table's rows (``orig_row``: this layout's row -> the
-   table's), each query's pairs sorted by them again. */
-static int
-to_table_rows(Pairs *sorted, const Py_ssize_t *start, Py_ssize_t nq, const int32_t *orig_row)
-{
-    Found *buf = malloc((size_t)(sorted->n ? sorted->n : 1) * sizeof(Found));
-    if (buf == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t q = 0; q < nq; q++) {
-        const Py_ssize_t a = q ? start[q - 1] : 0, b = start[q];
-        for (Py_ssize_t k = a; k < b; k++) {
-            buf[k - a].row = orig_row[sorted->rows[k]];
-            buf[k - a].shared = sorted->shared[k];
-            buf[k - a].bm25 = sorted->bm25[k];
-        }
-        qsort(buf, (size_t)(b - a), sizeof(Found), lower_row_first);
-        for (Py_ssize_t k = a; k < b; k++) {
-            sorted->rows[k] = buf[k - a].row;
-            sorted->shared[k] = buf[k - a].shared;
-            sorted->bm25[k] = buf[k - a].bm25;
-        }
-    }
-    free(buf);
-    return 0;
-}
-
 typedef struct {
     Py_buffer view;
     int held;
@@ -257,11 +196,10 @@ static PyObject *
 gated_pairs(PyObject *self, PyObject *args)
 {
     PyObject *o_terms, *o_owner, *o_indptr, *o_rows, *o_claim, *o_bm25, *o_weight, *o_need,
-        *o_row_claim, *o_first = Py_None, *o_orig = Py_None;
+        *o_row_claim, *o_first = Py_None;
     Py_ssize_t nq;
-    if (!PyArg_ParseTuple(args, "OOnOOOOOOO|OO", &o_terms, &o_owner, &nq, &o_indptr, &o_rows,
-                          &o_claim, &o_bm25, &o_weight, &o_need, &o_row_claim, &o_first,
-                          &o_orig))
+    if (!PyArg_ParseTuple(args, "OOnOOOOOOO|O", &o_terms, &o_owner, &nq, &o_indptr, &o_rows,
+                          &o_claim, &o_bm25, &o_weight, &o_need, &o_row_claim, &o_first))
         return NULL;
     PyObject *o_masses = NULL, *o_row_mass = NULL;
     FirstStage fs = {NULL, NULL, 0, 0, 0, 0, 0, 1};
@@ -269,7 +207,7 @@ gated_pairs(PyObject *self, PyObject *args)
         !PyArg_ParseTuple(o_first, "OOdddddd", &o_masses, &o_row_mass, &fs.floor, &fs.base,
                           &fs.w_claim, &fs.w_query, &fs.w_bm25, &fs.unknown_idf))
         return NULL;
-    Arg a[12];
+    Arg a[11];
     memset(a, 0, sizeof(a));
     Pairs out, sorted;
     memset(&out, 0, sizeof(out));
@@ -286,8 +224,7 @@ gated_pairs(PyObject *self, PyObject *args)
         take(o_need, &a[7], 8, "d", "need") < 0 ||
         take(o_row_claim, &a[8], 4, "il", "row_claim") < 0 ||
         (o_masses && (take(o_masses, &a[9], 8, "d", "masses") < 0 ||
-                      take(o_row_mass, &a[10], 8, "d", "row_mass") < 0)) ||
-        (o_orig != Py_None && take(o_orig, &a[11], 4, "il", "orig_row") < 0))
+                      take(o_row_mass, &a[10], 8, "d", "row_mass") < 0)))
         goto done;
     const int64_t *terms = a[0].view.buf;
     const int64_t *owner = a[1].view.buf;
@@ -307,14 +244,6 @@ gated_pairs(PyObject *self, PyObject *args)
         a[8].view.len / 4 != n_rows || n_vocab < 0 || n_rows >= INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "gated_pairs: array lengths do not agree");
         goto done;
-    }
-    const int32_t *orig_row = NULL;
-    if (o_orig != Py_None) {
-        orig_row = a[11].view.buf;
-        if (a[11].view.len / 4 != n_rows) {
-            PyErr_SetString(PyExc_ValueError, "gated_pairs: orig_row length does not agree");
-            goto done;
-        }
     }
     if (o_masses) {
         fs.masses = a[9].view.buf;
@@ -350,15 +279,6 @@ gated_pairs(PyObject *self, PyObject *args)
         lo = hi;
     }
     tile_start[n_tiles] = (int32_t)n_rows;
-    /* the least need of each tile's texts */
-    if (grow((void **)&tile_need, &cap_tile_need, n_tiles + 1, sizeof(double)) < 0)
-        goto done;
-    for (Py_ssize_t tile = 0; tile < n_tiles; tile++) {
-        double least = need[tile_start[tile]];
-        for (int32_t r = tile_start[tile] + 1; r < tile_start[tile + 1]; r++)
-            least = need[r] < least ? need[r] : least;
-        tile_need[tile] = least;
-    }
     if (grow((void **)&cursor, &cap_cursor, n_given, sizeof(int64_t)) < 0)
         goto done;
 
@@ -382,20 +302,6 @@ gated_pairs(PyObject *self, PyObject *args)
         cursor[i] = indptr[t];
     }
     group_first[n_groups] = n_given;
-    /* each query's terms, lightest first (the order their weights are summed in to find
-       the non-essential ones) */
-    if (grow((void **)&by_weight, &cap_by_weight, n_given + 1, sizeof(int64_t)) < 0 ||
-        grow((void **)&non_essential, &cap_non_essential, n_given + 1, 1) < 0)
-        goto done;
-    for (Py_ssize_t i = 0; i < n_given; i++) {
-        by_weight[i] = i;
-        non_essential[i] = 0;
-    }
-    sort_weight = weight;
-    sort_terms = terms;
-    for (Py_ssize_t g = 0; g < n_groups; g++)
-        qsort(by_weight + group_first[g], (size_t)(group_first[g + 1] - group_first[g]),
-              sizeof(int64_t), lighter_first);
 
     double *const at = tile_shared, *const ac = tile_bm25;
     int32_t *const tt = tile_touched, *const tc = tile_claims;
@@ -411,80 +317,10 @@ gated_pairs(PyObject *self, PyObject *args)
             const int64_t qi = owner[group_first[g]];
             Py_ssize_t nt = 0, nc = 0;
             int bad = 0;
-            /* dynamic pruning by the gate (MaxScore): the lightest of the query's terms
-               that have texts in this tile, as long as their weights together stay under
-               every need of the tile (with a margin far above rounding), are
-               non-essential: a text holding no other term of the query cannot pass. Only
-               the texts an essential term reaches are candidates (their claims too); a
-               non-essential term's postings are summed for the candidates only, in the
-               same order as before, so every candidate's sums are the same to the bit. */
-            Py_ssize_t n_ne = 0;
-            {
-                double light = 0.0;
-                for (Py_ssize_t k = group_first[g]; k < group_first[g + 1]; k++) {
-                    const int64_t j = by_weight[k];
-                    const int64_t p = cur[j];
-                    if (p >= indptr[terms[j] + 1] || post_rows[p] >= hi)
-                        continue;  /* no text of this tile */
-                    if ((light + weight[terms[j]]) * (1.0 + 1e-9) >= tile_need[tile])
-                        break;
-                    light += weight[terms[j]];
-                    non_essential[j] = 1;
-                    n_ne++;
-                }
-            }
-            if (n_ne) {  /* the candidates: the texts and claims essential terms reach */
-                for (Py_ssize_t j = group_first[g]; j < group_first[g + 1] && !bad; j++) {
-                    if (non_essential[j])
-                        continue;
-                    const int64_t p1 = indptr[terms[j] + 1];
-                    for (int64_t p = cur[j]; p < p1; p++) {
-                        const int32_t r = post_rows[p];
-                        if (r >= hi)
-                            break;
-                        const int32_t local = r - lo;
-                        const int32_t c = post_claim[p] - c_lo;
-                        if (local < 0 || c < 0 || c > c_hi - c_lo) {
-                            bad = 1;
-                            break;
-                        }
-                        cand_text[local >> 6] |= (uint64_t)1 << (local & 63);
-                        cand_claim[c >> 6] |= (uint64_t)1 << (c & 63);
-                    }
-                }
-            }
-            for (Py_ssize_t j = group_first[g]; j < group_first[g + 1] && !bad; j++) {
+            for (Py_ssize_t j = group_first[g]; j < group_first[g + 1]; j++) {
                 const double w = weight[terms[j]];
                 const int64_t p1 = indptr[terms[j] + 1];
                 int64_t p = cur[j];
-                if (non_essential[j]) {
-                    non_essential[j] = 0;
-                    for (; p < p1; p++) {
-                        const int32_t r = post_rows[p];
-                        if (r >= hi)
-                            break;
-                        const int32_t local = r - lo;
-                        const int32_t c = post_claim[p] - c_lo;
-                        if (local < 0 || c < 0 || c > c_hi - c_lo) {
-                            bad = 1;
-                            break;
-                        }
-                        if (!(cand_claim[c >> 6] >> (c & 63) & 1))
-                            continue;
-                        const double had = ac[c];
-                        tc[nc] = c;
-                        nc += (had == 0.0);
-                        ac[c] = had + post_bm25[p];
-                        if (!(cand_text[local >> 6] >> (local & 63) & 1))
-                            continue;
-                        const double was = at[local];
-                        tt[nt] = local;
-                        nt += (was == 0.0);
-                        at[local] = was + w;
-                    }
-                    cur[j] = p;
-                    continue;
-                }
                 for (; p < p1; p++) {
                     const int32_t r = post_rows[p];
                     if (r >= hi)
@@ -509,10 +345,6 @@ gated_pairs(PyObject *self, PyObject *args)
                 cur[j] = p;
                 if (bad)
                     break;
-            }
-            if (n_ne) {
-                memset(cand_text, 0, sizeof(cand_text));
-                memset(cand_claim, 0, sizeof(cand_claim));
             }
             /* the passing texts, in text order: a bit each (set without a branch), read
                in order */
@@ -561,8 +393,7 @@ gated_pairs(PyObject *self, PyObject *args)
         by_query[out.q[k] + 1]++;
     for (Py_ssize_t q = 0; q < nq; q++)
         by_query[q + 1] += by_query[q];
-    if (push_sorted(&out, &sorted, by_query) < 0 ||
-        (orig_row && to_table_rows(&sorted, by_query, nq, orig_row) < 0))
+    if (push_sorted(&out, &sorted, by_query) < 0)
         goto done;
     {
         PyObject *q = bytes_of(sorted.q, sorted.n, sizeof(int64_t));
@@ -577,7 +408,7 @@ gated_pairs(PyObject *self, PyObject *args)
         Py_XDECREF(bm25);
     }
 done:
-    for (int k = 0; k < 12; k++)
+    for (int k = 0; k < 11; k++)
         if (a[k].held)
             PyBuffer_Release(&a[k].view);
     free(out.q);

@@ -107,11 +107,10 @@ PRUNE_MIN_CLAIMS = 50_000
 PRUNE_KEEP = 7_000
 
 # Bump when what an index holds changes: cached indexes of other formats are rebuilt.
-INDEX_FORMAT = 6
+INDEX_FORMAT = 5
 # arrays of at least this many items are stored as .npy files and memory-mapped
 _MMAP_MIN = 4096
-_NOT_SAVED = frozenset({"_gate_min", "claim_words_cache", "_gated_step", "_c_arrays", "_c_need",
-                        "compiled"})
+_NOT_SAVED = frozenset({"_gate_min", "claim_words_cache", "_gated_step", "_c_arrays", "compiled"})
 
 
 def _prune_postings(
@@ -138,49 +137,6 @@ def _prune_postings(
     new_ptr = np.zeros_like(indptr)
     np.cumsum(np.minimum(lens, keep), out=new_ptr[1:])
     return new_ptr, post_rows[kept], post_bm25[kept]
-
-
-class _Layout(NamedTuple):
-    """The postings as the compiled sums read them: the claims ordered by their lightest
-    text (IDF mass), each claim's texts still together and in order (see :func:`_layout`)."""
-
-    post_rows: np.ndarray  # int32, this layout's rows, by term then row
-    post_claim: np.ndarray  # int32, this layout's claim of each posting
-    post_bm25: np.ndarray  # float64
-    row_claim: np.ndarray  # int32, non-decreasing
-    orig_row: np.ndarray  # int32, the table's row of each of this layout's rows
-
-
-def _layout(
-    row_claim: np.ndarray, row_mass: np.ndarray, n_claims: int, indptr: np.ndarray,
-    post_rows: np.ndarray, post_bm25: np.ndarray,
-) -> _Layout:
-    """The postings renumbered so that claims come lightest first (by their lightest text).
-
-    Why: the compiled sums take texts a tile at a time and leave out, per tile, the
-    query terms whose weights together stay under the least gate need of the tile's texts
-    (dynamic pruning, see _postings.c); tiles of texts of alike mass have a high least
-    need where the texts are heavy, so more terms drop out. Each claim's texts stay
-    together and in table order, and each term's postings in row order, so every sum
-    is taken in the same order as in the table's layout (the same to the bit).
-    """
-    n_rows = len(row_claim)
-    lightest = np.full(n_claims, np.inf)
-    np.minimum.at(lightest, row_claim, row_mass)
-    claim_order = np.argsort(lightest, kind="stable")  # claims without texts last
-    new_claim = np.empty(n_claims, dtype=np.int64)
-    new_claim[claim_order] = np.arange(n_claims, dtype=np.int64)
-    row_new_claim = new_claim[row_claim]
-    orig_row = np.argsort(row_new_claim, kind="stable")
-    new_row = np.empty(n_rows, dtype=np.int64)
-    new_row[orig_row] = np.arange(n_rows, dtype=np.int64)
-    term = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
-    rows = new_row[post_rows]
-    order = np.lexsort((rows, term))
-    rows = rows[order]
-    layout_claim = row_new_claim[orig_row].astype(np.int32)
-    return _Layout(rows.astype(np.int32), layout_claim[rows], post_bm25[order], layout_claim,
-                   orig_row.astype(np.int32))
 
 
 class FirstStage(NamedTuple):
@@ -339,9 +295,6 @@ class ClaimIndex:
         # threads racing on it only pick between block sizes that give the same sums)
         self._gated_step = _BLOCK_QUERIES
         self._c_arrays: tuple[np.ndarray, ...] | None = None  # the arrays the C sums read
-        # _min_shared's arrays in the C layout, by the array's id (held with it)
-        self._c_need: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._set_layout()
         # context: each claim's first report (day ordinal, -1 unknown) and source
         self.claim_days = np.array(
             [-1 if (d := parse_date(c.first_reported)) is None else d for c in claims],
@@ -354,12 +307,6 @@ class ClaimIndex:
     # retrieval sums its postings in C when the extension is built (False: the numpy
     # blocks, the reference the tests compare it with)
     compiled = True
-
-    def _set_layout(self) -> None:
-        """The postings in the layout the compiled sums read (:func:`_layout`)."""
-        (self.c_post_rows, self.c_post_claim, self.c_post_bm25, self.c_row_claim,
-         self.c_orig_row) = _layout(self.row_claim, self.row_mass, len(self.claims),
-                                    self.indptr, self.post_rows, self.post_bm25)
 
     def word_weight(self, word: str) -> float:
         """The IDF of a content word (the highest for a word the table never uses; 0 a figure)."""
@@ -515,9 +462,7 @@ class ClaimIndex:
         other._gate_min = {}
         other._gated_step = _BLOCK_QUERIES
         other._c_arrays = None
-        other._c_need = {}
         other.claim_words_cache = {}
-        other._set_layout()
         return other
 
     # ------------------------------------------------------------------ disk cache
@@ -602,7 +547,6 @@ class ClaimIndex:
         index._gate_min = {}
         index._gated_step = _BLOCK_QUERIES
         index._c_arrays = None
-        index._c_need = {}
         index.claim_words_cache = {}
         return index
 
@@ -712,24 +656,17 @@ class ClaimIndex:
         the same order as the numpy blocks below, so the same pairs and sums to the bit.
         None for a table the C sums do not take (a claim of more than 4,096 texts)."""
         arrays = self._c_arrays
-        if arrays is None:  # the C layout (_layout): rows and claims renumbered
+        if arrays is None:
             arrays = self._c_arrays = (
                 np.ascontiguousarray(self.indptr, dtype=np.int64),
-                np.ascontiguousarray(self.c_post_rows, dtype=np.int32),
-                np.ascontiguousarray(self.c_post_claim, dtype=np.int32),
-                np.ascontiguousarray(self.c_post_bm25, dtype=np.float64),
+                np.ascontiguousarray(self.post_rows, dtype=np.int32),
+                np.ascontiguousarray(self.post_claim, dtype=np.int32),
+                np.ascontiguousarray(self.post_bm25, dtype=np.float64),
                 np.ascontiguousarray(self.term_weight, dtype=np.float64),
-                np.ascontiguousarray(self.c_row_claim, dtype=np.int32),
-                np.ascontiguousarray(self.row_mass[self.c_orig_row], dtype=np.float64),
-                np.ascontiguousarray(self.c_orig_row, dtype=np.int32),
+                np.ascontiguousarray(self.row_claim, dtype=np.int32),
+                np.ascontiguousarray(self.row_mass, dtype=np.float64),
             )
         indptr, post_rows, post_claim, post_bm25, weight, row_claim = arrays[:6]
-        # need in the C layout, once per need array (_min_shared keeps one per gate)
-        held = self._c_need.get(id(need))
-        if held is None or held[0] is not need:
-            held = self._c_need[id(need)] = (
-                need, np.ascontiguousarray(need[self.c_orig_row], dtype=np.float64))
-        c_need = held[1]
         bound = None
         if first_stage is not None:
             bound = (np.asarray(masses, dtype=np.float64), arrays[6], first_stage.floor,
@@ -737,8 +674,8 @@ class ClaimIndex:
                      first_stage.w_bm25, self.unknown_idf)
         found = _postings.gated_pairs(
             np.ascontiguousarray(t, dtype=np.int64), np.ascontiguousarray(owner, dtype=np.int64),
-            nq, indptr, post_rows, post_claim, post_bm25, weight, c_need, row_claim, bound,
-            arrays[7])
+            nq, indptr, post_rows, post_claim, post_bm25, weight,
+            np.ascontiguousarray(need, dtype=np.float64), row_claim, bound)
         if found is None:  # a claim with more texts than the C sums take in one tile
             return None
         q, rows, shared, bm25 = found
