@@ -152,62 +152,29 @@ bytes_of(const void *data, Py_ssize_t n, size_t item)
     return PyByteArray_FromStringAndSize(n ? (const char *)data : "", n * (Py_ssize_t)item);
 }
 
-/* The first-stage bound of scoring, or none (masses == NULL): the lexical logit with every
-   other feature at its most (base), and, when given (sizes.base is not NaN), that most
-   taken for the pair (scoring's _logit_bound): the fuzzy ratios at most 2 min(a, b) /
-   (a + b) of the two sides' lengths, the figure features as the two sides' figures say. */
-typedef struct {
-    const double *q_words, *q_masked, *q_figures; /* per query */
-    const double *r_words, *r_masked;             /* per text */
-    const uint8_t *r_figures;                     /* per text */
-    double base, w_sort, w_ratio, w_numbers, w_figures_missing;
-} Sizes;
-
+/* The loose first-stage bound of scoring, or none (masses == NULL). */
 typedef struct {
     const double *masses;   /* per query */
     const double *row_mass; /* per text */
     double floor, base, w_claim, w_query, w_bm25, unknown_idf;
-    Sizes sizes;            /* sizes.q_words == NULL: not given */
 } FirstStage;
 
-static double
-ratio_most(double a, double b)
-{
-    const double sum = a + b;
-    return 2.0 * (a < b ? a : b) / (sum > 1.0 ? sum : 1.0);
-}
-
-/* Whether a pair may reach the first stage's floor: its bound as scoring computes it, with
-   a margin far above rounding (scoring applies the exact tests to what is kept). The loose
-   bound first (it needs no more than the pair's sums and the text's mass), then, for the
-   few pairs that pass it, the pair's own. */
+/* Whether a pair may reach the first stage's floor: its loose bound as scoring computes
+   it, with a margin far above rounding (scoring applies the exact test to what is kept). */
 static int
-may_reach(const FirstStage *fs, int64_t q, double q_mass, int32_t r, double shared,
-          double bm25)
+may_reach(const FirstStage *fs, double q_mass, int32_t r, double shared, double bm25)
 {
     if (fs->masses == NULL)
         return 1;
     const double mass = fs->row_mass[r];
     const double x = bm25 / fs->unknown_idf;
-    const double lexical = fs->w_claim * (mass > 0 ? shared / mass : 1.0)
-                           + fs->w_query * (q_mass > 0 ? shared / q_mass : 0.0);
-    const double least = fs->floor - 1e-6;
+    const double rest = fs->base + fs->w_claim * (mass > 0 ? shared / mass : 1.0)
+                        + fs->w_query * (q_mass > 0 ? shared / q_mass : 0.0);
     /* log1p(x) <= x / sqrt(1 + x) for x >= 0: most pairs fall short even so */
-    if (fs->w_bm25 >= 0 && x >= 0 && !(fs->base + lexical + fs->w_bm25 * (x / sqrt(1.0 + x))
-                                       >= least))
+    if (fs->w_bm25 >= 0 && x >= 0 && !(rest + fs->w_bm25 * (x / sqrt(1.0 + x))
+                                       >= fs->floor - 1e-6))
         return 0;
-    const double bm25_part = fs->w_bm25 * log1p(x);
-    if (!(fs->base + lexical + bm25_part >= least))
-        return 0;
-    const Sizes *z = &fs->sizes;
-    if (z->q_words == NULL)
-        return 1;
-    const int figures = z->r_figures[r] != 0, q_figures = z->q_figures[q] != 0.0;
-    return z->base + lexical + bm25_part
-           + z->w_sort * ratio_most(z->q_words[q], z->r_words[r])
-           + z->w_ratio * ratio_most(z->q_masked[q], z->r_masked[r])
-           + (figures && q_figures ? z->w_numbers : 0.0)
-           + (figures && !q_figures ? z->w_figures_missing : 0.0) >= least;
+    return rest + fs->w_bm25 * log1p(x) >= fs->floor - 1e-6;
 }
 
 PyDoc_STRVAR(gated_pairs_doc,
@@ -223,12 +190,7 @@ PyDoc_STRVAR(gated_pairs_doc,
 "leaves out the pairs whose loose first-stage bound, base + w_claim * shared / row_mass\n"
 "(1 for a text of no mass) + w_query * shared / masses[query] (0 for a query of no mass)\n"
 "+ w_bm25 * log1p(bm25 / unknown_idf), is below floor - 1e-6 (masses per query, row_mass\n"
-"per text, float64). With sizes = (query_words, query_masked, query_figures, row_words,\n"
-"row_masked, row_figures, base, w_sort, w_ratio, w_numbers, w_figures_missing) as its ninth\n"
-"item, the other features' most is taken for the pair instead, as scoring's _logit_bound\n"
-"takes it: base + w_sort * 2 min(a, b) / max(a + b, 1) of the words' lengths + w_ratio *\n"
-"the same of the masked texts' + w_numbers when both sides have figures + w_figures_missing\n"
-"when only the text has (per query float64, per text float64 and bool).");
+"per text, float64).");
 
 static PyObject *
 gated_pairs(PyObject *self, PyObject *args)
@@ -239,22 +201,13 @@ gated_pairs(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOnOOOOOOO|O", &o_terms, &o_owner, &nq, &o_indptr, &o_rows,
                           &o_claim, &o_bm25, &o_weight, &o_need, &o_row_claim, &o_first))
         return NULL;
-    PyObject *o_masses = NULL, *o_row_mass = NULL, *o_sizes = Py_None;
-    PyObject *o_size[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
-    FirstStage fs;
-    memset(&fs, 0, sizeof(fs));
-    fs.unknown_idf = 1;
-    Sizes *z = &fs.sizes;
+    PyObject *o_masses = NULL, *o_row_mass = NULL;
+    FirstStage fs = {NULL, NULL, 0, 0, 0, 0, 0, 1};
     if (o_first != Py_None &&
-        !PyArg_ParseTuple(o_first, "OOdddddd|O", &o_masses, &o_row_mass, &fs.floor, &fs.base,
-                          &fs.w_claim, &fs.w_query, &fs.w_bm25, &fs.unknown_idf, &o_sizes))
+        !PyArg_ParseTuple(o_first, "OOdddddd", &o_masses, &o_row_mass, &fs.floor, &fs.base,
+                          &fs.w_claim, &fs.w_query, &fs.w_bm25, &fs.unknown_idf))
         return NULL;
-    if (o_sizes != Py_None &&
-        !PyArg_ParseTuple(o_sizes, "OOOOOOddddd", &o_size[0], &o_size[1], &o_size[2],
-                          &o_size[3], &o_size[4], &o_size[5], &z->base, &z->w_sort,
-                          &z->w_ratio, &z->w_numbers, &z->w_figures_missing))
-        return NULL;
-    Arg a[17];
+    Arg a[11];
     memset(a, 0, sizeof(a));
     Pairs out, sorted;
     memset(&out, 0, sizeof(out));
@@ -271,13 +224,7 @@ gated_pairs(PyObject *self, PyObject *args)
         take(o_need, &a[7], 8, "d", "need") < 0 ||
         take(o_row_claim, &a[8], 4, "il", "row_claim") < 0 ||
         (o_masses && (take(o_masses, &a[9], 8, "d", "masses") < 0 ||
-                      take(o_row_mass, &a[10], 8, "d", "row_mass") < 0)) ||
-        (o_size[0] && (take(o_size[0], &a[11], 8, "d", "query_words") < 0 ||
-                       take(o_size[1], &a[12], 8, "d", "query_masked") < 0 ||
-                       take(o_size[2], &a[13], 8, "d", "query_figures") < 0 ||
-                       take(o_size[3], &a[14], 8, "d", "row_words") < 0 ||
-                       take(o_size[4], &a[15], 8, "d", "row_masked") < 0 ||
-                       take(o_size[5], &a[16], 1, "?bB", "row_figures") < 0)))
+                      take(o_row_mass, &a[10], 8, "d", "row_mass") < 0)))
         goto done;
     const int64_t *terms = a[0].view.buf;
     const int64_t *owner = a[1].view.buf;
@@ -304,21 +251,6 @@ gated_pairs(PyObject *self, PyObject *args)
         if (a[9].view.len / 8 != nq || a[10].view.len / 8 != n_rows) {
             PyErr_SetString(PyExc_ValueError, "gated_pairs: first-stage lengths do not agree");
             goto done;
-        }
-        if (o_size[0]) {
-            z->q_words = a[11].view.buf;
-            z->q_masked = a[12].view.buf;
-            z->q_figures = a[13].view.buf;
-            z->r_words = a[14].view.buf;
-            z->r_masked = a[15].view.buf;
-            z->r_figures = a[16].view.buf;
-            if (a[11].view.len / 8 != nq || a[12].view.len / 8 != nq ||
-                a[13].view.len / 8 != nq || a[14].view.len / 8 != n_rows ||
-                a[15].view.len / 8 != n_rows || a[16].view.len != n_rows) {
-                PyErr_SetString(PyExc_ValueError,
-                                "gated_pairs: first-stage sizes' lengths do not agree");
-                goto done;
-            }
         }
     }
     /* the tiles: at most TILE texts each, ending where a claim ends */
@@ -435,7 +367,7 @@ gated_pairs(PyObject *self, PyObject *args)
                         continue;
                     }
                     const double sh = at[r - lo], b = ac[c];
-                    if (!bad && may_reach(&fs, qi, q_mass, r, sh, b) &&
+                    if (!bad && may_reach(&fs, q_mass, r, sh, b) &&
                         push(&out, qi, r, sh, b) < 0)
                         bad = 2;
                 }
@@ -476,7 +408,7 @@ gated_pairs(PyObject *self, PyObject *args)
         Py_XDECREF(bm25);
     }
 done:
-    for (int k = 0; k < 17; k++)
+    for (int k = 0; k < 11; k++)
         if (a[k].held)
             PyBuffer_Release(&a[k].view);
     free(out.q);

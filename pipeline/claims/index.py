@@ -139,37 +139,16 @@ def _prune_postings(
     return new_ptr, post_rows[kept], post_bm25[kept]
 
 
-class PairSizes(NamedTuple):
-    """What the first stage's bound takes per pair beyond the lexical features
-    (:func:`pipeline.claims.scoring._logit_bound`): ``base + w_sort * most(query_words,
-    row_words_len) + w_ratio * most(query_masked, row_masked_len) + w_numbers`` (when the
-    query and the text both have figures) ``+ w_figures_missing`` (when only the text has),
-    ``most(a, b) = 2 * min(a, b) / max(a + b, 1)`` (an Indel ratio's most); the lengths
-    of the texts' are the index's."""
-
-    base: float
-    w_sort: float
-    w_ratio: float
-    w_numbers: float
-    w_figures_missing: float
-    query_words: np.ndarray  # per query, float64
-    query_masked: np.ndarray  # per query, float64
-    query_figures: np.ndarray  # per query, bool
-
-
 class FirstStage(NamedTuple):
     """The first stage's loose bound of a pair (:func:`pipeline.claims.scoring._score_queries`):
     ``base + w_cov_claim * cov_claim + w_cov_query * cov_query + w_bm25 * log1p(bm25 /
-    unknown_idf)``; a pair whose bound is under ``floor`` is no candidate. With ``sizes``,
-    the pair's own bound (at most the loose one) is tested too: the lexical part plus
-    what ``sizes`` says in place of ``base``."""
+    unknown_idf)``; a pair whose bound is under ``floor`` is no candidate."""
 
     floor: float
     base: float
     w_cov_claim: float
     w_cov_query: float
     w_bm25: float
-    sizes: PairSizes | None = None
 
 
 class _StoredClaims(Sequence[Claim]):
@@ -686,9 +665,6 @@ class ClaimIndex:
                 np.ascontiguousarray(self.term_weight, dtype=np.float64),
                 np.ascontiguousarray(self.row_claim, dtype=np.int32),
                 np.ascontiguousarray(self.row_mass, dtype=np.float64),
-                np.ascontiguousarray(self.row_words_len, dtype=np.float64),
-                np.ascontiguousarray(self.row_masked_len, dtype=np.float64),
-                np.ascontiguousarray(self.row_figures, dtype=np.bool_),
             )
         indptr, post_rows, post_claim, post_bm25, weight, row_claim = arrays[:6]
         bound = None
@@ -696,13 +672,6 @@ class ClaimIndex:
             bound = (np.asarray(masses, dtype=np.float64), arrays[6], first_stage.floor,
                      first_stage.base, first_stage.w_cov_claim, first_stage.w_cov_query,
                      first_stage.w_bm25, self.unknown_idf)
-            sizes = first_stage.sizes
-            if sizes is not None:
-                bound += ((np.ascontiguousarray(sizes.query_words, dtype=np.float64),
-                           np.ascontiguousarray(sizes.query_masked, dtype=np.float64),
-                           np.ascontiguousarray(sizes.query_figures, dtype=np.float64),
-                           arrays[7], arrays[8], arrays[9], sizes.base, sizes.w_sort,
-                           sizes.w_ratio, sizes.w_numbers, sizes.w_figures_missing),)
         found = _postings.gated_pairs(
             np.ascontiguousarray(t, dtype=np.int64), np.ascontiguousarray(owner, dtype=np.int64),
             nq, indptr, post_rows, post_claim, post_bm25, weight,

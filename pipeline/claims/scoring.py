@@ -18,7 +18,7 @@ from rapidfuzz import fuzz, process
 from pipeline.claims import rerank
 from pipeline.claims.context import SentenceContext
 from pipeline.claims.figures import _figure_values, _salient_figures
-from pipeline.claims.index import _NO_FIGURES, ClaimIndex, FirstStage, PairSizes
+from pipeline.claims.index import _NO_FIGURES, ClaimIndex, FirstStage
 from pipeline.text import TextFeatures, analyse
 
 # Tier thresholds (0..100) on the re-ranker's score: on dense one-story tables made
@@ -402,18 +402,9 @@ def _score_queries(
         # enough to prune on them, and such pairs are not what a reader calls a match)
         floor = max(floor, LEXICAL_PRUNE_LOGIT)
     w = WEIGHTS
-    # the two bounds below, which retrieval may apply first (in its compiled sums)
-    first_stage = None
-    if floor > -math.inf:
-        words_len = np.array([f.fuzzy_length for f in queries], dtype=np.float64)
-        masked_len = np.array([len(f.masked) for f in queries], dtype=np.float64)
-        figures = np.array([_salient_figures(f) for f in queries], dtype=bool)
-        first_stage = FirstStage(
-            floor - 1e-9, BIAS + _most_other(), w[COV_CLAIM], w[COV_QUERY], w[BM25],
-            PairSizes(BIAS + max(w[TOKEN_SET], 0.0) + max(w[NAMES_MISSING], 0.0),
-                      max(w[TOKEN_SORT], 0.0), max(w[RATIO], 0.0),
-                      max(w[NUMBERS], -w[NUMBERS]), w[FIGURES_MISSING],
-                      words_len, masked_len, figures))
+    # the loose bound below, which retrieval may apply first (in its compiled sums)
+    first_stage = None if floor == -math.inf else FirstStage(
+        floor - 1e-9, BIAS + _most_other(), w[COV_CLAIM], w[COV_QUERY], w[BM25])
     masses, q, rows, shared, bm25 = index.lexical(queries, gate, first_stage)
     if len(q) == 0:
         return out
@@ -428,6 +419,9 @@ def _score_queries(
                  + w[BM25] * _bm25_feature(index, rows, bm25))
         keep = (loose >= floor - 1e-9).nonzero()[0]  # rounding: never drop one too many
         q, rows, shared, bm25, q_mass = q[keep], rows[keep], shared[keep], bm25[keep], q_mass[keep]
+        words_len = np.array([f.fuzzy_length for f in queries], dtype=np.float64)
+        masked_len = np.array([len(f.masked) for f in queries], dtype=np.float64)
+        figures = np.array([_salient_figures(f) for f in queries], dtype=bool)
         per_pair = (q_mass, words_len[q], masked_len[q], figures[q])
         bound = _logit_bound(index, per_pair, rows, shared, bm25)
         keep = (bound >= floor).nonzero()[0]
