@@ -13,7 +13,9 @@ from it (what every crawl process does), then ``match_claims`` on the article
 article is new), reported as median and minimum wall time and median CPU time of
 this thread (less disturbed by other processes on a shared machine), and the same
 for ``match_claims`` + ``find_candidates`` (what the pipeline runs per article).
-Also the split of one run: sentence analysis, candidate retrieval and scoring.
+Also the split of one run: sentence analysis, candidate retrieval (the posting
+sums, ``ClaimIndex.lexical``) and the rest of the scoring; each row ends with the
+load average when it was measured.
 A table of PRUNE_MIN_CLAIMS claims or more is pruned by the index build (each
 term's postings cut to PRUNE_KEEP by impact); for it, the exact (unpruned) index
 of the same table is timed too, side by side. Memory: what the largest index
@@ -69,18 +71,34 @@ def timed(fn: Callable[[], object], runs: int) -> tuple[float, float, float]:
 
 
 def split(index: C.ClaimIndex, sentences: Sequence[str], runs: int) -> str:
-    """Where one ``match_claims`` run goes: analysis, retrieval (+ bound), scoring."""
+    """Where one ``match_claims`` run goes: analysis, retrieval (``ClaimIndex.lexical``,
+    the posting sums with the first stage's bound) and the rest of the scoring."""
     floor = C.DEFAULT_SUGGESTED_MIN / 100.0 * 0.999
-    parts: dict[str, list[float]] = {"analyse": [], "retrieve+score": []}
-    for _ in range(runs):
-        analyse.cache_clear()
+    parts: dict[str, list[float]] = {"analyse": [], "retrieve": [], "score": []}
+    lexical = index.lexical
+    spent: list[float] = []
+
+    def timed_lexical(*args: object, **kwargs: object) -> object:
         t0 = time.thread_time()
-        feats = [analyse(s) for s in sentences]
-        t1 = time.thread_time()
-        S._score_queries(index, feats, 5, S.CANDIDATE_GATE, floor)
-        t2 = time.thread_time()
-        parts["analyse"].append(t1 - t0)
-        parts["retrieve+score"].append(t2 - t1)
+        found = lexical(*args, **kwargs)  # type: ignore[arg-type]
+        spent.append(time.thread_time() - t0)
+        return found
+
+    index.lexical = timed_lexical  # type: ignore[method-assign]
+    try:
+        for _ in range(runs):
+            analyse.cache_clear()
+            spent.clear()
+            t0 = time.thread_time()
+            feats = [analyse(s) for s in sentences]
+            t1 = time.thread_time()
+            S._score_queries(index, feats, 5, S.CANDIDATE_GATE, floor)
+            t2 = time.thread_time()
+            parts["analyse"].append(t1 - t0)
+            parts["retrieve"].append(sum(spent))
+            parts["score"].append(t2 - t1 - sum(spent))
+    finally:
+        del index.lexical  # the method again
     return ", ".join(f"{k} {1000 * statistics.median(v):.2f}" for k, v in parts.items())
 
 
@@ -143,8 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             med2, low2, cpu2 = timed(both, args.runs)
             print(f"{size:>8,} {index.n_rows:>7,} {build:>8.2f} {load:>7.2f} | "
                   f"{med:>28.2f} {low:>4.2f} {cpu:>4.2f} | {med2:>24.2f} {low2:>4.2f} "
-                  f"{cpu2:>4.2f} | {split(index, sentences, max(10, args.runs // 3))}",
-                  flush=True)
+                  f"{cpu2:>4.2f} | {split(index, sentences, max(10, args.runs // 3))} "
+                  f"(load {os.getloadavg()[0]:.2f})", flush=True)
             results.append((size, cpu))
             results_load = load
             if size >= I.PRUNE_MIN_CLAIMS:
