@@ -54,19 +54,9 @@ FEATURES = (
     "date_known",
     "speaker",
     "window_cover",
-    "date_rel",
-    "rival_lead",
-    "rival_cos_lead",
-    "cov_claim",
-    "cov_query",
-    "names_missing",
-    "date_before",
-    "date_after",
-    "date_after_late",
 )
 (LEXICAL, LEXICAL_MARGIN, COS_TEXT, COS_CONTEXT, COS_MARGIN, DATE_GAP, DATE_KNOWN,
- SPEAKER, WINDOW_COVER, DATE_REL, RIVAL_LEAD, RIVAL_COS_LEAD, COV_CLAIM, COV_QUERY,
- NAMES_MISSING, DATE_BEFORE, DATE_AFTER, DATE_AFTER_LATE) = range(len(FEATURES))
+ SPEAKER, WINDOW_COVER) = range(len(FEATURES))
 # the range of each feature (the model is defined on these, values are clipped)
 RANGES = {
     LEXICAL: (-15.0, 15.0),
@@ -78,23 +68,7 @@ RANGES = {
     DATE_KNOWN: (0.0, 1.0),
     SPEAKER: (-1.0, 1.0),
     WINDOW_COVER: (0.0, 1.0),
-    DATE_REL: (0.0, 12.0),
-    RIVAL_LEAD: (-10.0, 10.0),
-    RIVAL_COS_LEAD: (-2.0, 2.0),
-    COV_CLAIM: (0.0, 1.0),
-    COV_QUERY: (0.0, 1.0),
-    NAMES_MISSING: (0.0, 1.0),
-    DATE_BEFORE: (0.0, 12.0),
-    DATE_AFTER: (0.0, 12.0),
-    DATE_AFTER_LATE: (0.0, 12.0),
 }
-# an article repeating a claim this many days after its first report is not late
-LATE_DAYS = 90
-# A rival of a claim, for a sentence: another claim whose words the sentence shares
-# mostly (at least this share of their IDF mass) among the first claim's words, or the
-# reverse; the two compete for the same part of the sentence (pipeline.claims.matching's
-# one claim per idea keeps only the better of them).
-RIVAL_SHARE = 0.5
 MODEL_FILE = Path(__file__).with_name("rerank.json")
 
 
@@ -368,36 +342,6 @@ def _cover(index: ClaimIndex, row: int, words: frozenset[str]) -> float:
     return found / total if total > 0 else 0.0
 
 
-def _rivals(index: ClaimIndex, words: frozenset[str], rows: list[int]) -> list[list[int]]:
-    """Per pair of one sentence (claim texts ``rows``): the pairs that are its rivals
-    (see ``RIVAL_SHARE``)."""
-    out: list[list[int]] = [[] for _ in rows]
-    if len(rows) < 2:
-        return out
-    claim_of = index.row_claim
-    sets = [frozenset(index.row_words[r].split()) for r in rows]
-    shared = [words & w for w in sets]
-    weight = index.word_weight
-    mass = [math.fsum(map(weight, sh)) for sh in shared]
-    for i, r in enumerate(rows):
-        for j in range(i + 1, len(rows)):
-            if claim_of[r] == claim_of[rows[j]]:
-                continue
-            # j's shared words mostly among i's claim words, or i's among j's
-            inside_j = math.fsum(weight(w) for w in shared[j] if w in sets[i])
-            inside_i = math.fsum(weight(w) for w in shared[i] if w in sets[j])
-            if inside_j >= RIVAL_SHARE * mass[j] or inside_i >= RIVAL_SHARE * mass[i]:
-                out[i].append(j)
-                out[j].append(i)
-    return out
-
-
-def _lead(values: list[float], rivals: list[list[int]], top: float) -> list[float]:
-    """Each value minus the best of its rivals'; ``top`` without rivals."""
-    return [values[i] - max(values[j] for j in r) if r else top
-            for i, r in enumerate(rivals)]
-
-
 def feature_matrix(
     index: ClaimIndex,
     texts: Sequence[str],
@@ -405,12 +349,8 @@ def feature_matrix(
     q: np.ndarray,
     rows: np.ndarray,
     lexical: np.ndarray,
-    first_stage: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The re-ranking features of each (query ``q``, claim text ``rows``) pair.
-
-    ``first_stage``: the first stage's cov_claim, cov_query and names_missing columns.
-    """
+    """The re-ranking features of each (query ``q``, claim text ``rows``) pair."""
     n = len(rows)
     feats = np.zeros((n, len(FEATURES)), dtype=np.float64)
     if n == 0:
@@ -454,17 +394,6 @@ def feature_matrix(
         gap = np.log1p(np.abs(days - c_days).astype(np.float64))
         feats[:, DATE_GAP] = np.where(known, np.minimum(gap, RANGES[DATE_GAP][1]), 0.0)
         feats[:, DATE_KNOWN] = known
-        signed = (days - c_days).astype(np.float64)  # > 0: the sentence is dated after
-        feats[:, DATE_BEFORE] = np.where(known, np.minimum(np.log1p(np.maximum(-signed, 0.0)),
-                                                           RANGES[DATE_BEFORE][1]), 0.0)
-        feats[:, DATE_AFTER] = np.where(known, np.minimum(np.log1p(np.maximum(signed, 0.0)),
-                                                          RANGES[DATE_AFTER][1]), 0.0)
-        feats[:, DATE_AFTER_LATE] = np.where(known, np.minimum(
-            np.log1p(np.maximum(signed - LATE_DAYS, 0.0)), RANGES[DATE_AFTER_LATE][1]), 0.0)
-        # the gap beyond the nearest-dated candidate of the same sentence (log days)
-        nearest = np.full(nq, np.inf)
-        np.minimum.at(nearest, q[known], gap[known])
-        feats[:, DATE_REL] = np.where(known, np.clip(gap - nearest[q], *RANGES[DATE_REL]), 0.0)
         window_words: dict[int, frozenset[str]] = {}
         for i, (qi, r) in enumerate(zip(q.tolist(), rows.tolist(), strict=True)):
             c = contexts[qi]
@@ -476,25 +405,6 @@ def feature_matrix(
             speaker = c.speaker if c is not None else None
             if speaker:
                 feats[i, SPEAKER] = _speaker_feature(index, r, speaker)
-    # the lead over rival claims (pairs come sorted by sentence)
-    q_l = q.tolist()
-    rows_l = rows.tolist()
-    lex_l = feats[:, LEXICAL].tolist()
-    cos_l = feats[:, COS_TEXT].tolist()
-    start = 0
-    while start < n:
-        end = start
-        while end < n and q_l[end] == q_l[start]:
-            end += 1
-        words = frozenset(analyse(texts[q_l[start]]).words)
-        rivals = _rivals(index, words, rows_l[start:end])
-        feats[start:end, RIVAL_LEAD] = np.clip(
-            _lead(lex_l[start:end], rivals, RANGES[RIVAL_LEAD][1]), *RANGES[RIVAL_LEAD])
-        feats[start:end, RIVAL_COS_LEAD] = _lead(cos_l[start:end], rivals,
-                                                 RANGES[RIVAL_COS_LEAD][1])
-        start = end
-    if first_stage is not None:
-        feats[:, [COV_CLAIM, COV_QUERY, NAMES_MISSING]] = first_stage
     return feats
 
 
