@@ -881,7 +881,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sets = ((index, queries, train, ctx2a, str),
                         (index2b, q2b, train2b, lambda q: ctx2b[q],
                          lambda q: q.rpartition("_")[0]))
-                cv_report("committed features",
+                cv_report("the committed recipe",
                           cross_validate(sets, parts, dense, near, claims))
                 print(f"total {time.perf_counter() - t_start:.1f} s")
                 return 0
