@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/quality_claims.py            # report (~45 s at load 4)
     .venv/bin/python benchmarks/quality_claims.py --tune     # refit re-ranker and tiers (~5 min)
+    .venv/bin/python benchmarks/quality_claims.py --cv       # 5-fold CV of that recipe, train only
     .venv/bin/python benchmarks/quality_claims.py --speed    # also time match_claims
 
 Needs the ``bench`` extra (bm25s, PyStemmer; lightgbm for ``--tune``) and ../shared/data
@@ -23,7 +24,11 @@ Needs the ``bench`` extra (bm25s, PyStemmer; lightgbm for ``--tune``) and ../sha
   ``match_claims``: no disputing sentence may be a ``repeats`` link.
 The last lines are ``RESULT <set> <metric> <value>``. ``--tune`` fits the re-ranker
 (pipeline/claims/rerank.json) on 2A and 2B train candidate pairs and dense 2A train tables,
-and prints the tier thresholds to paste into pipeline/claims/scoring.py.
+and prints the tier thresholds to paste into pipeline/claims/scoring.py; the same rows give
+the same forest in any process (LightGBM deterministic on one thread with a fixed seed, the
+rows in a fixed order, every feature summed order-independently). ``--cv`` fits that recipe
+on 4/5 of the train splits and scores the other fifth (2A by tweet with its dense tables,
+2B by debate), five times: figures for choosing between recipes that never touch dev.
 """
 
 from __future__ import annotations
@@ -301,13 +306,15 @@ def dense_pairs(
     queries: dict[str, str],
     qrels: dict[str, set[str]],
     size: int = 20,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Re-ranker rows of the dense one-story tables (see :func:`dense_scores`), with
-    and without each tweet's own claim, as ``match_claims`` sees them."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, labels, query number in sorted ``qrels``) of the re-ranker rows of the
+    dense one-story tables (see :func:`dense_scores`), with and without each tweet's own
+    claim, as ``match_claims`` sees them."""
     by_id = {c.id: c for c in claims}
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
-    for qid, gold in sorted(qrels.items()):
+    gs: list[np.ndarray] = []
+    for n, (qid, gold) in enumerate(sorted(qrels.items())):
         g = sorted(gold)[0]
         near = [cid for cid in neighbours(by_id[g].text) if cid not in gold][:size]
         contexts = [tweet_context(queries[qid])]
@@ -322,7 +329,8 @@ def dense_pairs(
                 xs.append(x)
                 ys.append(np.array([table.claims[int(table.row_claim[r])].id in gold
                                     for r in rows], dtype=float))
-    return np.vstack(xs), np.concatenate(ys)
+                gs.append(np.full(len(rows), n))
+    return np.vstack(xs), np.concatenate(ys), np.concatenate(gs)
 
 
 def _forest_json(booster: Any) -> list[dict[str, list[float]]]:
@@ -350,18 +358,123 @@ def _forest_json(booster: Any) -> list[dict[str, list[float]]]:
     return trees
 
 
+# LightGBM on one thread, deterministic, with a fixed seed: the same rows give the same trees
+LGBM_PARAMS: dict[str, Any] = {
+    "objective": "binary", "num_leaves": 7, "learning_rate": 0.05, "min_data_in_leaf": 40,
+    "bagging_fraction": 0.8, "bagging_freq": 1, "seed": 7, "deterministic": True,
+    "num_threads": 1, "verbose": -1}
+ROUNDS = 400
+
+
+def fit_forest(x: np.ndarray, y: np.ndarray, columns: Sequence[int] | None = None,
+               weight: np.ndarray | None = None) -> tuple[R.Forest, Any]:
+    """The re-ranker (LightGBM) fitted on feature rows ``x`` with labels ``y``.
+
+    ``columns``: fit on these columns of ``x`` only (the trees still index ``x``'s).
+    """
+    import lightgbm
+
+    cols = list(range(x.shape[1])) if columns is None else list(columns)
+    booster = lightgbm.train(LGBM_PARAMS, lightgbm.Dataset(
+        x[:, cols], y, weight=weight, feature_name=[R.FEATURES[c] for c in cols]),
+        num_boost_round=ROUNDS)
+    trees = _forest_json(booster)
+    for t in trees:
+        t["feature"] = [cols[f] for f in t["feature"]]
+    forest = R.Forest(trees, 0.0)
+    check = booster.predict(x[:2000, cols], raw_score=True)
+    assert np.allclose(forest.raw(x[:2000]), check, atol=1e-4), "forest export differs"
+    return forest, booster
+
+
+def cross_validate(
+    sets: tuple[tuple[C.ClaimIndex, dict[str, str], dict[str, set[str]],
+                      Callable[[str], SentenceContext], Callable[[str], str]], ...],
+    rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    dense: tuple[np.ndarray, np.ndarray, np.ndarray],
+    neighbours: Callable[[str], list[str]],
+    claims: Sequence[Claim],
+    columns: Sequence[int] | None = None,
+    folds: int = 5,
+    dense_weight: float = 1.0,
+) -> dict[str, Any]:
+    """Cross-validated figures on the train splits only (no dev): ``folds`` forests, each
+    fitted on the rows of the other folds, each scoring its own fold's queries.
+
+    ``sets``: 2A and 2B train as (index, queries, qrels, context, group of a query id):
+    a 2A tweet is its own group (its dense tables go with it), a 2B line's group is its
+    debate. ``rows``: their re-ranker rows (features, labels, query number in ``qrels``);
+    ``dense``: the dense tables' rows of 2A train (query number in sorted 2A qrels).
+    Returns the MAP@5 of each set and the dense tables' scores (as :func:`dense_scores`),
+    every query scored by the forest that did not see it.
+    """
+    # each query's fold: its group's place among the set's sorted groups, mod folds
+    fold_of: list[dict[str, int]] = []
+    for _, _, qrels, _, group in sets:
+        groups = sorted({group(q) for q in qrels})
+        place = {g: i % folds for i, g in enumerate(groups)}
+        fold_of.append({q: place[group(q)] for q in qrels})
+    row_fold = [np.array([fold_of[i][q] for q in sets[i][2]])[r[2]] for i, r in enumerate(rows)]
+    dense_fold = np.array([fold_of[0][q] for q in sorted(sets[0][2])])[dense[2]]
+    ap: list[list[float]] = [[] for _ in sets]
+    pos: list[np.ndarray] = []
+    neg: list[np.ndarray] = []
+    absent: list[np.ndarray] = []
+    saved = R._OVERRIDE
+    try:
+        for k in range(folds):
+            x = np.vstack([*(r[0][f != k] for r, f in zip(rows, row_fold, strict=True)),
+                           dense[0][dense_fold != k]])
+            y = np.concatenate([*(r[1][f != k] for r, f in zip(rows, row_fold, strict=True)),
+                                dense[1][dense_fold != k]])
+            w = np.concatenate([*(np.ones(int((f != k).sum())) for f in row_fold),
+                                np.full(int((dense_fold != k).sum()), dense_weight)])
+            forest, _ = fit_forest(x, y, columns, w if dense_weight != 1.0 else None)
+            R.set_model(forest)
+            for i, (index, queries, qrels, ctx, _) in enumerate(sets):
+                held = {q: g for q, g in qrels.items() if fold_of[i][q] == k}
+                r = evaluate(_clef_rank(index, queries, ctx), queries, held)
+                ap[i].extend([r["MAP@5"]] * len(held))
+            held = {q: g for q, g in sets[0][2].items() if fold_of[0][q] == k}
+            p, n, a = dense_scores(neighbours, claims, sets[0][1], held, limit=None)
+            pos.append(p)
+            neg.append(n)
+            absent.append(a)
+    finally:
+        R.set_model(saved)
+    return {"map5": [statistics.fmean(a) for a in ap],
+            "dense": (np.concatenate(pos), np.concatenate(neg), np.concatenate(absent))}
+
+
+def at_recall(scores: tuple[np.ndarray, np.ndarray, np.ndarray],
+              recall: float) -> dict[str, float]:
+    """The dense figures at the highest threshold (0.5 steps) whose recall reaches ``recall``."""
+    for t in np.arange(100.0, -0.01, -0.5):
+        f = dense_figures(scores, float(t))
+        if f["recall"] >= recall:
+            return {**f, "t": float(t)}
+    return {**dense_figures(scores, 0.0), "t": 0.0}
+
+
+def cv_report(label: str, cv: dict[str, Any]) -> tuple[float, float]:
+    """Print the cross-validated figures; return the tiers tuned on them."""
+    linked, suggested = tune_tiers(cv["dense"])
+    f = dense_figures(cv["dense"], linked)
+    fixed = "; ".join(
+        f"recall {r:.2f} (>= {g['t']}): absent {g['absent']:.3f} precision {g['precision']:.3f}"
+        for r in (0.60, 0.66, 0.70) for g in [at_recall(cv["dense"], r)])
+    print(f"  CV {label}: 2A train MAP@5 {cv['map5'][0]:.4f}, 2B train MAP@5 {cv['map5'][1]:.4f}; "
+          f"dense tiers {linked} / {suggested}: linked precision {f['precision']:.4f} recall "
+          f"{f['recall']:.4f} absent {f['absent']:.4f}; {fixed}")
+    return linked, suggested
+
+
 def tune_rerank(x: np.ndarray, y: np.ndarray) -> None:
     """Fit the re-ranker (LightGBM) on the train candidate pairs; write rerank.json."""
     import lightgbm
 
-    params = {"objective": "binary", "num_leaves": 7, "learning_rate": 0.05,
-              "min_data_in_leaf": 40, "bagging_fraction": 0.8, "bagging_freq": 1,
-              "seed": 7, "deterministic": True, "num_threads": 1, "verbose": -1}
-    booster = lightgbm.train(params, lightgbm.Dataset(x, y, feature_name=list(R.FEATURES)),
-                             num_boost_round=400)
-    forest = R.Forest(_forest_json(booster), 0.0)
-    check = booster.predict(x[:2000], raw_score=True)
-    assert np.allclose(forest.raw(x[:2000]), check, atol=1e-4), "forest export differs"
+    forest, booster = fit_forest(x, y)
+    params = LGBM_PARAMS
     R.set_model(forest)
     R.MODEL_FILE.write_text(json.dumps({
         "features": list(R.FEATURES),
@@ -372,7 +485,7 @@ def tune_rerank(x: np.ndarray, y: np.ndarray) -> None:
         "trees": forest.trees,
     }, separators=(",", ":")) + "\n", encoding="utf-8")
     gain = booster.feature_importance("gain")
-    print("  re-ranker: 400 trees of 7 leaves; gain share " + ", ".join(
+    print(f"  re-ranker: {ROUNDS} trees of {params['num_leaves']} leaves; gain share " + ", ".join(
         f"{f} {g / gain.sum():.2f}" for f, g in zip(R.FEATURES, gain, strict=True))
           + f" ({len(y):,} pairs, {int(y.sum())} positive)")
 
@@ -710,6 +823,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--tune", action="store_true",
                         help="refit the re-ranker and the tier thresholds on the train splits")
+    parser.add_argument("--cv", action="store_true",
+                        help="only 5-fold cross-validated figures of the re-ranker recipe on "
+                             "the train splits (2A by tweet, 2B by debate; no dev figure)")
     parser.add_argument("--tune-lexical", action="store_true",
                         help="refit the first-stage (lexical) weights on CLEF 2A train")
     parser.add_argument("--verbose", action="store_true", help="print every seed sentence")
@@ -751,7 +867,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.tune_lexical:
             tune(index, queries, train)
-        if args.tune:
+        if args.tune or args.cv:
             # the training rows do not depend on the model (no floor is applied while
             # collecting them): a constant one stands in, so the committed model (maybe
             # fitted on other features) plays no part
@@ -760,9 +876,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             parts = [rerank_rows(index, queries, train, ctx2a, depth=60),
                      rerank_rows(index2b, q2b, train2b, lambda q: ctx2b[q], depth=60)]
             near = bm25_rank(claims, k=21)
-            dx, dy = dense_pairs(near, claims, queries, train)
-            tune_rerank(np.vstack([parts[0][0], parts[1][0], dx]),
-                        np.concatenate([parts[0][1], parts[1][1], dy]))
+            dense = dense_pairs(near, claims, queries, train)
+            if args.cv:  # train splits only: no dev figure is computed
+                sets = ((index, queries, train, ctx2a, str),
+                        (index2b, q2b, train2b, lambda q: ctx2b[q],
+                         lambda q: q.rpartition("_")[0]))
+                cv_report("the committed recipe",
+                          cross_validate(sets, parts, dense, near, claims))
+                print(f"total {time.perf_counter() - t_start:.1f} s")
+                return 0
+            tune_rerank(np.vstack([parts[0][0], parts[1][0], dense[0]]),
+                        np.concatenate([parts[0][1], parts[1][1], dense[1]]))
             train_scores = dense_scores(near, claims, queries, train, limit=None)
             linked, suggested = tune_tiers(train_scores)
             C.DEFAULT_LINKED_MIN, C.DEFAULT_SUGGESTED_MIN = linked, suggested

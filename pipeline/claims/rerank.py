@@ -29,6 +29,7 @@ claim is absent to a neighbour 1.5% of the time at recall 0.70 (dev), the forest
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -330,13 +331,14 @@ def _speaker_feature(index: ClaimIndex, row: int, speaker: str | None) -> float:
 
 
 def _cover(index: ClaimIndex, row: int, words: frozenset[str]) -> float:
-    """IDF share of the words of claim text ``row`` that ``words`` has."""
-    total = found = 0.0
-    for w in set(index.row_words[row].split()):
-        weight = index.word_weight(w)
-        total += weight
-        if w in words:
-            found += weight
+    """IDF share of the words of claim text ``row`` that ``words`` has.
+
+    Summed with ``math.fsum`` (exactly rounded): a set's order is the string hash's,
+    which changes between processes, and a plain sum would change in its last bits.
+    """
+    weights = [(index.word_weight(w), w in words) for w in set(index.row_words[row].split())]
+    total = math.fsum(weight for weight, _ in weights)
+    found = math.fsum(weight for weight, has in weights if has)
     return found / total if total > 0 else 0.0
 
 
@@ -408,4 +410,6 @@ def feature_matrix(
 
 def probability(feats: np.ndarray) -> np.ndarray:
     """The re-ranker's match probability of each feature row."""
-    return 1.0 / (1.0 + np.exp(-model().raw(feats)))
+    # a leaf fitted on negatives alone can be in the hundreds: clipped, exp never overflows
+    # (the probability is 0 to far below a score's rounding either way)
+    return 1.0 / (1.0 + np.exp(-np.clip(model().raw(feats), -500.0, 500.0)))

@@ -213,8 +213,11 @@ def _figure_name_features(
         if c_figures and q_figures:
             feats[i, NUMBERS] = 1.0 if q_figures & c_figures else -1.0
         if names:
-            missing = sum(index.name_idf(name) for name in names if name not in q_words)
-            feats[i, NAMES_MISSING] = missing / index.row_names_total[r]
+            # fsum: exactly rounded, so the same in any order (a name set's order is
+            # the string hash's, which changes between processes)
+            missing = math.fsum(index.name_idf(name) for name in names if name not in q_words)
+            total = math.fsum(map(index.name_idf, names))
+            feats[i, NAMES_MISSING] = missing / max(total, 1e-12)
 
 
 def _pruned_feature_matrix(
