@@ -34,7 +34,7 @@ from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware as _Scra
 from scrapy.downloadermiddlewares.redirect import RedirectMiddleware as _ScrapyRedirect
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as _ScrapyRobotsTxt
 from scrapy.exceptions import IgnoreRequest, NotConfigured
-from scrapy.http import HtmlResponse, Request, Response
+from scrapy.http import HtmlResponse, Request, Response, TextResponse
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, resolve_encoding
@@ -187,11 +187,24 @@ class RedirectMiddleware(_ScrapyRedirect):
 
 
 class MetaRefreshMiddleware(_ScrapyMetaRefresh):
-    """Scrapy's ``<meta http-equiv=refresh>`` redirects; a loop is counted, not dropped."""
+    """Scrapy's ``<meta http-equiv=refresh>`` redirects; a loop is counted, not dropped.
+
+    Scrapy reads the refresh in the first 4,096 characters of ``response.text``, which
+    decodes the whole body and keeps it on the response for as long as the response
+    lives: for an article, until its item has been analysed and stored, so a crawl held
+    one decoded copy of every page waiting for a worker (4 bytes a character for a page
+    with one character past U+FFFF: 32 MB for three large pages). That copy is not kept
+    here (nothing after this reads the article's text; the body is analysed as bytes);
+    ``response.text`` decodes it again, to the same string, if something asks.
+    """
 
     def process_response(self, request: Request, response: Response,
                          spider: Any = None) -> Request | Response:
-        return _unfiltered(request, super().process_response(request, response))
+        decoded = getattr(response, "_cached_ubody", None) is not None
+        result = super().process_response(request, response)
+        if not decoded and isinstance(response, TextResponse):
+            response._cached_ubody = None
+        return _unfiltered(request, result)
 
 
 def retry_after_seconds(value: bytes | str | None, now: datetime | None = None) -> float | None:
