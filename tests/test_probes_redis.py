@@ -89,7 +89,14 @@ def test_workers_survive_a_redis_restart_and_no_crawl_is_lost_or_run_twice(
         time.sleep(1.0)  # the workers see it gone
         own_redis.start()
         assert len(dep.stored()) < PAGES, "the crawl was over before the restart"
-        [result] = wait_for_jobs(url, [job.id], timeout=180, prefix=prefix).values()
+        try:
+            [result] = wait_for_jobs(url, [job.id], timeout=180, prefix=prefix).values()
+        except TimeoutError as stalled:  # intermittent (2 of ~10 runs): say what the workers did
+            tails = "\n".join(f"--- {name}.log (last 4,000 characters):\n{dep.log(name)[-4000:]}"
+                               for name in ("w1", "w2"))
+            raise AssertionError(f"{stalled}; {len(dep.stored())} of {PAGES} pages stored; "
+                                 f"workers alive: {w1.poll() is None}, {w2.poll() is None}\n"
+                                 + tails) from stalled
         assert w1.poll() is None and w2.poll() is None  # reconnected, not crashed
         stored = dep.stored()
         assert len(stored) == len(set(stored)) == PAGES, result  # nothing lost or doubled
