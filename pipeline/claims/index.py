@@ -107,7 +107,7 @@ PRUNE_MIN_CLAIMS = 50_000
 PRUNE_KEEP = 7_000
 
 # Bump when what an index holds changes: cached indexes of other formats are rebuilt.
-INDEX_FORMAT = 5
+INDEX_FORMAT = 6  # 6: row_names_total summed with math.fsum
 # arrays of at least this many items are stored as .npy files and memory-mapped
 _MMAP_MIN = 4096
 _NOT_SAVED = frozenset({"_gate_min", "claim_words_cache", "_gated_step", "_c_arrays", "compiled"})
@@ -285,9 +285,11 @@ class ClaimIndex:
         self.row_names: dict[int, tuple[str, ...]] = {
             row: tuple(names) for row, names in row_name_words.items()
         }
+        # fsum: exactly rounded, so the same in any order (a name set's order is the
+        # string hash's, which changes between processes)
         self.row_names_total = np.zeros(self.n_rows, dtype=np.float64)
         for row, names in self.row_names.items():
-            self.row_names_total[row] = max(sum(map(self.name_idf, names)), 1e-12)
+            self.row_names_total[row] = max(math.fsum(map(self.name_idf, names)), 1e-12)
         # the first text of each claim (its own text, before the aliases)
         self.claim_first_row = np.searchsorted(row_claim, np.arange(len(claims)))
         self._gate_min: dict[float | None, np.ndarray] = {}

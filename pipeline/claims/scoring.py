@@ -216,8 +216,7 @@ def _figure_name_features(
             # fsum: exactly rounded, so the same in any order (a name set's order is
             # the string hash's, which changes between processes)
             missing = math.fsum(index.name_idf(name) for name in names if name not in q_words)
-            total = math.fsum(map(index.name_idf, names))
-            feats[i, NAMES_MISSING] = missing / max(total, 1e-12)
+            feats[i, NAMES_MISSING] = missing / index.row_names_total[r]
 
 
 def _pruned_feature_matrix(
