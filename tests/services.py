@@ -76,7 +76,11 @@ def with_search_path(url: str, schema: str) -> str:
 
 @contextmanager
 def postgres_schema(url: str = POSTGRES_URL, prefix: str = "cw_test") -> Iterator[str]:
-    """A fresh, empty schema; yields a URL that uses it. Dropped (CASCADE) afterwards."""
+    """A fresh, empty schema; yields a URL that uses it. Dropped (CASCADE) afterwards.
+    Skips the test (fails it in CI) when PostgreSQL does not answer at ``url``."""
+    error = postgres_error(url)
+    if error:
+        unavailable("PostgreSQL", url, error)
     schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(url)
     try:

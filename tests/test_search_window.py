@@ -85,11 +85,8 @@ def one_statement_page(session: Any, query: str, filters: SearchFilters, limit: 
 
 @pytest.fixture(scope="module")
 def pg_store() -> Iterator[tuple[Engine, list[str]]]:
-    from tests.services import POSTGRES_URL, postgres_error, postgres_schema, unavailable
+    from tests.services import postgres_schema
 
-    error = postgres_error()
-    if error:
-        unavailable("PostgreSQL", POSTGRES_URL, error)
     with postgres_schema(prefix="cw_window") as url:
         engine, _ = open_db(url)
         try:
