@@ -360,15 +360,14 @@ def _postgres_window(session: Session, document: Any, tsquery: Any, filters: Sea
 def _set_planner(session: Session, settings: dict[str, str]) -> dict[str, str]:
     """Set planner settings for the rest of the transaction (``SET LOCAL``); returns the
     values they had."""
-    names = list(settings)
-    before = session.execute(text(", ".join(
-        f"current_setting(:name{i})" for i in range(len(names))).join(("SELECT ", ""))),
-        {f"name{i}": name for i, name in enumerate(names)}).one()
+    names = {f"name{i}": name for i, name in enumerate(settings)}
+    values = {f"value{i}": value for i, value in enumerate(settings.values())}
+    before = session.execute(text(
+        "SELECT " + ", ".join(f"current_setting(:{key})" for key in names)), names).one()
     session.execute(text("SELECT " + ", ".join(
-        f"set_config(:name{i}, :value{i}, true)" for i in range(len(names)))),
-        {**{f"name{i}": n for i, n in enumerate(names)},
-         **{f"value{i}": settings[n] for i, n in enumerate(names)}})
-    return dict(zip(names, before, strict=True))
+        f"set_config(:{key}, :{value}, true)" for key, value in zip(names, values, strict=True))),
+        {**names, **values})
+    return dict(zip(settings, before, strict=True))
 
 
 def highlight(snippet: str, escape: Any, start: str = "<mark>", end: str = "</mark>") -> str:
