@@ -175,9 +175,14 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
 return {ARGV[1], 1}
 """
+# Every script that changes state gives the same answer when it is run again with the same
+# arguments: redis-py runs a command again when its reply is lost (Redis stopped between
+# running it and answering, a cut link), and so does a worker that hands over its work
+# once Redis is back. The first run's effect is then what the answer reports.
 _CLAIM_SEED = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('SET', KEYS[2], 'claimed:' .. ARGV[2], 'NX') then return 1 end
+if redis.call('GET', KEYS[2]) == 'claimed:' .. ARGV[2] then return 1 end
 return 0
 """
 _MARK_SEEDED = """
@@ -194,12 +199,25 @@ if redis.call('GET', KEYS[1]) == 'claimed:' .. ARGV[1] then
 end
 return 0
 """
+# A pop is keyed on its in-flight field (the worker's token): run again, it returns the
+# request it moved into flight the first time instead of taking another one, which its
+# worker would never acknowledge (the job could not finish while that worker lives).
 _POP = """
+local held = redis.call('HGET', KEYS[2], ARGV[1])
+if held then return string.sub(held, string.find(held, '|', 1, true) + 1) end
 local r = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #r == 0 then return false end
 redis.call('ZREM', KEYS[1], r[1])
 redis.call('HSET', KEYS[2], ARGV[1], r[2] .. '|' .. r[1])
 return r[1]
+"""
+# A new request is marked seen (scrapy-redis's dupefilter set) and queued in one step: in two,
+# a push whose seen-mark Redis kept but whose queueing it missed would be filtered as a
+# duplicate when handed over again, and the page lost. ARGV[1] '' queues it unfiltered.
+_PUSH = """
+if ARGV[1] ~= '' and redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
 """
 _REQUEUE = """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
@@ -261,7 +279,8 @@ class JobQueue:
         self.errors_key = self.keys.job(job_id, "errors")
         self._scripts = {name: client.register_script(src) for name, src in (
             ("claim_seed", _CLAIM_SEED), ("mark_seeded", _MARK_SEEDED),
-            ("release_seed", _RELEASE_DEAD_SEED), ("pop", _POP), ("requeue", _REQUEUE),
+            ("release_seed", _RELEASE_DEAD_SEED), ("pop", _POP), ("push", _PUSH),
+            ("requeue", _REQUEUE),
             ("finish", _FINISH), ("cancel_unseeded", _CANCEL_UNSEEDED),
         )}
 
@@ -299,13 +318,29 @@ class JobQueue:
 
     # -- requests --------------------------------------------------------------------------------
 
-    def pop(self) -> tuple[str, bytes] | None:
-        """Move the first queued request to the in-flight hash: (in-flight field, data)."""
-        token = f"{self.worker_id}|{uuid.uuid4().hex[:16]}"
+    def new_token(self) -> str:
+        """A new in-flight field of this worker's, for :meth:`pop`."""
+        return f"{self.worker_id}|{uuid.uuid4().hex[:16]}"
+
+    def pop(self, token: str | None = None) -> tuple[str, bytes] | None:
+        """Move the first queued request to the in-flight hash: (in-flight field, data).
+
+        A pop that raised (Redis away) may still have moved a request into flight under
+        its ``token``: popping again with the same token returns that request.
+        """
+        token = token or self.new_token()
         data = self._scripts["pop"](keys=[self.requests_key, self.inflight_key], args=[token])
         if not data:
             return None
         return token, data
+
+    def push(self, fingerprint: str, score: float, data: bytes) -> bool:
+        """Queue a request unless its ``fingerprint`` was seen (``""``: unfiltered).
+
+        False: a duplicate, not queued (or queued by an earlier try of this same push).
+        """
+        return bool(self._scripts["push"](keys=[self.dupefilter_key, self.requests_key],
+                                          args=[fingerprint, score, data]))
 
     def ack(self, token: str) -> bool:
         """Scrapy is done with the request: it leaves the in-flight hash."""
@@ -616,14 +651,22 @@ class ReliableQueue(PriorityQueue):
         self.jobs = JobQueue(server, settings.get("CLAIMWATCH_JOB_ID"),
                              prefix=settings.get("CLAIMWATCH_REDIS_PREFIX", DEFAULT_PREFIX),
                              worker_id=settings.get("CLAIMWATCH_WORKER_ID"))
+        # The token of a pop that raised: Redis may have run it, so the next pop asks with it.
+        self._pop_token: str | None = None
 
     def _encode_request(self, request: Request) -> bytes:
         obj = request.to_dict(spider=self.spider)
         obj["meta"] = {k: v for k, v in obj.get("meta", {}).items() if k != INFLIGHT_META}
         return bytes(self.serializer.dumps(obj))
 
+    def push_new(self, request: Request, fingerprint: str) -> bool:
+        """Queue the request unless ``fingerprint`` is in the dupefilter; False: a duplicate."""
+        return self.jobs.push(fingerprint, -request.priority, self._encode_request(request))
+
     def pop(self, timeout: int = 0) -> Request | None:
-        popped = self.jobs.pop()
+        self._pop_token = self._pop_token or self.jobs.new_token()
+        popped = self.jobs.pop(self._pop_token)  # RedisError: the token is kept for the next
+        self._pop_token = None
         if popped is None:
             return None
         token, data = popped
@@ -722,10 +765,12 @@ class RedisJobScheduler(RedisScheduler):
             return True
 
     def _enqueue(self, request: Request) -> bool:
-        if not request.dont_filter and self.df.request_seen(request):
+        # The dupefilter's set and the queue change in one step (JobQueue.push), not as
+        # scrapy-redis's request_seen then push.
+        fingerprint = "" if request.dont_filter else self.df.request_fingerprint(request)
+        if not self.queue.push_new(request, fingerprint):
             self.df.log(request, self.spider)
             return False
-        self.queue.push(request)
         self.stats.inc_value("scheduler/enqueued/redis")
         return True
 
@@ -829,6 +874,7 @@ class DistributedSpiderMixin:
     job_tick: float = 0.5
     job_result_ttl: int = 7 * 24 * 3600
     job_seeded_here: bool = False
+    job_seed_unmarked: bool = False  # seeded here, but Redis was away to record it
     job_finished_here: bool = False
 
     @classmethod
@@ -858,7 +904,7 @@ class DistributedSpiderMixin:
             self.jobs.add_error(f"seeding failed: {exc}")
             raise
         finally:
-            self.jobs.mark_seeded()
+            self._mark_seeded()
 
     async def _reseed(self) -> None:
         """Seed the job from the janitor: nobody seeded it, or its seeding worker died first."""
@@ -873,7 +919,17 @@ class DistributedSpiderMixin:
             logger.exception("job %s: seeding failed", self.jobs.job_id)
             self.jobs.add_error(f"seeding failed: {exc}")
         finally:
+            self._mark_seeded()
+
+    def _mark_seeded(self) -> None:
+        # Unmarked, the seed would stay claimed by this live worker and the job never finish:
+        # while Redis is away the janitor (_job_tick) tries again.
+        try:
             self.jobs.mark_seeded()
+            self.job_seed_unmarked = False
+        except RedisError as exc:
+            logger.warning("job %s: cannot mark it seeded yet: %s", self.jobs.job_id, exc)
+            self.job_seed_unmarked = True
 
     def _job_opened(self, spider: Any) -> None:
         from twisted.internet import task
@@ -884,6 +940,8 @@ class DistributedSpiderMixin:
 
     def _job_tick(self) -> None:
         try:
+            if self.job_seed_unmarked:
+                self._mark_seeded()
             if time.monotonic() >= self._janitor_at:
                 self._janitor_at = time.monotonic() + max(self.job_tick * 4, 1.0)
                 self.jobs.requeue_dead()

@@ -235,6 +235,119 @@ def test_a_dead_seeder_gives_the_seed_back(redis_url: str, prefix: str, client: 
     assert live.seed_free() and live.claim_seed()
 
 
+class _LosesReplies:
+    """Makes a Redis client lose the replies to its next ``times`` commands named ``command``
+    after Redis ran them, as when Redis is stopped (or the link cut) between running a
+    command and sending its answer: redis-py then retries the command (10 times by default)."""
+
+    def __init__(self, client: Any) -> None:
+        import redis
+
+        self.armed: dict[str, int] = {}
+        armed = self.armed
+
+        class Connection(redis.Connection):
+            sent = ""
+
+            def send_command(self, *args: Any, **kwargs: Any) -> None:
+                super().send_command(*args, **kwargs)  # (re)connecting sends commands too
+                self.sent = str(args[0]).upper()
+
+            def read_response(self, *args: Any, **kwargs: Any) -> Any:
+                # Redis did run it (a NOSCRIPT error is no run: redis-py loads the script)
+                response = super().read_response(*args, **kwargs)
+                if armed.get(self.sent, 0) > 0:
+                    armed[self.sent] -= 1
+                    self.disconnect()
+                    raise redis.ConnectionError("the reply was lost (test)")
+                return response
+
+        client.connection_pool.disconnect()
+        client.connection_pool.connection_class = Connection
+
+    def lose(self, command: str, times: int = 1) -> None:
+        self.armed[command.upper()] = times
+
+
+def test_a_pop_whose_reply_is_lost_leaves_no_request_stranded_in_flight(
+    redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    """The job could never finish if a retried pop left the first popped request in flight
+    under a live worker that does not know it holds it (a Redis restart mid-crawl)."""
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.retry import Retry
+
+    job = enqueue_crawl(redis_url, small_topic(tmp_path), "feed-a", prefix=prefix).job
+    client = redis_client(redis_url)
+    try:
+        faults = _LosesReplies(client)
+        jobs = JobQueue(client, job.id, prefix=prefix, worker_id="w")
+        _queue_raw(client, jobs, b"r1", b"r2", b"r3")
+        faults.lose("EVALSHA")  # redis-py's own retry runs the pop again
+        token, data = jobs.pop()  # type: ignore[misc]
+        assert data == b"r1" and jobs.pending() == (2, 1)
+        assert jobs.ack(token) and jobs.pending() == (2, 0)
+        # Every retry lost too (Redis away longer): the next pop with the same token gets
+        # the request that the failed one moved into flight.
+        client.connection_pool.set_retry(Retry(NoBackoff(), 1))
+        token = jobs.new_token()
+        faults.lose("EVALSHA", 2)
+        with pytest.raises(RedisConnectionError):
+            jobs.pop(token)
+        assert jobs.pending() == (1, 1)
+        again = jobs.pop(token)
+        assert again == (token, b"r2") and jobs.pending() == (1, 1)
+        assert jobs.ack(token) and jobs.pending() == (1, 0)
+    finally:
+        client.close()
+
+
+def test_a_push_whose_reply_is_lost_queues_the_request_once(
+    redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    """A new request is seen by the dupefilter and queued in one step: a retried push
+    can neither drop it (seen, not queued) nor queue it twice."""
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.retry import Retry
+
+    job = enqueue_crawl(redis_url, small_topic(tmp_path), "feed-a", prefix=prefix).job
+    client = redis_client(redis_url)
+    try:
+        faults = _LosesReplies(client)
+        jobs = JobQueue(client, job.id, prefix=prefix, worker_id="w")
+        faults.lose("EVALSHA")
+        jobs.push("fp1", 0, b"r1")
+        assert client.zrange(jobs.requests_key, 0, -1) == [b"r1"]
+        assert not jobs.push("fp1", 0, b"r1 again")  # a duplicate is not queued
+        client.connection_pool.set_retry(Retry(NoBackoff(), 1))
+        faults.lose("EVALSHA", 2)
+        with pytest.raises(RedisConnectionError):
+            jobs.push("fp2", -1, b"r2")  # it ran, but the worker does not know
+        jobs.push("fp2", -1, b"r2")  # handed over again once Redis answers
+        assert client.zrange(jobs.requests_key, 0, -1) == [b"r2", b"r1"]
+        assert jobs.push("", 0, b"r1") and jobs.pending() == (2, 0)  # dont_filter
+    finally:
+        client.close()
+
+
+def test_a_seed_claim_whose_reply_is_lost_is_still_this_workers(
+    redis_url: str, prefix: str, tmp_path: Path
+) -> None:
+    job = enqueue_crawl(redis_url, small_topic(tmp_path), "feed-a", prefix=prefix).job
+    client = redis_client(redis_url)
+    try:
+        faults = _LosesReplies(client)
+        mine = JobQueue(client, job.id, prefix=prefix, worker_id="w")
+        other = JobQueue(client, job.id, prefix=prefix, worker_id="other")
+        faults.lose("EVALSHA")
+        assert mine.claim_seed()  # the retry finds the claim its lost first try made
+        assert not other.claim_seed()
+    finally:
+        client.close()
+
+
 # -- two worker processes, a few hundred pages --------------------------------------------------
 
 
