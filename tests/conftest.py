@@ -143,6 +143,22 @@ def site(demo_db: str) -> Iterator[tuple[str, Any]]:
         engine.dispose()
 
 
+def navigate(browser: Any, action: Any, timeout: float = 15) -> None:
+    """Run ``action`` (a click or an ENTER that loads a new page) and wait until the new page
+    has replaced the old one and finished loading. Looked up straight after the action,
+    elements may still come from the page it replaces: the navigation starts after the
+    key or click event, and WebDriver does not always wait for it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element(By.TAG_NAME, "html")
+    action()
+    wait = WebDriverWait(browser, timeout)
+    wait.until(ec.staleness_of(old))
+    wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Debian's headless Chromium through its chromedriver (never a downloaded browser)."""

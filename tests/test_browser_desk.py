@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CHROMEDRIVER, CHROMIUM, DEMO_TOPIC, REPO
+from tests.conftest import CHROMEDRIVER, CHROMIUM, DEMO_TOPIC, REPO, navigate
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
@@ -57,16 +57,18 @@ def test_search_in_chromium(site: tuple[str, Any], browser: Any,
 
     base, _ = site
     browser.get(base + "/")
-    browser.find_element(By.LINK_TEXT, "Search").click()
+    navigate(browser, browser.find_element(By.LINK_TEXT, "Search").click)
     box = browser.find_element(By.CSS_SELECTOR, "input[type=search][name=q]")
-    box.send_keys('"child sexual abuse" -Tesla', Keys.ENTER)
+    # the hits of the results page, not the (hit-less) search page ENTER leaves
+    navigate(browser, lambda: box.send_keys('"child sexual abuse" -Tesla', Keys.ENTER))
+    assert "q=" in browser.current_url, browser.current_url
     hits = browser.find_elements(By.CSS_SELECTOR, "article.hit")
     assert hits, browser.find_element(By.TAG_NAME, "main").text
     marks = browser.find_elements(By.CSS_SELECTOR, "article.hit mark")
     marked = {word for m in marks for word in m.text.lower().split()}
     assert marks and marked <= {"child", "sexual", "abuse"}
     first_title = hits[0].find_element(By.CSS_SELECTOR, "h2 a").text
-    hits[0].find_element(By.CSS_SELECTOR, "h2 a").click()
+    navigate(browser, hits[0].find_element(By.CSS_SELECTOR, "h2 a").click)
     assert browser.find_element(By.ID, "title").text == first_title
 
 
@@ -106,7 +108,8 @@ def test_claim_timeline_in_chromium(site: tuple[str, Any], browser: Any,
     browser.get(base + "/")
     screenshot(browser, tmp_path, "list.png")
     browser.get(base + f"/claims?topic={TOPIC}")
-    browser.find_element(By.CSS_SELECTOR, 'a[href*="/claim/tns-staff-25-of-1600"]').click()
+    navigate(browser, browser.find_element(
+        By.CSS_SELECTOR, 'a[href*="/claim/tns-staff-25-of-1600"]').click)
     svg = browser.find_element(By.CSS_SELECTOR, "svg.chart.timeline")
     assert svg.size["width"] > 600 and svg.size["height"] > 60
     marks = browser.find_elements(By.CSS_SELECTOR, "svg.chart.timeline a.mark")
@@ -240,8 +243,8 @@ def test_sign_in_in_chromium(site: tuple[str, Any], browser: Any) -> None:
         ec.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]")))
     assert "wrong name or password" in alert.text
     browser.find_element(By.NAME, "password").send_keys("a long enough passphrase")
-    browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
-    WebDriverWait(browser, 15).until(lambda b: b.current_url.endswith("/search?q=twitter"))
+    navigate(browser, browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click)
+    assert browser.current_url.endswith("/search?q=twitter"), browser.current_url
     assert browser.find_elements(By.CSS_SELECTOR, "article.hit")
     assert "erin (reviewer)" in browser.find_element(By.TAG_NAME, "header").text
     browser.find_element(By.CSS_SELECTOR, "form.signout button").click()
