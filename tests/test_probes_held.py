@@ -86,13 +86,13 @@ def test_sitemaps_do_not_read_external_entities_nor_expand_bombs() -> None:
         f'<!ENTITY l{i} "{("&l%s;" % (i - 1 if i > 1 else "")) * 10}">' for i in range(1, 10))
     bomb = (f'<?xml version="1.0"?><!DOCTYPE urlset [{lol}]><urlset><url><loc>http://e.example/'
             "&l9;</loc></url></urlset>").encode()
-    started = time.monotonic()
+    started = time.process_time()  # CPU: a loaded machine stretches the wall time
     try:
         parsed = parse_sitemap(bomb, "http://e.example/")
         assert all(len(e.loc) < 10_000 for e in parsed.entries)
     except Exception as exc:  # noqa: BLE001 - refusing it is fine too, quickly
         assert "lol" * 1000 not in str(exc)
-    assert time.monotonic() - started < 2
+    assert time.process_time() - started < 2
 
 
 def test_gzip_bombs_in_sitemaps_stop_at_the_limit() -> None:
@@ -100,10 +100,10 @@ def test_gzip_bombs_in_sitemaps_stop_at_the_limit() -> None:
 
     bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), 9)
     assert len(bomb) < 100_000
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(Exception):  # noqa: B017 - whichever error, it must stop
         gunzip_bounded(bomb, 1024 * 1024)
-    assert time.monotonic() - started < 2
+    assert time.process_time() - started < 2
 
 
 # -- XSS on every page and every digest format ------------------------------------------------------
@@ -245,6 +245,9 @@ def _alias_bomb(levels: int = 9) -> str:
 
 @pytest.mark.parametrize("where", ["query", "sources", "claims"])
 def test_yaml_alias_bombs_are_refused_quickly(tmp_path: Path, where: str) -> None:
+    # "Quickly" in this process's CPU time: a bomb expanded costs minutes of it, while the
+    # wall time of the 0.3 s of parsing grew past 5 s on a loaded CI machine (2 cores,
+    # load 8: 3.4-4.1 s measured for the claims case).
     bomb = _alias_bomb().replace("\n", "\n  ")
     if where == "claims":
         path = tmp_path / "claims.yaml"
@@ -252,12 +255,12 @@ def test_yaml_alias_bombs_are_refused_quickly(tmp_path: Path, where: str) -> Non
                         "&x [" + ", ".join(['"lol"'] * 9) + "]\n"
                         + "".join(f"  - id: c{i}\n    text: Twitter claim {i}\n    aliases: *x\n"
                                   for i in range(2, 2000)), encoding="utf-8")
-        started = time.monotonic()
+        started = time.process_time()
         try:
             load_claims(path)
         except ConfigError:
             pass
-        assert time.monotonic() - started < 5
+        assert time.process_time() - started < 5
         return
     doc = ("name: t\nanchors:\n  " + bomb + "\n" if where == "sources" else "name: t\n")
     if where == "query":
@@ -268,8 +271,8 @@ def test_yaml_alias_bombs_are_refused_quickly(tmp_path: Path, where: str) -> Non
         doc += "query: {any: [Twitter]}\nsources: *a8\n"
     path = tmp_path / "bomb.yaml"
     path.write_text(doc, encoding="utf-8")
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(ConfigError) as error:
         load_topic(path)
-    assert time.monotonic() - started < 5
+    assert time.process_time() - started < 5
     assert "bomb.yaml" in str(error.value) and len(str(error.value)) < 2000
