@@ -15,12 +15,21 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from crawler.distributed import JobQueue, enqueue_crawl, redis_client, wait_for_jobs
-from tests.test_distributed import PAGES, article_fetches, deployment, stop, wait_until
+from tests.test_distributed import (
+    PAGES,
+    Deployment,
+    article_fetches,
+    deployment,
+    stop,
+    wait_until,
+)
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -88,16 +97,24 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
         redis.stop()
 
 
-def test_workers_survive_a_redis_restart_and_no_crawl_is_lost_or_run_twice(
-        tmp_path: Path, own_redis: OwnRedis, postgres_url: str) -> None:
-    prefix = "cwprobe"
-    url = own_redis.url
+@contextmanager
+def crawling(tmp_path: Path, url: str, postgres_url: str,
+             prefix: str) -> Iterator[tuple[Deployment, Any, Any, Any]]:
+    """Two workers crawling a queued job, a fifth of its pages stored: (dep, w1, w2, job)."""
     with deployment(tmp_path, url, postgres_url, prefix, delay=0.02) as dep:
         w1, w2 = dep.start_worker("w1"), dep.start_worker("w2")
         dep.wait_for_workers("w1", "w2")
         job = enqueue_crawl(url, dep.site.topic_file, "gazette", prefix=prefix).job
         dep.release_feed_when_crawling("w1", "w2")
         wait_until(lambda: len(dep.stored()) >= PAGES // 5, 60, "a fifth of the pages")
+        yield dep, w1, w2, job
+
+
+def test_workers_survive_a_redis_restart_and_no_crawl_is_lost_or_run_twice(
+        tmp_path: Path, own_redis: OwnRedis, postgres_url: str) -> None:
+    prefix = "cwprobe"
+    url = own_redis.url
+    with crawling(tmp_path, url, postgres_url, prefix) as (dep, w1, w2, job):
         own_redis.stop()
         time.sleep(1.0)  # the workers see it gone
         own_redis.start()
@@ -131,16 +148,9 @@ def test_workers_lose_nothing_when_their_redis_connections_are_cut_again_and_aga
     the last commands it ran) makes redis-py run the command again: a pop then strands a
     request in flight under a live worker (the job never finishes), a dupefilter mark
     without its push loses the page. Neither may happen."""
-    import threading
-
     prefix = "cwcut"
     url = own_redis.url
-    with deployment(tmp_path, url, postgres_url, prefix, delay=0.02) as dep:
-        w1, w2 = dep.start_worker("w1"), dep.start_worker("w2")
-        dep.wait_for_workers("w1", "w2")
-        job = enqueue_crawl(url, dep.site.topic_file, "gazette", prefix=prefix).job
-        dep.release_feed_when_crawling("w1", "w2")
-        wait_until(lambda: len(dep.stored()) >= PAGES // 5, 60, "a fifth of the pages")
+    with crawling(tmp_path, url, postgres_url, prefix) as (dep, w1, w2, job):
         cuts = 0
         cutter = redis_client(url)
         try:
