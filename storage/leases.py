@@ -489,6 +489,10 @@ class LeaseKeeper:
         with self._lock:
             self._expected.pop((topic, source), None)
 
+    def expects(self, topic: str, source: str) -> bool:
+        with self._lock:
+            return (topic, source) in self._expected
+
     def renew_now(self) -> set[tuple[str, str]]:
         """Renew now; returns the expected leases that were lost.
 

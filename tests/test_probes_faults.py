@@ -469,3 +469,63 @@ def test_a_killed_crawl_leaves_no_worker_pool_processes(tmp_path: Path) -> None:
         for pid in left:  # do not leave them to the next test run either
             os.kill(pid, 9)
         assert not left, f"processes left behind by the killed crawl: {left}"
+
+
+# -- a database outage between taking a lease and writing the run's row ----------------------------
+
+
+def test_a_lease_the_database_could_not_take_back_during_an_outage_is_given_back_after(
+        tmp_path: Path) -> None:
+    """The database goes away as a run ends, or between a lease taken and its run's row:
+    the lease cannot be given back then. The daemon's keeper renews every lease the
+    daemon holds, so before, that one was renewed for as long as the daemon lived and the
+    source was never crawled again ("already being crawled by the claimwatch daemon":
+    the outage probe above timing out). It is given back once the database answers."""
+    from sqlalchemy import event
+
+    from claimwatch.daemon import Daemon, DaemonOptions
+    from storage import leases
+
+    topic = write_topic(tmp_path / "lease.yaml", "lease", [
+        {"name": "wire", "kind": "feed", "url": "http://127.0.0.1:9/feed.xml",
+         "schedule": "every 1h"}])
+    daemon = Daemon(DaemonOptions(topic_files=[topic], db_url=f"sqlite:///{tmp_path / 'l.db'}",
+                                  listen=None))
+    away: set[str] = set()
+
+    @event.listens_for(daemon.engine, "before_cursor_execute")
+    def outage(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if any(statement.lstrip().upper().startswith(s) for s in away):
+            raise sqlite3.OperationalError("disk I/O error (the test's outage)")
+
+    try:
+        daemon.load_topics()
+        [item] = daemon.topics.values()
+        source = item.topic.source("wire")
+        away.update({"INSERT INTO CRAWL_RUNS", "DELETE FROM CRAWL_LEASES"})
+        with pytest.raises(Exception, match="the test's outage"):
+            daemon.begin(item, source, "schedule")
+        assert leases.current(daemon.sessions, "lease", "wire") is not None  # left behind
+        daemon.keeper.renew_now()  # renewed meanwhile, as the keeper thread does
+        away.clear()  # the database is back
+        run = daemon.begin(item, source, "schedule")  # not "already being crawled"
+        assert leases.current(daemon.sessions, "lease", "wire").holder == daemon.holder.id
+        # The run ends as the database goes away (the outage probe cuts it right after the
+        # first run's outcome is written): its lease is given back once it answers.
+        away.add("DELETE FROM CRAWL_LEASES")
+        daemon._end(run, None)
+        daemon.keeper.renew_now()
+        away.clear()
+        run = daemon.begin(item, source, "schedule")
+        daemon._end(run, None)
+        assert leases.current(daemon.sessions, "lease", "wire") is None
+        # A lease left so, whose source is not begun again, is given back by the daemon's
+        # housekeeping (a `claimwatch crawl` of the source must not wait for the daemon).
+        away.update({"INSERT INTO CRAWL_RUNS", "DELETE FROM CRAWL_LEASES"})
+        with pytest.raises(Exception, match="the test's outage"):
+            daemon.begin(item, source, "schedule")
+        away.clear()
+        daemon.give_back_leftover_leases()
+        assert leases.current(daemon.sessions, "lease", "wire") is None
+    finally:
+        daemon.engine.dispose()

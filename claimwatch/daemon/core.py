@@ -195,6 +195,7 @@ class Daemon(Scheduling, Supervision, HealthReport):
                     from claimwatch.rematch import watch_claims_files
 
                     watch_claims_files(self)  # re-match the articles on a changed claims table
+                self.give_back_leftover_leases()
                 if now >= next_reap:
                     next_reap = now + 60
                     with self._lock:

@@ -113,6 +113,9 @@ class Supervision(DaemonState):
 
     def _init_supervision(self) -> None:
         self._active: dict[int, ActiveRun] = {}
+        # leases begin() took but could not give back (the database away): given back later
+        self._leftover_leases: set[tuple[str, str]] = set()
+        self._leftover_lock = threading.Lock()
         self._queue: deque[ActiveRun] = deque()
         self._procs: list[CrawlProc] = []
         self._signals = _Signals()
@@ -127,9 +130,18 @@ class Supervision(DaemonState):
     def begin(self, item: LoadedTopic, source: Source, trigger: str) -> ActiveRun:
         """Take the source's lease and write its ``running`` row. Raises LeaseBusy."""
         topic = item.topic.name
-        leases.acquire(self.sessions, topic, source.name, self.holder, self.ttl)
-        try:
+        with self._leftover_lock:
+            self._give_back_leftovers()
+            try:
+                leases.acquire(self.sessions, topic, source.name, self.holder, self.ttl)
+            except leases.LeaseBusy:
+                raise
+            except BaseException:
+                # The database may have written the lease and lost only its answer.
+                self._leftover_leases.add((topic, source.name))
+                raise
             self.keeper.add(topic, source.name)
+        try:
             with self.sessions.begin() as session:
                 row = CrawlRun(topic=topic, source=source.name, trigger=trigger,
                                started=utcnow(), status="running", counts={},
@@ -138,8 +150,7 @@ class Supervision(DaemonState):
                 session.flush()
                 run_id = int(row.id)
         except BaseException:
-            self.keeper.discard(topic, source.name)
-            leases.release(self.sessions, topic, source.name, self.holder)
+            self._give_back(topic, source.name)
             raise
         timeout = source_timeout(source, self.options.crawl_timeout).total_seconds()
         run = ActiveRun(run_id=run_id, topic=topic, source=source.name, trigger=trigger,
@@ -148,6 +159,38 @@ class Supervision(DaemonState):
             self._active[run_id] = run
         logger.info("crawl run %s started: %s/%s (%s)", run_id, topic, source.name, trigger)
         return run
+
+    def _give_back(self, topic: str, source: str) -> None:
+        """Give a run's lease back now or, the database away, as soon as it answers."""
+        with self._leftover_lock:
+            self.keeper.discard(topic, source)
+            self._leftover_leases.add((topic, source))
+            self._give_back_leftovers()
+
+    def give_back_leftover_leases(self) -> None:
+        """Give back the leases that could not be given back when their run ended or failed
+        to begin (the database away then); the housekeeping loop calls this."""
+        if not self._leftover_leases or not self._leftover_lock.acquire(blocking=False):
+            return  # none, or begin() holds the lock (and gives them back first)
+        try:
+            self._give_back_leftovers()
+        finally:
+            self._leftover_lock.release()
+
+    def _give_back_leftovers(self) -> None:
+        # Held under _leftover_lock, which begin() holds from taking a lease until its run
+        # is expected by the keeper: a lease the keeper does not expect then is no run's.
+        # Left, the keeper (which renews every lease of this holder) would keep it for
+        # good and the source would never be crawled again.
+        for topic, source in sorted(self._leftover_leases):
+            if not self.keeper.expects(topic, source):
+                try:
+                    leases.release(self.sessions, topic, source, self.holder)
+                except Exception as exc:  # noqa: BLE001 - the database still away: later
+                    logger.warning("the lease on %s/%s is given back once the database "
+                                   "answers: %s", topic, source, exc)
+                    return
+            self._leftover_leases.discard((topic, source))
 
     def submit(self, *runs: ActiveRun) -> None:
         """Queue begun runs for the next free crawl process."""
@@ -353,11 +396,7 @@ class Supervision(DaemonState):
         except Exception:  # noqa: BLE001 - left running: reaped as interrupted later
             logger.exception("crawl run %s: outcome not recorded", run.run_id)
         finally:
-            self.keeper.discard(run.topic, run.source)
-            try:
-                leases.release(self.sessions, run.topic, run.source, self.holder)
-            except Exception:  # noqa: BLE001 - it expires anyway
-                logger.exception("could not release the lease on %s/%s", run.topic, run.source)
+            self._give_back(run.topic, run.source)
             with self._lock:
                 self._active.pop(run.run_id, None)
 
