@@ -11,15 +11,14 @@
  * path's bincount makes (by query, term, text, starting from 0.0), so every sum is the
  * same to the bit; the numpy path stays in index.py as the reference the tests compare.
  *
- * Speed (an experiment: the whole article at once): the queries are taken in chunks of
- * CHUNK_QUERIES, the texts a tile at a time (whole claims only), and in a tile the chunk's
- * distinct terms in order, each term's postings read once and added into the accumulators
- * of every query of the chunk that has the term (a query's additions keep their order: by
- * term, then text). Each query has its own accumulators for the tile (ACC_CELLS cells per
- * chunk in all). Touched slots are listed without a branch; the gate's failing slots are
- * reset while it is tested; the pairs are put in query order at the end. With first_stage,
- * scoring's loose first-stage bound also drops pairs that cannot reach its floor (with a
- * margin: scoring applies its exact test to the rest).
+ * Speed: the texts are taken a tile at a time (at most TILE texts, whole claims only: a
+ * claim's texts are consecutive rows), every query in turn within a tile, with a cursor per
+ * query term walking its list once, so a tile's accumulators, need and row_claim stay in
+ * the L1/L2 cache; a claim's BM25 is complete when its tile is done (the order of its
+ * additions is unchanged: by term, then text). Touched slots are listed without a branch
+ * and reset after each query; the pairs are put in query order at the end. With
+ * first_stage, scoring's loose first-stage bound also drops pairs that cannot reach its
+ * floor (with a margin: scoring applies its exact test to the rest).
  *
  * The tile buffers are module-level: the function holds the GIL throughout, so two
  * threads never use them at once.
@@ -31,39 +30,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Accumulator cells per chunk of queries (two doubles and two ints each): 40 queries get
-   tiles of ~1,600 texts, ~1.5 MB in all; a chunk of fewer queries gets longer tiles. */
-#ifndef ACC_CELLS
-#define ACC_CELLS 65536
-#endif
-#ifndef CHUNK_QUERIES
-#define CHUNK_QUERIES 40
-#endif
-#define TILE_MAX 4096
-static double *acc_shared = NULL;  /* per query of the chunk, by text of the tile */
-static Py_ssize_t cap_acc_shared = 0;
-static double *acc_bm25 = NULL;    /* per query of the chunk, by claim of the tile */
-static Py_ssize_t cap_acc_bm25 = 0;
-static Py_ssize_t cap_acc_ready = 0; /* cells known to be 0.0 */
-static int32_t *acc_touched = NULL; /* per query: texts of the tile it reached */
-static Py_ssize_t cap_acc_touched = 0;
-static int32_t *acc_claims = NULL;  /* per query: claims of the tile it reached */
-static Py_ssize_t cap_acc_claims = 0;
-static int32_t chunk_nt[CHUNK_QUERIES], chunk_nc[CHUNK_QUERIES];
-static uint64_t *passing_bits = NULL; /* a bit per passing text, zero between queries */
-static Py_ssize_t cap_passing = 0;
-static int64_t *order_key = NULL;  /* the chunk's (term, query) keys, sorted */
-static Py_ssize_t cap_order = 0;
-static int64_t *u_term = NULL;     /* the chunk's distinct terms */
-static Py_ssize_t cap_u = 0;
-static int64_t *u_first = NULL;    /* each distinct term's first key */
-static Py_ssize_t cap_u_first = 0;
-static int32_t *u_query = NULL;    /* per key: its query in the chunk */
-static Py_ssize_t cap_u_query = 0;
-static int64_t *cursor = NULL;     /* per distinct term: its next posting */
+#define TILE 4096
+static double tile_shared[TILE];   /* by text of the tile */
+static double tile_bm25[TILE];     /* by claim of the tile */
+static int32_t tile_touched[TILE]; /* texts of the tile the query reached */
+static int32_t tile_claims[TILE];  /* claims of the tile the query reached */
+static uint64_t tile_passing[TILE / 64]; /* a bit per passing text, zero between tiles */
+static int64_t *cursor = NULL;     /* per query term: its next posting */
 static Py_ssize_t cap_cursor = 0;
 static int32_t *tile_start = NULL; /* the first text of each tile, then n_rows */
 static Py_ssize_t cap_tiles = 0;
+static int64_t *group_first = NULL; /* the first term of each query */
+static Py_ssize_t cap_groups = 0;
 static Py_ssize_t *by_query = NULL; /* where each query's pairs start in the output */
 static Py_ssize_t cap_by_query = 0;
 
@@ -144,13 +122,6 @@ push_sorted(const Pairs *out, Pairs *sorted, Py_ssize_t *start)
     }
     sorted->n = sorted->cap = out->n;
     return 0;
-}
-
-static int
-cmp_int64(const void *a, const void *b)
-{
-    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
 }
 
 typedef struct {
@@ -282,8 +253,38 @@ gated_pairs(PyObject *self, PyObject *args)
             goto done;
         }
     }
-    /* the queries' terms by term, then query (a term's queries share its postings) */
-    if (grow((void **)&order_key, &cap_order, n_given + 1, sizeof(int64_t)) < 0)
+    /* the tiles: at most TILE texts each, ending where a claim ends */
+    Py_ssize_t n_tiles = 0;
+    if (grow((void **)&tile_start, &cap_tiles, n_rows + 2, sizeof(int32_t)) < 0)
+        goto done;
+    for (Py_ssize_t lo = 0; lo < n_rows;) {
+        Py_ssize_t hi = lo + TILE;
+        if (hi >= n_rows) {
+            hi = n_rows;
+        } else {
+            while (hi > lo && row_claim[hi - 1] == row_claim[hi])
+                hi--;
+            if (hi == lo) {  /* a claim with more texts than a tile: numpy sums it */
+                result = Py_None;
+                Py_INCREF(result);
+                goto done;
+            }
+        }
+        if (row_claim[lo] < 0 || row_claim[hi - 1] < row_claim[lo] ||
+            row_claim[hi - 1] - row_claim[lo] >= TILE) {
+            PyErr_SetString(PyExc_ValueError, "gated_pairs: row_claim is not sorted");
+            goto done;
+        }
+        tile_start[n_tiles++] = (int32_t)lo;
+        lo = hi;
+    }
+    tile_start[n_tiles] = (int32_t)n_rows;
+    if (grow((void **)&cursor, &cap_cursor, n_given, sizeof(int64_t)) < 0)
+        goto done;
+
+    /* the queries: group g has the terms group_first[g] .. group_first[g + 1] - 1 */
+    Py_ssize_t n_groups = 0;
+    if (grow((void **)&group_first, &cap_groups, n_given + 1, sizeof(int64_t)) < 0)
         goto done;
     for (Py_ssize_t i = 0; i < n_given; i++) {
         const int64_t t = terms[i];
@@ -296,224 +297,85 @@ gated_pairs(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "gated_pairs: term id out of range");
             goto done;
         }
-        if (i > 0 && owner[i] == owner[i - 1] && t <= terms[i - 1]) {
-            PyErr_SetString(PyExc_ValueError, "gated_pairs: a query's terms are not sorted");
-            goto done;
-        }
+        if (i == 0 || owner[i] != owner[i - 1])
+            group_first[n_groups++] = i;
+        cursor[i] = indptr[t];
     }
-    /* the tiles: about TILE_TEXTS texts each (fewer when the chunk has few queries: more
-       texts, the same accumulator memory), ending where a claim ends; a claim with more
-       texts than a tile gets a tile of its own, up to TILE_MAX */
-    Py_ssize_t n_chunk_q = nq < CHUNK_QUERIES ? nq : CHUNK_QUERIES;
-    if (n_chunk_q < 1)
-        n_chunk_q = 1;
-    Py_ssize_t target = ACC_CELLS / n_chunk_q;
-    if (target > TILE_MAX)
-        target = TILE_MAX;
-    Py_ssize_t n_tiles = 0, stride = 1;
-    if (grow((void **)&tile_start, &cap_tiles, n_rows + 2, sizeof(int32_t)) < 0)
-        goto done;
-    for (Py_ssize_t lo = 0; lo < n_rows;) {
-        Py_ssize_t hi = lo + target;
-        if (hi >= n_rows) {
-            hi = n_rows;
-        } else {
-            while (hi > lo && row_claim[hi - 1] == row_claim[hi])
-                hi--;
-            if (hi == lo) {  /* one claim longer than the tile: a tile of its own */
-                hi = lo + 1;
-                while (hi < n_rows && row_claim[hi] == row_claim[lo])
-                    hi++;
-                if (hi - lo > TILE_MAX) {  /* a claim with more texts: numpy sums it */
-                    result = Py_None;
-                    Py_INCREF(result);
-                    goto done;
-                }
-            }
-        }
-        if (row_claim[lo] < 0 || row_claim[hi - 1] < row_claim[lo] ||
-            row_claim[hi - 1] - row_claim[lo] >= hi - lo) {
-            PyErr_SetString(PyExc_ValueError, "gated_pairs: row_claim is not sorted");
-            goto done;
-        }
-        tile_start[n_tiles++] = (int32_t)lo;
-        if (hi - lo > stride)
-            stride = hi - lo;
-        lo = hi;
-    }
-    tile_start[n_tiles] = (int32_t)n_rows;
-    stride = (stride + 63) & ~(Py_ssize_t)63;
-    {
-        const Py_ssize_t cells = n_chunk_q * stride;
-        if (grow((void **)&acc_shared, &cap_acc_shared, cells, sizeof(double)) < 0 ||
-            grow((void **)&acc_bm25, &cap_acc_bm25, cells, sizeof(double)) < 0 ||
-            grow((void **)&acc_touched, &cap_acc_touched, cells, sizeof(int32_t)) < 0 ||
-            grow((void **)&acc_claims, &cap_acc_claims, cells, sizeof(int32_t)) < 0 ||
-            grow((void **)&passing_bits, &cap_passing, stride / 64, sizeof(uint64_t)) < 0 ||
-            grow((void **)&u_term, &cap_u, n_given + 1, sizeof(int64_t)) < 0 ||
-            grow((void **)&u_first, &cap_u_first, n_given + 1, sizeof(int64_t)) < 0 ||
-            grow((void **)&u_query, &cap_u_query, n_given + 1, sizeof(int32_t)) < 0 ||
-            grow((void **)&cursor, &cap_cursor, n_given + 1, sizeof(int64_t)) < 0)
-            goto done;
-        if (cap_acc_ready < cells) {  /* fresh cells start at 0.0 (the rest are reset) */
-            memset(acc_shared, 0, (size_t)cap_acc_shared * sizeof(double));
-            memset(acc_bm25, 0, (size_t)cap_acc_bm25 * sizeof(double));
-            cap_acc_ready = cells;
-        }
-        memset(passing_bits, 0, (size_t)(stride / 64) * sizeof(uint64_t));
-    }
-    int32_t *const nt_of = chunk_nt, *const nc_of = chunk_nc;
+    group_first[n_groups] = n_given;
 
-    /* chunk by chunk of queries; in a chunk, tile by tile; in a tile, the chunk's distinct
-       terms in order, each term's postings read once and added into the accumulators of
-       each query that has the term. A query's additions into a text's (or a claim's) sum
-       come in the order of its terms, then texts, as before. */
-    Py_ssize_t i0 = 0;
-    while (i0 < n_given) {
-        const int64_t q0 = owner[i0];
-        Py_ssize_t i1 = i0;
-        while (i1 < n_given && owner[i1] < q0 + n_chunk_q)
-            i1++;
-        const int64_t q_end = owner[i1 - 1] + 1;
-        /* the chunk's (term, query) keys sorted: terms ascending, then queries */
-        const Py_ssize_t n_keys = i1 - i0;
-        for (Py_ssize_t i = i0; i < i1; i++)
-            order_key[i - i0] = terms[i] * CHUNK_QUERIES + (owner[i] - q0);
-        qsort(order_key, (size_t)n_keys, sizeof(int64_t), cmp_int64);
-        Py_ssize_t n_u = 0;
-        for (Py_ssize_t k = 0; k < n_keys; k++) {
-            const int64_t t = order_key[k] / CHUNK_QUERIES;
-            if (n_u == 0 || u_term[n_u - 1] != t) {
-                u_term[n_u] = t;
-                u_first[n_u] = k;
-                cursor[n_u] = indptr[t];
-                n_u++;
-            }
-            u_query[k] = (int32_t)(order_key[k] % CHUNK_QUERIES);
-        }
-        u_first[n_u] = n_keys;
-        for (int64_t q = 0; q < q_end - q0; q++)
-            nt_of[q] = nc_of[q] = 0;
-        for (Py_ssize_t tile = 0; tile < n_tiles; tile++) {
-            const int32_t lo = tile_start[tile], hi = tile_start[tile + 1];
-            const int32_t c_lo = row_claim[lo], c_span = row_claim[hi - 1] - c_lo;
+    double *const at = tile_shared, *const ac = tile_bm25;
+    int32_t *const tt = tile_touched, *const tc = tile_claims;
+    uint64_t *const bits_of = tile_passing;
+    int64_t *const cur = cursor;
+    /* tile by tile, every query: the tile's need, row_claim and accumulators stay in the
+       cache from query to query (the pairs come out by tile, then query, and are put in
+       query order below) */
+    for (Py_ssize_t tile = 0; tile < n_tiles; tile++) {
+        const int32_t lo = tile_start[tile], hi = tile_start[tile + 1];
+        const int32_t c_lo = row_claim[lo], c_hi = row_claim[hi - 1];
+        for (Py_ssize_t g = 0; g < n_groups; g++) {
+            const int64_t qi = owner[group_first[g]];
+            Py_ssize_t nt = 0, nc = 0;
             int bad = 0;
-            for (Py_ssize_t u = 0; u < n_u && !bad; u++) {
-                const int64_t p1 = indptr[u_term[u] + 1];
-                const double w = weight[u_term[u]];
-                int64_t p = cursor[u];
-                const Py_ssize_t k0 = u_first[u], k1 = u_first[u + 1];
-                if (k1 - k0 == 1) {  /* one query has the term (most terms) */
-                    const int32_t ql = u_query[k0];
-                    double *const restrict at = acc_shared + ql * stride;
-                    double *const restrict ac = acc_bm25 + ql * stride;
-                    int32_t *const restrict tt = acc_touched + ql * stride;
-                    int32_t *const restrict tc = acc_claims + ql * stride;
-                    int32_t nt = nt_of[ql], nc = nc_of[ql];
-                    for (; p < p1; p++) {
-                        const int32_t r = post_rows[p];
-                        if (r >= hi)
-                            break;
-                        const int32_t local = r - lo;
-                        const int32_t c = post_claim[p] - c_lo;
-                        if ((uint32_t)local >= (uint32_t)(hi - lo) ||
-                            (uint32_t)c > (uint32_t)c_span) {  /* a damaged index */
-                            bad = 1;
-                            break;
-                        }
-                        /* listed without a branch (every weight is positive, so a slot
-                           still 0.0 is untouched): whether a text is new is a coin toss */
-                        const double was = at[local], had = ac[c];
-                        tt[nt] = local;
-                        nt += (was == 0.0);
-                        at[local] = was + w;
-                        tc[nc] = c;
-                        nc += (had == 0.0);
-                        ac[c] = had + post_bm25[p];
+            for (Py_ssize_t j = group_first[g]; j < group_first[g + 1]; j++) {
+                const double w = weight[terms[j]];
+                const int64_t p1 = indptr[terms[j] + 1];
+                int64_t p = cur[j];
+                for (; p < p1; p++) {
+                    const int32_t r = post_rows[p];
+                    if (r >= hi)
+                        break;
+                    const int32_t local = r - lo;
+                    const int32_t c = post_claim[p] - c_lo;
+                    if (local < 0 || c < 0 || c > c_hi - c_lo) {  /* a damaged index */
+                        bad = 1;
+                        break;
                     }
-                    nt_of[ql] = nt;
-                    nc_of[ql] = nc;
-                } else {
-                    for (; p < p1; p++) {
-                        const int32_t r = post_rows[p];
-                        if (r >= hi)
-                            break;
-                        const int32_t local = r - lo;
-                        const int32_t c = post_claim[p] - c_lo;
-                        if ((uint32_t)local >= (uint32_t)(hi - lo) ||
-                            (uint32_t)c > (uint32_t)c_span) {
-                            bad = 1;
-                            break;
-                        }
-                        const double b = post_bm25[p];
-                        for (Py_ssize_t k = k0; k < k1; k++) {
-                            const int32_t ql = u_query[k];
-                            double *const at = acc_shared + ql * stride;
-                            double *const ac = acc_bm25 + ql * stride;
-                            const double was = at[local], had = ac[c];
-                            acc_touched[ql * stride + nt_of[ql]] = local;
-                            nt_of[ql] += (was == 0.0);
-                            at[local] = was + w;
-                            acc_claims[ql * stride + nc_of[ql]] = c;
-                            nc_of[ql] += (had == 0.0);
-                            ac[c] = had + b;
-                        }
-                    }
+                    /* listed without a branch (every weight is positive, so a slot still
+                       0.0 is untouched): whether a text is new is a coin toss, and a
+                       mispredicted branch stalls the loads after it */
+                    const double was = at[local], had = ac[c];
+                    tt[nt] = local;
+                    nt += (was == 0.0);
+                    at[local] = was + w;
+                    tc[nc] = c;
+                    nc += (had == 0.0);
+                    ac[c] = had + post_bm25[p];
                 }
-                cursor[u] = p;
+                cur[j] = p;
+                if (bad)
+                    break;
             }
-            if (bad) {
-                PyErr_SetString(PyExc_ValueError,
-                                "gated_pairs: postings out of range (damaged index)");
-                goto done;
+            /* the passing texts, in text order: a bit each (set without a branch), read
+               in order */
+            for (Py_ssize_t k = 0; k < nt; k++) {
+                const int32_t local = tt[k];
+                bits_of[local >> 6] |= (uint64_t)(at[local] >= need[lo + local]) << (local & 63);
             }
-            /* each query of the chunk: its passing texts, in text order, a bit each (set
-               without a branch; a failing text's slot is reset on the way), read in order */
-            for (int64_t ql = 0; ql < q_end - q0; ql++) {
-                const int64_t qi = q0 + ql;
-                double *const restrict at = acc_shared + ql * stride;
-                double *const restrict ac = acc_bm25 + ql * stride;
-                const int32_t *const restrict tt = acc_touched + ql * stride;
-                const int32_t *const restrict tc = acc_claims + ql * stride;
-                const double *const restrict need_lo = need + lo;
-                uint64_t *const restrict bits_of = passing_bits;
-                const int32_t nt = nt_of[ql], nc = nc_of[ql];
-                if (nt == 0)
+            const double q_mass = fs.masses ? fs.masses[qi] : 0.0;
+            for (int32_t word = 0; word <= (hi - lo - 1) >> 6; word++) {
+                uint64_t bits = bits_of[word];
+                if (!bits)
                     continue;
-                for (int32_t k = 0; k < nt; k++) {
-                    const int32_t local = tt[k];
-                    const double v = at[local];
-                    const int pass = v >= need_lo[local];
-                    bits_of[local >> 6] |= (uint64_t)pass << (local & 63);
-                    at[local] = pass ? v : 0.0;
-                }
-                const double q_mass = fs.masses ? fs.masses[qi] : 0.0;
-                for (int32_t word = 0; word <= (hi - lo - 1) >> 6; word++) {
-                    uint64_t bits = bits_of[word];
-                    if (!bits)
+                bits_of[word] = 0;
+                while (bits) {
+                    const int32_t r = lo + word * 64 + __builtin_ctzll(bits);
+                    bits &= bits - 1;
+                    const int32_t c = row_claim[r] - c_lo;
+                    if ((uint32_t)c > (uint32_t)(c_hi - c_lo)) {
+                        bad = 1;
                         continue;
-                    bits_of[word] = 0;
-                    while (bits) {
-                        const int32_t local = word * 64 + __builtin_ctzll(bits);
-                        const int32_t r = lo + local;
-                        bits &= bits - 1;
-                        const int32_t c = row_claim[r] - c_lo;
-                        const double sh = at[local];
-                        at[local] = 0.0;
-                        if ((uint32_t)c > (uint32_t)c_span) {
-                            bad = 1;
-                            continue;
-                        }
-                        const double b = ac[c];
-                        if (!bad && may_reach(&fs, q_mass, r, sh, b) &&
-                            push(&out, qi, r, sh, b) < 0)
-                            bad = 2;
                     }
+                    const double sh = at[r - lo], b = ac[c];
+                    if (!bad && may_reach(&fs, q_mass, r, sh, b) &&
+                        push(&out, qi, r, sh, b) < 0)
+                        bad = 2;
                 }
-                for (int32_t k = 0; k < nc; k++)
-                    ac[tc[k]] = 0.0;
-                nt_of[ql] = nc_of[ql] = 0;
             }
+            for (Py_ssize_t k = 0; k < nt; k++)
+                at[tt[k]] = 0.0;
+            for (Py_ssize_t k = 0; k < nc; k++)
+                ac[tc[k]] = 0.0;
             if (bad == 1) {
                 PyErr_SetString(PyExc_ValueError,
                                 "gated_pairs: postings out of range (damaged index)");
@@ -522,7 +384,6 @@ gated_pairs(PyObject *self, PyObject *args)
             if (bad)
                 goto done;
         }
-        i0 = i1;
     }
     /* by query (stable: within a query, tiles and so texts stay in order) */
     if (grow((void **)&by_query, &cap_by_query, nq + 1, sizeof(Py_ssize_t)) < 0)
