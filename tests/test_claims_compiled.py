@@ -156,7 +156,7 @@ def test_damaged_arrays_raise_instead_of_crashing(clef: tuple[ClaimIndex, list[s
     index, _ = clef
     gated_pairs = index_module._postings.gated_pairs
     index.lexical([analyse("vaccine")], 0.2)  # fills index._c_arrays
-    indptr, rows, claims, bm25, weight, row_claim = index._c_arrays[:6]
+    indptr, rows, claims, bm25, weight, row_claim, _ = index._c_arrays
     need = index._min_shared(0.2)
     one = np.zeros(1, dtype=np.int64)
     with pytest.raises(ValueError):

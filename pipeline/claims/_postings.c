@@ -11,14 +11,14 @@
  * path's bincount makes (by query, term, text, starting from 0.0), so every sum is the
  * same to the bit; the numpy path stays in index.py as the reference the tests compare.
  *
- * Speed (an experiment): tile by tile and query by query as before, but in two passes.
- * Pass 1 marks, a byte per text of the tile, the texts the query reaches and the
- * candidates among them: a text reached by one term passes the gate only if that term's
- * weight alone reaches its need (strong[posting], precomputed for the gate, or w >= need),
- * so the candidates are the texts with such a posting or reached twice. Pass 2 walks the
- * same postings again and adds only into the candidates' shared masses and their claims'
- * BM25 (in the same order as a plain sum, so the same to the bit). The first-stage bound
- * first tries a test without division or square root (1 / row_mass precomputed).
+ * Speed: the texts are taken a tile at a time (at most TILE texts, whole claims only: a
+ * claim's texts are consecutive rows), every query in turn within a tile, with a cursor per
+ * query term walking its list once, so a tile's accumulators, need and row_claim stay in
+ * the L1/L2 cache; a claim's BM25 is complete when its tile is done (the order of its
+ * additions is unchanged: by term, then text). Touched slots are listed without a branch
+ * and reset after each query; the pairs are put in query order at the end. With
+ * first_stage, scoring's loose first-stage bound also drops pairs that cannot reach its
+ * floor (with a margin: scoring applies its exact test to the rest).
  *
  * The tile buffers are module-level: the function holds the GIL throughout, so two
  * threads never use them at once.
@@ -34,11 +34,7 @@
 static double tile_shared[TILE];   /* by text of the tile */
 static double tile_bm25[TILE];     /* by claim of the tile */
 static int32_t tile_touched[TILE]; /* texts of the tile the query reached */
-static int32_t tile_cand[TILE];    /* texts of the tile that may pass the gate */
-static uint8_t tile_state[TILE];   /* per text: bit 0 reached, bit 1 a candidate */
-static uint8_t tile_claim_state[TILE]; /* per claim: a candidate's claim */
-static int64_t *first_of = NULL;   /* per query term: its first posting in the tile */
-static Py_ssize_t cap_first = 0;
+static int32_t tile_claims[TILE];  /* claims of the tile the query reached */
 static uint64_t tile_passing[TILE / 64]; /* a bit per passing text, zero between tiles */
 static int64_t *cursor = NULL;     /* per query term: its next posting */
 static Py_ssize_t cap_cursor = 0;
@@ -161,31 +157,16 @@ typedef struct {
     const double *masses;   /* per query */
     const double *row_mass; /* per text */
     double floor, base, w_claim, w_query, w_bm25, unknown_idf;
-    const double *inv_mass; /* per text: 1 / row_mass (0 for none) */
-    double inv_unknown;     /* 1 / unknown_idf */
 } FirstStage;
 
 /* Whether a pair may reach the first stage's floor: its loose bound as scoring computes
-   it, with a margin far above rounding (scoring applies the exact test to what is kept).
-   First a test without division, square root or logarithm (inv_q: 1 / the query's mass, 0
-   for none): log1p(x) <= x / sqrt(1 + x) for x >= 0, and w * x / sqrt(1 + x) >= need > 0
-   exactly when (w * x)^2 >= need^2 * (1 + x); it only drops pairs whose bound falls short
-   by more than a further 1e-9, so every pair the exact test below keeps gets past it. */
-static inline int
-may_reach(const FirstStage *fs, double q_mass, double inv_q, int32_t r, double shared,
-          double bm25)
+   it, with a margin far above rounding (scoring applies the exact test to what is kept). */
+static int
+may_reach(const FirstStage *fs, double q_mass, int32_t r, double shared, double bm25)
 {
     if (fs->masses == NULL)
         return 1;
     const double mass = fs->row_mass[r];
-    if (fs->inv_mass != NULL && fs->w_bm25 >= 0 && bm25 >= 0 && mass > 0) {
-        const double x = bm25 * fs->inv_unknown;
-        const double short_by = fs->floor - 1e-6 - 1e-9 - fs->base
-                                - shared * (fs->w_claim * fs->inv_mass[r] + fs->w_query * inv_q);
-        const double wx = fs->w_bm25 * x;
-        if (short_by > 0 && wx * wx < short_by * short_by * (1.0 + x))
-            return 0;
-    }
     const double x = bm25 / fs->unknown_idf;
     const double rest = fs->base + fs->w_claim * (mass > 0 ? shared / mass : 1.0)
                         + fs->w_query * (q_mass > 0 ? shared / q_mass : 0.0);
@@ -215,20 +196,18 @@ static PyObject *
 gated_pairs(PyObject *self, PyObject *args)
 {
     PyObject *o_terms, *o_owner, *o_indptr, *o_rows, *o_claim, *o_bm25, *o_weight, *o_need,
-        *o_row_claim, *o_first = Py_None, *o_strong = Py_None;
+        *o_row_claim, *o_first = Py_None;
     Py_ssize_t nq;
-    if (!PyArg_ParseTuple(args, "OOnOOOOOOO|OO", &o_terms, &o_owner, &nq, &o_indptr, &o_rows,
-                          &o_claim, &o_bm25, &o_weight, &o_need, &o_row_claim, &o_first,
-                          &o_strong))
+    if (!PyArg_ParseTuple(args, "OOnOOOOOOO|O", &o_terms, &o_owner, &nq, &o_indptr, &o_rows,
+                          &o_claim, &o_bm25, &o_weight, &o_need, &o_row_claim, &o_first))
         return NULL;
     PyObject *o_masses = NULL, *o_row_mass = NULL;
-    PyObject *o_inv_mass = NULL;
-    FirstStage fs = {NULL, NULL, 0, 0, 0, 0, 0, 1, NULL, 1};
+    FirstStage fs = {NULL, NULL, 0, 0, 0, 0, 0, 1};
     if (o_first != Py_None &&
-        !PyArg_ParseTuple(o_first, "OOdddddd|O", &o_masses, &o_row_mass, &fs.floor, &fs.base,
-                          &fs.w_claim, &fs.w_query, &fs.w_bm25, &fs.unknown_idf, &o_inv_mass))
+        !PyArg_ParseTuple(o_first, "OOdddddd", &o_masses, &o_row_mass, &fs.floor, &fs.base,
+                          &fs.w_claim, &fs.w_query, &fs.w_bm25, &fs.unknown_idf))
         return NULL;
-    Arg a[13];
+    Arg a[11];
     memset(a, 0, sizeof(a));
     Pairs out, sorted;
     memset(&out, 0, sizeof(out));
@@ -245,11 +224,8 @@ gated_pairs(PyObject *self, PyObject *args)
         take(o_need, &a[7], 8, "d", "need") < 0 ||
         take(o_row_claim, &a[8], 4, "il", "row_claim") < 0 ||
         (o_masses && (take(o_masses, &a[9], 8, "d", "masses") < 0 ||
-                      take(o_row_mass, &a[10], 8, "d", "row_mass") < 0 ||
-                      (o_inv_mass && take(o_inv_mass, &a[11], 8, "d", "inv_row_mass") < 0))) ||
-        (o_strong != Py_None && take(o_strong, &a[12], 1, "B?", "strong") < 0))
+                      take(o_row_mass, &a[10], 8, "d", "row_mass") < 0)))
         goto done;
-    const uint8_t *strong = o_strong != Py_None ? a[12].view.buf : NULL;
     const int64_t *terms = a[0].view.buf;
     const int64_t *owner = a[1].view.buf;
     const int64_t *indptr = a[2].view.buf;
@@ -265,8 +241,7 @@ gated_pairs(PyObject *self, PyObject *args)
     const Py_ssize_t n_rows = a[7].view.len / 8;
     if (a[1].view.len / 8 != n_given || a[4].view.len / 4 != n_post ||
         a[5].view.len / 8 != n_post || a[6].view.len / 8 != n_vocab ||
-        a[8].view.len / 4 != n_rows || n_vocab < 0 || n_rows >= INT32_MAX ||
-        (strong && a[12].view.len != n_post)) {
+        a[8].view.len / 4 != n_rows || n_vocab < 0 || n_rows >= INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "gated_pairs: array lengths do not agree");
         goto done;
     }
@@ -277,15 +252,6 @@ gated_pairs(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "gated_pairs: first-stage lengths do not agree");
             goto done;
         }
-        if (o_inv_mass) {
-            if (a[11].view.len / 8 != n_rows) {
-                PyErr_SetString(PyExc_ValueError,
-                                "gated_pairs: first-stage lengths do not agree");
-                goto done;
-            }
-            fs.inv_mass = a[11].view.buf;
-        }
-        fs.inv_unknown = 1.0 / fs.unknown_idf;
     }
     /* the tiles: at most TILE texts each, ending where a claim ends */
     Py_ssize_t n_tiles = 0;
@@ -313,8 +279,7 @@ gated_pairs(PyObject *self, PyObject *args)
         lo = hi;
     }
     tile_start[n_tiles] = (int32_t)n_rows;
-    if (grow((void **)&cursor, &cap_cursor, n_given, sizeof(int64_t)) < 0 ||
-        grow((void **)&first_of, &cap_first, n_given, sizeof(int64_t)) < 0)
+    if (grow((void **)&cursor, &cap_cursor, n_given, sizeof(int64_t)) < 0)
         goto done;
 
     /* the queries: group g has the terms group_first[g] .. group_first[g + 1] - 1 */
@@ -339,96 +304,55 @@ gated_pairs(PyObject *self, PyObject *args)
     group_first[n_groups] = n_given;
 
     double *const at = tile_shared, *const ac = tile_bm25;
-    int32_t *const tt = tile_touched, *const cand = tile_cand;
-    uint8_t *const state = tile_state, *const claim_state = tile_claim_state;
+    int32_t *const tt = tile_touched, *const tc = tile_claims;
     uint64_t *const bits_of = tile_passing;
-    int64_t *const cur = cursor, *const first = first_of;
+    int64_t *const cur = cursor;
     /* tile by tile, every query: the tile's need, row_claim and accumulators stay in the
        cache from query to query (the pairs come out by tile, then query, and are put in
        query order below) */
     for (Py_ssize_t tile = 0; tile < n_tiles; tile++) {
         const int32_t lo = tile_start[tile], hi = tile_start[tile + 1];
         const int32_t c_lo = row_claim[lo], c_hi = row_claim[hi - 1];
-        const double *const need_lo = need + lo;
         for (Py_ssize_t g = 0; g < n_groups; g++) {
             const int64_t qi = owner[group_first[g]];
-            const Py_ssize_t j0 = group_first[g], j1 = group_first[g + 1];
-            Py_ssize_t nt = 0;
+            Py_ssize_t nt = 0, nc = 0;
             int bad = 0;
-            /* pass 1: which texts the query reaches (a byte each: bit 0 reached, bit 1 a
-               candidate). A text can pass the gate only if one of its terms alone reaches
-               its need (the first addition, 0.0 + w, is w) or two terms reach it. */
-            for (Py_ssize_t j = j0; j < j1; j++) {
+            for (Py_ssize_t j = group_first[g]; j < group_first[g + 1]; j++) {
                 const double w = weight[terms[j]];
                 const int64_t p1 = indptr[terms[j] + 1];
                 int64_t p = cur[j];
-                first[j] = p;
                 for (; p < p1; p++) {
                     const int32_t r = post_rows[p];
                     if (r >= hi)
                         break;
                     const int32_t local = r - lo;
-                    if (local < 0) {  /* a damaged index */
+                    const int32_t c = post_claim[p] - c_lo;
+                    if (local < 0 || c < 0 || c > c_hi - c_lo) {  /* a damaged index */
                         bad = 1;
                         break;
                     }
-                    const uint8_t was = state[local];
+                    /* listed without a branch (every weight is positive, so a slot still
+                       0.0 is untouched): whether a text is new is a coin toss, and a
+                       mispredicted branch stalls the loads after it */
+                    const double was = at[local], had = ac[c];
                     tt[nt] = local;
-                    nt += (was == 0);
-                    const int alone = strong ? strong[p] : (w >= need_lo[local]);
-                    state[local] = (uint8_t)(was | 1 | (was << 1) | (alone << 1));
+                    nt += (was == 0.0);
+                    at[local] = was + w;
+                    tc[nc] = c;
+                    nc += (had == 0.0);
+                    ac[c] = had + post_bm25[p];
                 }
                 cur[j] = p;
                 if (bad)
                     break;
             }
-            /* the candidates and their claims */
-            Py_ssize_t n_cand = 0;
-            if (!bad) {
-                for (Py_ssize_t k = 0; k < nt; k++) {
-                    const int32_t local = tt[k];
-                    cand[n_cand] = local;
-                    n_cand += (state[local] >> 1) & 1;
-                }
-                for (Py_ssize_t k = 0; k < n_cand; k++) {
-                    const int32_t c = row_claim[lo + cand[k]] - c_lo;
-                    if ((uint32_t)c > (uint32_t)(c_hi - c_lo)) {
-                        bad = 1;
-                        break;
-                    }
-                    claim_state[c] = 1;
-                }
-            }
-            /* pass 2: the candidates' shared masses and their claims' BM25, added in the
-               order a plain sum takes (by term, then text) */
-            if (!bad && n_cand) {
-                for (Py_ssize_t j = j0; j < j1; j++) {
-                    const double w = weight[terms[j]];
-                    for (int64_t p = first[j]; p < cur[j]; p++) {
-                        const int32_t local = post_rows[p] - lo;
-                        const int32_t c = post_claim[p] - c_lo;
-                        if ((uint32_t)c > (uint32_t)(c_hi - c_lo)) {
-                            bad = 1;
-                            break;
-                        }
-                        if (state[local] & 2)
-                            at[local] += w;
-                        if (claim_state[c])
-                            ac[c] += post_bm25[p];
-                    }
-                    if (bad)
-                        break;
-                }
-            }
-            /* the passing candidates, in text order (a bit each) */
-            if (!bad) {
-                for (Py_ssize_t k = 0; k < n_cand; k++) {
-                    const int32_t local = cand[k];
-                    bits_of[local >> 6] |= (uint64_t)(at[local] >= need_lo[local]) << (local & 63);
-                }
+            /* the passing texts, in text order: a bit each (set without a branch), read
+               in order */
+            for (Py_ssize_t k = 0; k < nt; k++) {
+                const int32_t local = tt[k];
+                bits_of[local >> 6] |= (uint64_t)(at[local] >= need[lo + local]) << (local & 63);
             }
             const double q_mass = fs.masses ? fs.masses[qi] : 0.0;
-            const double inv_q = q_mass > 0 ? 1.0 / q_mass : 0.0;
             for (int32_t word = 0; word <= (hi - lo - 1) >> 6; word++) {
                 uint64_t bits = bits_of[word];
                 if (!bits)
@@ -438,23 +362,20 @@ gated_pairs(PyObject *self, PyObject *args)
                     const int32_t r = lo + word * 64 + __builtin_ctzll(bits);
                     bits &= bits - 1;
                     const int32_t c = row_claim[r] - c_lo;
+                    if ((uint32_t)c > (uint32_t)(c_hi - c_lo)) {
+                        bad = 1;
+                        continue;
+                    }
                     const double sh = at[r - lo], b = ac[c];
-                    if (!bad && may_reach(&fs, q_mass, inv_q, r, sh, b) &&
+                    if (!bad && may_reach(&fs, q_mass, r, sh, b) &&
                         push(&out, qi, r, sh, b) < 0)
                         bad = 2;
                 }
             }
             for (Py_ssize_t k = 0; k < nt; k++)
-                state[tt[k]] = 0;
-            for (Py_ssize_t k = 0; k < n_cand; k++) {
-                const int32_t local = cand[k];
-                at[local] = 0.0;
-                const int32_t c = row_claim[lo + local] - c_lo;
-                if ((uint32_t)c <= (uint32_t)(c_hi - c_lo)) {
-                    ac[c] = 0.0;
-                    claim_state[c] = 0;
-                }
-            }
+                at[tt[k]] = 0.0;
+            for (Py_ssize_t k = 0; k < nc; k++)
+                ac[tc[k]] = 0.0;
             if (bad == 1) {
                 PyErr_SetString(PyExc_ValueError,
                                 "gated_pairs: postings out of range (damaged index)");
@@ -487,7 +408,7 @@ gated_pairs(PyObject *self, PyObject *args)
         Py_XDECREF(bm25);
     }
 done:
-    for (int k = 0; k < 13; k++)
+    for (int k = 0; k < 11; k++)
         if (a[k].held)
             PyBuffer_Release(&a[k].view);
     free(out.q);

@@ -110,8 +110,7 @@ PRUNE_KEEP = 7_000
 INDEX_FORMAT = 6  # 6: row_names_total summed with math.fsum
 # arrays of at least this many items are stored as .npy files and memory-mapped
 _MMAP_MIN = 4096
-_NOT_SAVED = frozenset({"_gate_min", "claim_words_cache", "_gated_step", "_c_arrays", "compiled",
-                        "_gate_strong"})
+_NOT_SAVED = frozenset({"_gate_min", "claim_words_cache", "_gated_step", "_c_arrays", "compiled"})
 
 
 def _prune_postings(
@@ -294,7 +293,6 @@ class ClaimIndex:
         # the first text of each claim (its own text, before the aliases)
         self.claim_first_row = np.searchsorted(row_claim, np.arange(len(claims)))
         self._gate_min: dict[float | None, np.ndarray] = {}
-        self._gate_strong: dict[float | None, np.ndarray] = {}
         # queries per gated block: halved each time a block had to split (see _split_block;
         # threads racing on it only pick between block sizes that give the same sums)
         self._gated_step = _BLOCK_QUERIES
@@ -549,7 +547,6 @@ class ClaimIndex:
             meta[key] = np.load(where / f"{key}.npy", mmap_mode="r").view(np.ndarray)
         index.__dict__.update(meta)
         index._gate_min = {}
-        index._gate_strong = {}
         index._gated_step = _BLOCK_QUERIES
         index._c_arrays = None
         index.claim_words_cache = {}
@@ -622,13 +619,8 @@ class ClaimIndex:
             return masses, _EMPTY_I, _EMPTY_I, _EMPTY_F, _EMPTY_F
         need = self._min_shared(gate)
         if _postings is not None and self.compiled:
-            strong = self._gate_strong.get(gate)
-            if strong is None:  # per posting: its term's weight alone reaches its text's need
-                strong = self._gate_strong[gate] = (
-                    np.repeat(self.term_weight, np.diff(self.indptr)) >= need[self.post_rows]
-                ).astype(np.uint8)
             found = self._lexical_compiled(term_ids, owners, len(queries), need, masses,
-                                           first_stage, strong)
+                                           first_stage)
             if found is not None:
                 return (masses, *found)
         # a gated block bounds its own per-query sums (it splits when too many texts
@@ -660,7 +652,6 @@ class ClaimIndex:
         need: np.ndarray,
         masses: list[float],
         first_stage: FirstStage | None = None,
-        strong: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """:meth:`lexical` in C: each query's postings summed term at a time into
         accumulators of a tile of texts (``_postings.gated_pairs``); the same additions in
@@ -676,19 +667,17 @@ class ClaimIndex:
                 np.ascontiguousarray(self.term_weight, dtype=np.float64),
                 np.ascontiguousarray(self.row_claim, dtype=np.int32),
                 np.ascontiguousarray(self.row_mass, dtype=np.float64),
-                np.divide(1.0, self.row_mass, out=np.zeros(self.n_rows),
-                          where=self.row_mass > 0),
             )
         indptr, post_rows, post_claim, post_bm25, weight, row_claim = arrays[:6]
         bound = None
         if first_stage is not None:
             bound = (np.asarray(masses, dtype=np.float64), arrays[6], first_stage.floor,
                      first_stage.base, first_stage.w_cov_claim, first_stage.w_cov_query,
-                     first_stage.w_bm25, self.unknown_idf, arrays[7])
+                     first_stage.w_bm25, self.unknown_idf)
         found = _postings.gated_pairs(
             np.ascontiguousarray(t, dtype=np.int64), np.ascontiguousarray(owner, dtype=np.int64),
             nq, indptr, post_rows, post_claim, post_bm25, weight,
-            np.ascontiguousarray(need, dtype=np.float64), row_claim, bound, strong)
+            np.ascontiguousarray(need, dtype=np.float64), row_claim, bound)
         if found is None:  # a claim with more texts than the C sums take in one tile
             return None
         q, rows, shared, bm25 = found
