@@ -170,3 +170,37 @@ def test_damaged_arrays_raise_instead_of_crashing(clef: tuple[ClaimIndex, list[s
     with pytest.raises(TypeError):
         gated_pairs(np.array([0]), one, 1, indptr, rows.astype(np.int64), claims, bm25, weight,
                     need, row_claim)
+
+
+def test_a_damaged_call_leaves_no_state_behind(clef: tuple[ClaimIndex, list[str]]) -> None:
+    """The C sums keep their tile buffers between calls: a call stopped by a damaged posting
+    (after other postings of the tile were added and their passing texts marked) leaves
+    them clean, so the next call gives what it gave before."""
+    index, _ = clef
+    gated_pairs = index_module._postings.gated_pairs
+    index.lexical([analyse("vaccine")], 0.2)  # fills index._c_arrays
+    indptr, rows, claims, bm25, weight, row_claim = index._c_arrays[:6]
+    need = index._min_shared(0.2)
+    # two terms of a few hundred texts each, both in the first tile (its first 4,000 texts)
+    lengths = np.diff(indptr)
+    in_first_tile = [t for t in range(len(lengths))
+                     if 100 <= lengths[t] <= 1000 and rows[indptr[t]] < 4000]
+    first, second = in_first_tile[:2]
+    terms = np.array([first, second], dtype=np.int64)
+    owner = np.zeros(2, dtype=np.int64)
+    before = gated_pairs(terms, owner, 1, indptr, rows, claims, bm25, weight, need, row_claim)
+    passing = np.frombuffer(before[1], dtype=np.int64)
+    assert (passing < 4000).sum() > 0  # texts of the first tile pass
+    alone = np.array([second], dtype=np.int64)
+    second_alone = gated_pairs(alone, owner[:1], 1, indptr, rows, claims, bm25, weight, need,
+                               row_claim)
+    bad_claims = claims.copy()
+    bad_claims[indptr[second]] = 10**9  # the second term's first posting: in the first tile
+    with pytest.raises(ValueError):
+        gated_pairs(terms, owner, 1, indptr, rows, bad_claims, bm25, weight, need, row_claim)
+    # the first term's passing texts are no pairs of the second term alone
+    after = gated_pairs(alone, owner[:1], 1, indptr, rows, claims, bm25, weight, need,
+                        row_claim)
+    assert [bytes(x) for x in after] == [bytes(x) for x in second_alone]
+    after = gated_pairs(terms, owner, 1, indptr, rows, claims, bm25, weight, need, row_claim)
+    assert [bytes(x) for x in after] == [bytes(x) for x in before]

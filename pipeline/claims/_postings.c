@@ -16,7 +16,11 @@
  * query term walking its list once, so a tile's accumulators, need and row_claim stay in
  * the L1/L2 cache; a claim's BM25 is complete when its tile is done (the order of its
  * additions is unchanged: by term, then text). Touched slots are listed without a branch
- * and reset after each query; the pairs are put in query order at the end. With
+ * and reset after each query; the pairs are put in query order at the end. The loops are
+ * small functions of their own (add_postings, mark_passing, emit_passing, clear_slots),
+ * not inlined: inside gated_pairs the compiler kept the hot loop's pointers on the stack,
+ * reloading several each posting; apart, they stay in registers (~16% less time at
+ * 100,000 claims, ~20% at 10,000). With
  * first_stage, scoring's loose first-stage bound also drops pairs that cannot reach its
  * floor (with a margin: scoring applies its exact test to the rest).
  *
@@ -177,6 +181,102 @@ may_reach(const FirstStage *fs, double q_mass, int32_t r, double shared, double 
     return rest + fs->w_bm25 * log1p(x) >= fs->floor - 1e-6;
 }
 
+/* One query term's postings in the tile [lo, hi) added into the tile's accumulators, from
+   posting p (at most to p1); returns where the term's next tile starts. Touched slots are
+   listed without a branch (every weight is positive, so a slot whose bits are still those
+   of 0.0 is untouched; a sum is never -0.0): whether a text is new is a coin toss, and a
+   mispredicted branch stalls the loads after it. Kept apart, with few live values, so the
+   compiler keeps them all in registers. */
+static __attribute__((noinline)) int64_t
+add_postings(const int32_t *restrict post_rows, const int32_t *restrict post_claim,
+             const double *restrict post_bm25, int64_t p, const int64_t p1, const int32_t lo,
+             const int32_t hi, const int32_t c_lo, const int32_t c_span, const double w,
+             double *restrict at, double *restrict ac, int32_t *restrict tt,
+             int32_t *restrict tc, Py_ssize_t *n_touched, Py_ssize_t *n_claims, int *bad)
+{
+    const uint32_t span = (uint32_t)(hi - lo);
+    Py_ssize_t nt = *n_touched, nc = *n_claims;
+    for (; p < p1; p++) {
+        const uint32_t local = (uint32_t)(post_rows[p] - lo);
+        if (local >= span) {
+            if (post_rows[p] < lo)  /* a damaged index */
+                *bad = 1;
+            break;
+        }
+        const uint32_t c = (uint32_t)(post_claim[p] - c_lo);
+        if (c > (uint32_t)c_span) {  /* a damaged index */
+            *bad = 1;
+            break;
+        }
+        const double was = at[local], had = ac[c];
+        uint64_t was_bits, had_bits;
+        memcpy(&was_bits, &was, sizeof was_bits);
+        memcpy(&had_bits, &had, sizeof had_bits);
+        tt[nt] = (int32_t)local;
+        nt += (was_bits == 0);
+        at[local] = was + w;
+        tc[nc] = (int32_t)c;
+        nc += (had_bits == 0);
+        ac[c] = had + post_bm25[p];
+    }
+    *n_touched = nt;
+    *n_claims = nc;
+    return p;
+}
+
+/* The touched texts tt[0 .. nt) of the tile whose shared mass reaches their need: a bit
+   each in bits (set without a branch), to be read in text order. */
+static __attribute__((noinline)) void
+mark_passing(const int32_t *restrict tt, const Py_ssize_t nt, const double *restrict at,
+             const double *restrict need, uint64_t *restrict bits)
+{
+    for (Py_ssize_t k = 0; k < nt; k++) {
+        const int32_t local = tt[k];
+        bits[local >> 6] |= (uint64_t)(at[local] >= need[local]) << (local & 63);
+    }
+}
+
+/* Every slot acc[idx[k]] of k < n back to 0.0. */
+static __attribute__((noinline)) void
+clear_slots(const int32_t *restrict idx, const Py_ssize_t n, double *restrict acc)
+{
+    for (Py_ssize_t k = 0; k < n; k++)
+        acc[idx[k]] = 0.0;
+}
+
+/* The passing texts of query qi in the tile starting at text lo (bits: a bit each, all
+   cleared here, whatever happens), in text order, with their shared mass (at) and claim
+   BM25 (ac), into out when they may reach the first stage's floor; none once bad. Returns
+   bad: 0, 1 for a damaged index, 2 when out could not grow (the error set). */
+static __attribute__((noinline)) int
+emit_passing(uint64_t *restrict bits_of, const int32_t n_words, const int32_t lo,
+             const int32_t c_lo, const int32_t c_span, const int32_t *restrict row_claim,
+             const double *restrict at, const double *restrict ac, const FirstStage *fs,
+             const int64_t qi, Pairs *out, int bad)
+{
+    const double q_mass = fs->masses ? fs->masses[qi] : 0.0;
+    for (int32_t word = 0; word < n_words; word++) {
+        uint64_t bits = bits_of[word];
+        if (!bits)
+            continue;
+        bits_of[word] = 0;
+        while (bits) {
+            const int32_t local = word * 64 + __builtin_ctzll(bits);
+            bits &= bits - 1;
+            const int32_t c = row_claim[lo + local] - c_lo;
+            if ((uint32_t)c > (uint32_t)c_span) {
+                bad = 1;
+                continue;
+            }
+            const double sh = at[local], b = ac[c];
+            if (!bad && may_reach(fs, q_mass, lo + local, sh, b) &&
+                push(out, qi, lo + local, sh, b) < 0)
+                bad = 2;
+        }
+    }
+    return bad;
+}
+
 PyDoc_STRVAR(gated_pairs_doc,
 "gated_pairs(term_ids, owner, nq, indptr, post_rows, post_claim, post_bm25, term_weight,\n"
 "            need, row_claim, first_stage=None) -> (q, rows, shared, bm25) or None\n\n"
@@ -321,61 +421,19 @@ gated_pairs(PyObject *self, PyObject *args)
                 const double w = weight[terms[j]];
                 const int64_t p1 = indptr[terms[j] + 1];
                 int64_t p = cur[j];
-                for (; p < p1; p++) {
-                    const int32_t r = post_rows[p];
-                    if (r >= hi)
-                        break;
-                    const int32_t local = r - lo;
-                    const int32_t c = post_claim[p] - c_lo;
-                    if (local < 0 || c < 0 || c > c_hi - c_lo) {  /* a damaged index */
-                        bad = 1;
-                        break;
-                    }
-                    /* listed without a branch (every weight is positive, so a slot still
-                       0.0 is untouched): whether a text is new is a coin toss, and a
-                       mispredicted branch stalls the loads after it */
-                    const double was = at[local], had = ac[c];
-                    tt[nt] = local;
-                    nt += (was == 0.0);
-                    at[local] = was + w;
-                    tc[nc] = c;
-                    nc += (had == 0.0);
-                    ac[c] = had + post_bm25[p];
-                }
+                p = add_postings(post_rows, post_claim, post_bm25, p, p1, lo, hi, c_lo,
+                                 c_hi - c_lo, w, at, ac, tt, tc, &nt, &nc, &bad);
                 cur[j] = p;
                 if (bad)
                     break;
             }
             /* the passing texts, in text order: a bit each (set without a branch), read
                in order */
-            for (Py_ssize_t k = 0; k < nt; k++) {
-                const int32_t local = tt[k];
-                bits_of[local >> 6] |= (uint64_t)(at[local] >= need[lo + local]) << (local & 63);
-            }
-            const double q_mass = fs.masses ? fs.masses[qi] : 0.0;
-            for (int32_t word = 0; word <= (hi - lo - 1) >> 6; word++) {
-                uint64_t bits = bits_of[word];
-                if (!bits)
-                    continue;
-                bits_of[word] = 0;
-                while (bits) {
-                    const int32_t r = lo + word * 64 + __builtin_ctzll(bits);
-                    bits &= bits - 1;
-                    const int32_t c = row_claim[r] - c_lo;
-                    if ((uint32_t)c > (uint32_t)(c_hi - c_lo)) {
-                        bad = 1;
-                        continue;
-                    }
-                    const double sh = at[r - lo], b = ac[c];
-                    if (!bad && may_reach(&fs, q_mass, r, sh, b) &&
-                        push(&out, qi, r, sh, b) < 0)
-                        bad = 2;
-                }
-            }
-            for (Py_ssize_t k = 0; k < nt; k++)
-                at[tt[k]] = 0.0;
-            for (Py_ssize_t k = 0; k < nc; k++)
-                ac[tc[k]] = 0.0;
+            mark_passing(tt, nt, at, need + lo, bits_of);
+            bad = emit_passing(bits_of, (hi - lo + 63) >> 6, lo, c_lo, c_hi - c_lo,
+                               row_claim, at, ac, &fs, qi, &out, bad);
+            clear_slots(tt, nt, at);
+            clear_slots(tc, nc, ac);
             if (bad == 1) {
                 PyErr_SetString(PyExc_ValueError,
                                 "gated_pairs: postings out of range (damaged index)");
