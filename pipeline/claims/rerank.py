@@ -382,23 +382,24 @@ def _cover(index: ClaimIndex, row: int, words: frozenset[str]) -> float:
 
 def _rivals(index: ClaimIndex, words: frozenset[str], rows: list[int]) -> list[list[int]]:
     """Per pair of one sentence (claim texts ``rows``): the pairs that are its rivals
-    (see ``RIVAL_SHARE``)."""
+    (see ``RIVAL_SHARE``). IDF masses are summed with ``math.fsum`` (the same in any
+    set order)."""
     out: list[list[int]] = [[] for _ in rows]
     if len(rows) < 2:
         return out
     claim_of = index.row_claim
+    owners = [int(claim_of[r]) for r in rows]
     sets = [frozenset(index.row_words[r].split()) for r in rows]
     shared = [words & w for w in sets]
-    weight = index.word_weight
+    weight = {w: index.word_weight(w) for w in frozenset().union(*shared)}.__getitem__
     mass = [math.fsum(map(weight, sh)) for sh in shared]
-    for i, r in enumerate(rows):
+    for i in range(len(rows)):
         for j in range(i + 1, len(rows)):
-            if claim_of[r] == claim_of[rows[j]]:
+            if owners[i] == owners[j]:
                 continue
             # j's shared words mostly among i's claim words, or i's among j's
-            inside_j = math.fsum(weight(w) for w in shared[j] if w in sets[i])
-            inside_i = math.fsum(weight(w) for w in shared[i] if w in sets[j])
-            if inside_j >= RIVAL_SHARE * mass[j] or inside_i >= RIVAL_SHARE * mass[i]:
+            if (math.fsum(map(weight, shared[j] & sets[i])) >= RIVAL_SHARE * mass[j]
+                    or math.fsum(map(weight, shared[i] & sets[j])) >= RIVAL_SHARE * mass[i]):
                 out[i].append(j)
                 out[j].append(i)
     return out
@@ -485,21 +486,21 @@ def feature_matrix(
             speaker = c.speaker if c is not None else None
             if speaker:
                 feats[i, SPEAKER] = _speaker_feature(index, r, speaker)
-    # the lead over rival claims (pairs come sorted by sentence)
+    # the lead over rival claims (pairs come sorted by sentence; a sentence with one
+    # pair has no rival)
+    feats[:, RIVAL_LEAD] = RANGES[RIVAL_LEAD][1]
     q_l = q.tolist()
-    rows_l = rows.tolist()
-    lex_l = feats[:, LEXICAL].tolist()
-    start = 0
-    while start < n:
-        end = start
-        while end < n and q_l[end] == q_l[start]:
-            end += 1
+    bounds = np.flatnonzero(np.diff(q, prepend=-1, append=-1)).tolist()
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        if end - start < 2:
+            continue
         qi = q_l[start]
         rivals = _rivals(index, frozenset(words[qi] if words is not None
-                                          else analyse(texts[qi]).words), rows_l[start:end])
+                                          else analyse(texts[qi]).words),
+                         rows[start:end].tolist())
         feats[start:end, RIVAL_LEAD] = np.clip(
-            _lead(lex_l[start:end], rivals, RANGES[RIVAL_LEAD][1]), *RANGES[RIVAL_LEAD])
-        start = end
+            _lead(feats[start:end, LEXICAL].tolist(), rivals, RANGES[RIVAL_LEAD][1]),
+            *RANGES[RIVAL_LEAD])
     if first_stage is not None:
         feats[:, [COV_CLAIM, COV_QUERY, NAMES_MISSING]] = first_stage
     return feats
