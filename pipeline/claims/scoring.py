@@ -441,8 +441,7 @@ def _score_queries(
     lexical = feats @ np.asarray(WEIGHTS) + BIAS
     texts = [f.cleaned or f.norm for f in queries]
     feats2 = rerank.feature_matrix(index, texts, contexts, q, rows, lexical,
-                                   feats[:, [COV_CLAIM, COV_QUERY, NAMES_MISSING]],
-                                   [f.words for f in queries])
+                                   feats[:, [COV_CLAIM, COV_QUERY, NAMES_MISSING]])
     if keep_features is not None:
         keep_features.append((q, rows, feats2))
     probs = rerank.probability(feats2)
