@@ -441,7 +441,8 @@ def _score_queries(
     lexical = feats @ np.asarray(WEIGHTS) + BIAS
     texts = [f.cleaned or f.norm for f in queries]
     feats2 = rerank.feature_matrix(index, texts, contexts, q, rows, lexical,
-                                   feats[:, [COV_CLAIM, COV_QUERY, NAMES_MISSING]])
+                                   feats[:, [COV_CLAIM, COV_QUERY, NAMES_MISSING]],
+                                   [f.words for f in queries])
     if keep_features is not None:
         keep_features.append((q, rows, feats2))
     probs = rerank.probability(feats2)
