@@ -488,19 +488,23 @@ def feature_matrix(
                 feats[i, SPEAKER] = _speaker_feature(index, r, speaker)
     # the lead over rival claims (pairs come sorted by sentence; a sentence with one
     # pair has no rival)
-    feats[:, RIVAL_LEAD] = RANGES[RIVAL_LEAD][1]
+    low, high = RANGES[RIVAL_LEAD]
+    feats[:, RIVAL_LEAD] = high
     q_l = q.tolist()
-    bounds = np.flatnonzero(np.diff(q, prepend=-1, append=-1)).tolist()
-    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-        if end - start < 2:
-            continue
+    start = 0
+    while start < n:  # (a few pairs: plain Python beats numpy's per-call cost here)
         qi = q_l[start]
-        rivals = _rivals(index, frozenset(words[qi] if words is not None
-                                          else analyse(texts[qi]).words),
-                         rows[start:end].tolist())
-        feats[start:end, RIVAL_LEAD] = np.clip(
-            _lead(feats[start:end, LEXICAL].tolist(), rivals, RANGES[RIVAL_LEAD][1]),
-            *RANGES[RIVAL_LEAD])
+        end = start + 1
+        while end < n and q_l[end] == qi:
+            end += 1
+        if end - start >= 2:
+            rivals = _rivals(index, frozenset(words[qi] if words is not None
+                                              else analyse(texts[qi]).words),
+                             rows[start:end].tolist())
+            feats[start:end, RIVAL_LEAD] = [
+                min(max(v, low), high)
+                for v in _lead(feats[start:end, LEXICAL].tolist(), rivals, high)]
+        start = end
     if first_stage is not None:
         feats[:, [COV_CLAIM, COV_QUERY, NAMES_MISSING]] = first_stage
     return feats
