@@ -31,7 +31,9 @@ pairs within a week before, 23 after); in 2B and in a claims table's
 means no match, which is wrong for an article that repeats a claim weeks later
 (the demo's "Musk completed his $44 billion purchase of Twitter in late October",
 49 days after the claim's first report). So "after" counts only beyond 90 days;
-``date_gap`` keeps the plain distance.
+``date_gap`` keeps the plain distance (without it, the dense tables' own-claim-absent
+links double in cross-validation), so a claim weeks old still scores under a fresh
+one: that demo sentence is a ``suggested`` link.
 
 A small gradient-boosted forest over these (``rerank.json`` beside this file,
 with the tier thresholds chosen for it; fitted with LightGBM on the train splits
