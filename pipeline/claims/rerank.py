@@ -14,12 +14,32 @@ pair on its words alone. This stage combines that score with what words miss:
 ``speaker``          +1 the sentence's speaker is the claim's source or named in it,
                      -1 both are known and differ, 0 unknown
 ``window_cover``     IDF share of the claim text's words found in the sentence's window
+``rival_lead``       ``lexical`` minus the best of the sentence's *rival* claims (those
+                     competing for the same words, ``RIVAL_SHARE``; +10 without rivals):
+                     a claim stated as a distinct part of the sentence has no rival
+``date_before``      log1p(days the sentence is dated *before* the claim's date)
+``date_after_late``  log1p(days it is dated after the claim's date, beyond ``LATE_DAYS``)
+``cov_claim``        the first stage's IDF share of the claim text found in the sentence
+``cov_query``        ... and of the sentence found in the claim text
+``names_missing``    ... and of the claim text's names absent from the sentence
 ==================  ==========================================================
 
+Why the dates are signed, and why "after" counts only late: in CLEF 2A a claim's
+date is its fact-check's, and the tweet comes days *before* it (715 of 962 train
+pairs within a week before, 23 after); in 2B and in a claims table's
+``first_reported`` the sentence comes *after* the claim. Learnt from 2A, any "after"
+means no match, which is wrong for an article that repeats a claim weeks later
+(the demo's "Musk completed his $44 billion purchase of Twitter in late October",
+49 days after the claim's first report). So "after" counts only beyond 90 days;
+``date_gap`` keeps the plain distance (without it, the dense tables' own-claim-absent
+links double in cross-validation), so a claim weeks old still scores under a fresh
+one: that demo sentence is a ``suggested`` link.
+
 A small gradient-boosted forest over these (``rerank.json`` beside this file,
-about 100 KB; fitted with LightGBM on the train splits of CLEF CheckThat! 2022 2A
-and 2021 2B and on dense one-story tables made from 2A train, by
-``benchmarks/quality_claims.py --tune``; evaluated here with numpy alone) gives
+with the tier thresholds chosen for it; fitted with LightGBM on the train splits
+of CLEF CheckThat! 2022 2A and 2021 2B and on dense one-story tables made from 2A
+train, by ``benchmarks/quality_claims.py --tune``, which writes exactly the
+committed file; evaluated here with numpy alone) gives
 the match probability; a score is 100 times it. A forest rather than a
 logistic model: on the dense tables, a linear model links a tweet whose own
 claim is absent to a neighbour 1.5% of the time at recall 0.70 (dev), the forest
@@ -54,9 +74,16 @@ FEATURES = (
     "date_known",
     "speaker",
     "window_cover",
+    "rival_lead",
+    "date_before",
+    "date_after_late",
+    "cov_claim",
+    "cov_query",
+    "names_missing",
 )
 (LEXICAL, LEXICAL_MARGIN, COS_TEXT, COS_CONTEXT, COS_MARGIN, DATE_GAP, DATE_KNOWN,
- SPEAKER, WINDOW_COVER) = range(len(FEATURES))
+ SPEAKER, WINDOW_COVER, RIVAL_LEAD, DATE_BEFORE, DATE_AFTER_LATE, COV_CLAIM, COV_QUERY,
+ NAMES_MISSING) = range(len(FEATURES))
 # the range of each feature (the model is defined on these, values are clipped)
 RANGES = {
     LEXICAL: (-15.0, 15.0),
@@ -68,7 +95,20 @@ RANGES = {
     DATE_KNOWN: (0.0, 1.0),
     SPEAKER: (-1.0, 1.0),
     WINDOW_COVER: (0.0, 1.0),
+    RIVAL_LEAD: (-10.0, 10.0),
+    DATE_BEFORE: (0.0, 12.0),
+    DATE_AFTER_LATE: (0.0, 12.0),
+    COV_CLAIM: (0.0, 1.0),
+    COV_QUERY: (0.0, 1.0),
+    NAMES_MISSING: (0.0, 1.0),
 }
+# an article repeating a claim this many days after its first report is not late
+LATE_DAYS = 90
+# A rival of a claim, for a sentence: another claim whose words the sentence shares
+# mostly (at least this share of their IDF mass) among the first claim's words, or the
+# reverse; the two compete for the same part of the sentence (pipeline.claims.matching's
+# one claim per idea keeps only the better of them).
+RIVAL_SHARE = 0.5
 MODEL_FILE = Path(__file__).with_name("rerank.json")
 
 
@@ -342,6 +382,37 @@ def _cover(index: ClaimIndex, row: int, words: frozenset[str]) -> float:
     return found / total if total > 0 else 0.0
 
 
+def _rivals(index: ClaimIndex, words: frozenset[str], rows: list[int]) -> list[list[int]]:
+    """Per pair of one sentence (claim texts ``rows``): the pairs that are its rivals
+    (see ``RIVAL_SHARE``). IDF masses are summed with ``math.fsum`` (the same in any
+    set order)."""
+    out: list[list[int]] = [[] for _ in rows]
+    if len(rows) < 2:
+        return out
+    claim_of = index.row_claim
+    owners = [int(claim_of[r]) for r in rows]
+    sets = [frozenset(index.row_words[r].split()) for r in rows]
+    shared = [words & w for w in sets]
+    weight = {w: index.word_weight(w) for w in frozenset().union(*shared)}.__getitem__
+    mass = [math.fsum(map(weight, sh)) for sh in shared]
+    for i in range(len(rows)):
+        for j in range(i + 1, len(rows)):
+            if owners[i] == owners[j]:
+                continue
+            # j's shared words mostly among i's claim words, or i's among j's
+            if (math.fsum(map(weight, shared[j] & sets[i])) >= RIVAL_SHARE * mass[j]
+                    or math.fsum(map(weight, shared[i] & sets[j])) >= RIVAL_SHARE * mass[i]):
+                out[i].append(j)
+                out[j].append(i)
+    return out
+
+
+def _lead(values: list[float], rivals: list[list[int]], top: float) -> list[float]:
+    """Each value minus the best of its rivals'; ``top`` without rivals."""
+    return [values[i] - max(values[j] for j in r) if r else top
+            for i, r in enumerate(rivals)]
+
+
 def feature_matrix(
     index: ClaimIndex,
     texts: Sequence[str],
@@ -349,8 +420,15 @@ def feature_matrix(
     q: np.ndarray,
     rows: np.ndarray,
     lexical: np.ndarray,
+    first_stage: np.ndarray | None = None,
+    words: Sequence[Sequence[str]] | None = None,
 ) -> np.ndarray:
-    """The re-ranking features of each (query ``q``, claim text ``rows``) pair."""
+    """The re-ranking features of each (query ``q``, claim text ``rows``) pair.
+
+    ``first_stage``: the first stage's cov_claim, cov_query and names_missing columns;
+    ``words``: each query's content words (as analysed in its language; by default,
+    ``texts`` analysed in English).
+    """
     n = len(rows)
     feats = np.zeros((n, len(FEATURES)), dtype=np.float64)
     if n == 0:
@@ -394,6 +472,11 @@ def feature_matrix(
         gap = np.log1p(np.abs(days - c_days).astype(np.float64))
         feats[:, DATE_GAP] = np.where(known, np.minimum(gap, RANGES[DATE_GAP][1]), 0.0)
         feats[:, DATE_KNOWN] = known
+        signed = (days - c_days).astype(np.float64)  # > 0: the sentence is dated after
+        feats[:, DATE_BEFORE] = np.where(known, np.minimum(np.log1p(np.maximum(-signed, 0.0)),
+                                                           RANGES[DATE_BEFORE][1]), 0.0)
+        feats[:, DATE_AFTER_LATE] = np.where(known, np.minimum(
+            np.log1p(np.maximum(signed - LATE_DAYS, 0.0)), RANGES[DATE_AFTER_LATE][1]), 0.0)
         window_words: dict[int, frozenset[str]] = {}
         for i, (qi, r) in enumerate(zip(q.tolist(), rows.tolist(), strict=True)):
             c = contexts[qi]
@@ -405,6 +488,27 @@ def feature_matrix(
             speaker = c.speaker if c is not None else None
             if speaker:
                 feats[i, SPEAKER] = _speaker_feature(index, r, speaker)
+    # the lead over rival claims (pairs come sorted by sentence; a sentence with one
+    # pair has no rival)
+    low, high = RANGES[RIVAL_LEAD]
+    feats[:, RIVAL_LEAD] = high
+    q_l = q.tolist()
+    start = 0
+    while start < n:  # (a few pairs: plain Python beats numpy's per-call cost here)
+        qi = q_l[start]
+        end = start + 1
+        while end < n and q_l[end] == qi:
+            end += 1
+        if end - start >= 2:
+            rivals = _rivals(index, frozenset(words[qi] if words is not None
+                                              else analyse(texts[qi]).words),
+                             rows[start:end].tolist())
+            feats[start:end, RIVAL_LEAD] = [
+                min(max(v, low), high)
+                for v in _lead(feats[start:end, LEXICAL].tolist(), rivals, high)]
+        start = end
+    if first_stage is not None:
+        feats[:, [COV_CLAIM, COV_QUERY, NAMES_MISSING]] = first_stage
     return feats
 
 
