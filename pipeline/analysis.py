@@ -33,6 +33,7 @@ from pipeline.claims import (
     ClaimMatch,
     find_candidates,
     match_claims,
+    rerank,
 )
 from pipeline.dedup import hash_and_band_keys
 from pipeline.extract import MIN_TEXT_CHARS, Extracted, ExtractionError, extract_article
@@ -41,12 +42,13 @@ from pipeline.text import split_sentences
 
 
 def claims_version(claims: tuple[Claim, ...] | list[Claim]) -> str:
-    """A short fingerprint of a claims table (ids, texts, aliases; order ignored).
+    """A short fingerprint of a claims table (ids, texts, aliases; order ignored) and of
+    the matcher that scores against it (the re-ranker's model file).
 
     Every stored match records the version it was made against, so a re-match
-    knows which articles are behind the table and the page can say so.
+    knows which articles are behind the table or the matcher and the page can say so.
     """
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"matcher {rerank.model_version()}\n".encode())
     for claim in sorted(claims, key=lambda c: c.id):
         digest.update("\x1f".join([claim.id, claim.text, *claim.aliases]).encode("utf-8"))
         digest.update(b"\x1e")

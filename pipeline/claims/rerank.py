@@ -48,6 +48,7 @@ claim is absent to a neighbour 1.5% of the time at recall 0.70 (dev), the forest
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -328,6 +329,15 @@ def _file_model() -> Forest:
     if tuple(data["features"]) != FEATURES:
         raise ValueError(f"{MODEL_FILE} was fitted on other features: {data['features']}")
     return Forest(data["trees"], float(data["bias"]))
+
+
+@lru_cache(maxsize=1)
+def model_version() -> str:
+    """A short hash of the committed re-ranker (``rerank.json``: its features, trees and
+    tiers). Stored matches record it (through ``pipeline.analysis.claims_version``), so
+    an upgrade that changes the model marks every article as behind and a re-match
+    brings old links to the new scores and tiers instead of leaving them as crawled."""
+    return hashlib.sha256(MODEL_FILE.read_bytes()).hexdigest()[:16]
 
 
 _OVERRIDE: Forest | None = None
