@@ -66,3 +66,25 @@ def test_the_committed_tiers_are_the_model_files() -> None:
     assert data["features"] == list(rerank.FEATURES)
     assert data["tiers"] == {"linked": scoring.DEFAULT_LINKED_MIN,
                              "suggested": scoring.DEFAULT_SUGGESTED_MIN}
+
+
+def test_a_refitted_model_puts_stored_matches_behind(tmp_path, monkeypatch) -> None:
+    """claims_version names the re-ranker too: the same table under another model file is
+    another version, so ``claimwatch rematch`` re-matches what the old model scored."""
+    from config.models import Claim
+    from pipeline.analysis import claims_version
+
+    table = [Claim(id="c1", text="Twitter dissolved its Trust and Safety Council.")]
+    before = claims_version(table)
+    refit = tmp_path / "rerank.json"
+    data = json.loads(rerank.MODEL_FILE.read_text(encoding="utf-8"))
+    data["bias"] = float(data["bias"]) + 0.5
+    refit.write_text(json.dumps(data), encoding="utf-8")
+    monkeypatch.setattr(rerank, "MODEL_FILE", refit)
+    rerank.model_version.cache_clear()
+    try:
+        assert claims_version(table) != before
+    finally:
+        monkeypatch.undo()
+        rerank.model_version.cache_clear()
+    assert claims_version(table) == before
