@@ -359,6 +359,18 @@ class Store:
                 .limit(1)
             )
 
+    def find_root_by_hash(self, topic: str, content_hash: str) -> int | None:
+        """The original of the family of the earliest stored article with this exact
+        normalised text (:meth:`find_by_hash` and its :meth:`texts` root, in one query
+        that reads no text: an exact copy needs only that)."""
+        with self.sessions() as session:
+            return session.scalar(
+                select(func.coalesce(Article.duplicate_of_id, Article.id))
+                .where(Article.topic == topic, Article.content_hash == content_hash)
+                .order_by(Article.id)
+                .limit(1)
+            )
+
     def band_candidates(self, topic: str, keys: Iterable[int], limit: int = 20) -> list[int]:
         """Stored articles sharing LSH band keys, most shared first (one indexed query).
 

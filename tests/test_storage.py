@@ -65,6 +65,11 @@ def test_lookups(store: Store) -> None:
     b = store.save(record(2)).id
     assert store.find_by_hash("t", "h2") == b
     assert store.find_by_hash("other-topic", "h2") is None
+    assert store.find_root_by_hash("t", "h2") == b  # an original is its own root
+    assert store.find_root_by_hash("other-topic", "h2") is None
+    copy = store.save(record(5, content_hash="h5", duplicate_of_id=a, duplicate_kind="copy",
+                             published=None, band_keys=())).id
+    assert store.find_root_by_hash("t", "h5") == a == store.texts([copy])[0].root_id
     assert store.find_by_url("t", "https://a.example/1") == a
     assert store.find_by_urls("t", ["https://x.example/none", "https://a.example/2",
                                     "https://a.example/1"]) == {
@@ -106,6 +111,7 @@ def test_lookups_in_one_session(store: Store) -> None:
         with store.lookups() as reads:
             assert reads.find_by_url("t", "https://a.example/1") == a
             assert reads.find_by_hash("t", "h2") == b
+            assert reads.find_root_by_hash("t", "h2") == b
             assert reads.find_by_urls("t", ["https://a.example/2"]) == {"https://a.example/2": b}
             assert reads.band_candidates("t", [11, 12, 999]) == [a, b]
             assert [t.text for t in reads.texts([b, a])] == ["text 2", "text 1"]
