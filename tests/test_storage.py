@@ -134,8 +134,11 @@ def test_earlier_published_duplicate_becomes_the_original(store: Store) -> None:
     with store.sessions() as session:
         rows = {a.id: a for a in session.scalars(select(Article))}
     assert rows[earlier].duplicate_of_id is None
+    assert rows[earlier].duplicate_kind is None and rows[earlier].duplicate_similarity is None
     assert rows[root].duplicate_of_id == earlier and rows[root].duplicate_kind == "rewrite"
+    assert rows[root].duplicate_similarity == pytest.approx(0.7)
     assert rows[copy].duplicate_of_id == earlier
+    assert rows[copy].duplicate_similarity == pytest.approx(0.97)  # measured against the old
 
 
 def test_sync_claims_mirrors_the_table(store: Store) -> None:
