@@ -27,10 +27,9 @@ def find_original(store: Store, topic: str, url: str, extracted: Extracted,
     the LSH band index confirmed by :func:`pipeline.dedup.best_match`.
     """
     text = extracted.text
-    exact = store.find_by_hash(topic, analysis.content_hash or "")
-    if exact is not None:
-        [same] = store.texts([exact])
-        return Duplicate(root_id=same.root_id, kind="exact", similarity=1.0)
+    root = store.find_root_by_hash(topic, analysis.content_hash or "")
+    if root is not None:
+        return Duplicate(root_id=root, kind="exact", similarity=1.0)
     declared = cross_site_canonical(url, extracted.declared_canonical)
     referenced = [declared] if declared else []
     if find_original_reference(text):

@@ -221,7 +221,12 @@ class DedupPipeline(_DatabaseStage):
         assert extracted is not None
         canonical = canonical_url(item["url"], declared=extracted.declared_canonical)
         item["canonical_url"] = canonical
-        stored = self.store.find_by_url(self.topic, canonical)
+        with self.store.lookups() as store:  # the page's reads in one session
+            stored = store.find_by_url(self.topic, canonical)
+            # A copy keeps its candidates: which article of a family is the original is
+            # only known once the earliest one is stored, so the digest folds them.
+            duplicate = None if stored is not None else find_original(
+                store, self.topic, item["url"], extracted, analysis, self.max_candidates)
         if stored is not None:
             self.count("dedup/seen")
             detail = f"already stored as article #{stored} ({canonical})"
@@ -229,10 +234,6 @@ class DedupPipeline(_DatabaseStage):
             for url in _page_urls(item) - {canonical}:
                 log.add(url, "seen", detail)
             raise DropItem(f"{item['url']}: {detail}")
-        # A copy keeps its candidates: which article of a family is the original is
-        # only known once the earliest one is stored, so the digest folds them.
-        duplicate = find_original(self.store, self.topic, item["url"], extracted, analysis,
-                                  self.max_candidates)
         item["duplicate"] = duplicate
         if duplicate is not None:
             self.count(f"dedup/{duplicate['kind']}")

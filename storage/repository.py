@@ -8,7 +8,8 @@ a crawl run twice, or killed half way, never stores anything twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import datetime
@@ -149,9 +150,12 @@ def _upsert(session: Session, table: Any, values: dict[str, Any] | list[dict[str
 
 
 def forget_unstored(session: Session, topic: str, urls: Iterable[str]) -> None:
-    """A page now stored: its record of why it was not stored is out of date."""
-    session.execute(delete(UnstoredPage).where(UnstoredPage.topic == topic,
-                                               UnstoredPage.url.in_(set(urls))))
+    """A page now stored: its record of why it was not stored is out of date.
+
+    A Core DELETE on the table, not the ORM's (which would look for loaded rows to
+    synchronise and costs twice the CPU; the crawl runs it for every stored article)."""
+    table = UnstoredPage.__table__
+    session.execute(delete(table).where(table.c.topic == topic, table.c.url.in_(set(urls))))
 
 
 def count_matches(session: Session, topic: str, seen: datetime, outlet: str,
@@ -239,11 +243,38 @@ def _topic_checked_last(session: Session) -> Any:
     return Article.topic
 
 
+class _OneSession:
+    """A session factory that hands out one open session for every read
+    (``with sessions() as session``) and is closed by its owner (:meth:`Store.lookups`)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def __call__(self) -> nullcontext[Session]:
+        return nullcontext(self.session)
+
+    def begin(self) -> Any:
+        raise TypeError("Store.lookups() is for reads; write through the Store itself")
+
+
 class Store:
     """The pipeline's view of the database. Sessions come from an injected factory."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
+
+    @contextmanager
+    def lookups(self) -> Iterator[Store]:
+        """This store with every read of the block in one session (one connection).
+
+        The dedup stage asks up to five questions per page (URL, hash, referenced URLs,
+        band candidates, texts); each in a session of its own checked a connection out
+        of the pool and back (a ping on PostgreSQL, a rollback on return). The reads
+        see what they saw before: nothing is written between them, and no transaction
+        is held open past the block.
+        """
+        with self.sessions() as session:
+            yield Store(_OneSession(session))  # type: ignore[arg-type]
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -323,6 +354,18 @@ class Store:
         with self.sessions() as session:
             return session.scalar(
                 select(Article.id)
+                .where(Article.topic == topic, Article.content_hash == content_hash)
+                .order_by(Article.id)
+                .limit(1)
+            )
+
+    def find_root_by_hash(self, topic: str, content_hash: str) -> int | None:
+        """The original of the family of the earliest stored article with this exact
+        normalised text (:meth:`find_by_hash` and its :meth:`texts` root, in one query
+        that reads no text: an exact copy needs only that)."""
+        with self.sessions() as session:
+            return session.scalar(
+                select(func.coalesce(Article.duplicate_of_id, Article.id))
                 .where(Article.topic == topic, Article.content_hash == content_hash)
                 .order_by(Article.id)
                 .limit(1)

@@ -65,6 +65,11 @@ def test_lookups(store: Store) -> None:
     b = store.save(record(2)).id
     assert store.find_by_hash("t", "h2") == b
     assert store.find_by_hash("other-topic", "h2") is None
+    assert store.find_root_by_hash("t", "h2") == b  # an original is its own root
+    assert store.find_root_by_hash("other-topic", "h2") is None
+    copy = store.save(record(5, content_hash="h5", duplicate_of_id=a, duplicate_kind="copy",
+                             published=None, band_keys=())).id
+    assert store.find_root_by_hash("t", "h5") == a == store.texts([copy])[0].root_id
     assert store.find_by_url("t", "https://a.example/1") == a
     assert store.find_by_urls("t", ["https://x.example/none", "https://a.example/2",
                                     "https://a.example/1"]) == {
@@ -88,6 +93,37 @@ def test_lookups(store: Store) -> None:
     assert stored.text == "text 2" and stored.root_id == b
 
 
+def test_lookups_in_one_session(store: Store) -> None:
+    """Store.lookups() answers as the store does, from one connection checked out once,
+    and refuses writes."""
+    from sqlalchemy import event
+
+    a = store.save(record(1)).id
+    b = store.save(record(2)).id
+    engine = store.sessions.kw["bind"]
+    checkouts: list[object] = []
+
+    def checked_out(connection: object, *args: object) -> None:
+        checkouts.append(connection)
+
+    event.listen(engine, "checkout", checked_out)
+    try:
+        with store.lookups() as reads:
+            assert reads.find_by_url("t", "https://a.example/1") == a
+            assert reads.find_by_hash("t", "h2") == b
+            assert reads.find_root_by_hash("t", "h2") == b
+            assert reads.find_by_urls("t", ["https://a.example/2"]) == {"https://a.example/2": b}
+            assert reads.band_candidates("t", [11, 12, 999]) == [a, b]
+            assert [t.text for t in reads.texts([b, a])] == ["text 2", "text 1"]
+            with pytest.raises(TypeError):
+                reads.save(record(3))
+        assert len(checkouts) == 1
+        assert store.find_by_url("t", "https://a.example/2") == b  # the store itself as before
+    finally:
+        event.remove(engine, "checkout", checked_out)
+    assert count(store, Article) == 2
+
+
 def test_earlier_published_duplicate_becomes_the_original(store: Store) -> None:
     root = store.save(record(5)).id
     copy = store.save(record(6, duplicate_of_id=root, duplicate_kind="copy",
@@ -98,8 +134,11 @@ def test_earlier_published_duplicate_becomes_the_original(store: Store) -> None:
     with store.sessions() as session:
         rows = {a.id: a for a in session.scalars(select(Article))}
     assert rows[earlier].duplicate_of_id is None
+    assert rows[earlier].duplicate_kind is None and rows[earlier].duplicate_similarity is None
     assert rows[root].duplicate_of_id == earlier and rows[root].duplicate_kind == "rewrite"
+    assert rows[root].duplicate_similarity == pytest.approx(0.7)
     assert rows[copy].duplicate_of_id == earlier
+    assert rows[copy].duplicate_similarity == pytest.approx(0.97)  # measured against the old
 
 
 def test_sync_claims_mirrors_the_table(store: Store) -> None:
