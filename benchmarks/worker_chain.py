@@ -34,14 +34,14 @@ for path in (REPO / "benchmarks", REPO):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-import pipeline.preload  # noqa: E402,F401 - the forkserver's preload, before anything else
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dump", type=Path, help="pickle the analyses to this file")
     args = parser.parse_args(argv)
+
+    import pipeline.preload  # noqa: F401 - the forkserver's preload (gc.freeze), first
 
     import crawl_throughput as ct
     from scrapy.http import HtmlResponse
