@@ -133,12 +133,12 @@ def collect_less() -> None:
 
     Analysing a page leaves almost no reference cycles (the collector freed ~320 objects
     in all over the 338 pages of benchmarks/crawl_throughput.py), so its ~3 passes per
-    page (1,069 over those pages, 6 of them full passes over the worker's heap) were
-    almost pure cost: 0.77-0.84 s of CPU, ~2.4 ms per page. What the worker holds from
-    now on (its analyser, claims index, caches) is frozen out of the passes, and a pass
-    comes every WORKER_GC_THRESHOLD allocations instead of 700: 63 passes, none full,
-    0.24-0.28 s (the chain in one process over those pages, as a worker runs it). The
-    cycles a page does make are still collected, a few pages later.
+    page (1,100 over those pages, 8 of them full passes over the worker's heap) were
+    almost pure cost: 1.5-1.8 ms of CPU per page. What the worker holds from now on (its
+    analyser, claims index, caches) is frozen out of the passes, and a pass comes every
+    WORKER_GC_THRESHOLD allocations instead of 700: 64 passes, none full, 0.65-0.71 ms
+    per page (benchmarks/worker_chain.py). The cycles a page does make are still
+    collected, a few pages later.
     """
     import gc
 
