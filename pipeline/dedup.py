@@ -130,7 +130,12 @@ def normalise_for_hash(text: str) -> str:
     >>> normalise_for_hash("  Musk\u2019s \u201cTrust & Safety\u201d \u2014 25 of 1,600!")
     'musk s trust safety 25 of 1 600'
     """
-    return _NON_WORD.sub(" ", _unify(text).casefold()).strip()
+    return _normalise_unified(_unify(text))
+
+
+def _normalise_unified(unified: str) -> str:
+    """:func:`normalise_for_hash` of a text given as ``_unify(text)``."""
+    return _NON_WORD.sub(" ", unified.casefold()).strip()
 
 
 def content_hash(text: str) -> str:
@@ -169,8 +174,14 @@ _PARA_SPLIT = re.compile(r"\s*\n\s*")
 
 def sentences(text: str) -> list[str]:
     """Paragraph lines split into sentences (punctuation-then-capital heuristic)."""
+    return _sentences_of_unified(_unify(text))
+
+
+def _sentences_of_unified(unified: str) -> list[str]:
+    """:func:`sentences` of a text given as ``_unify(text)`` (computed once by the caller;
+    ``_unify`` is not idempotent: NFKC after a dropped zero-width space can compose)."""
     out: list[str] = []
-    for para in _PARA_SPLIT.split(_unify(text)):
+    for para in _PARA_SPLIT.split(unified):
         para = para.strip().lstrip("\u2022*-\u00b7 ").strip()
         if not para:
             continue
@@ -221,25 +232,32 @@ def _strip_possessive(word: str) -> str:
     return word
 
 
-def _sentence_facts(text: str) -> list[list[str]]:
+def _sentence_facts(text: str, unified: str | None = None) -> list[list[str]]:
     """Per sentence, in order of appearance and without repeats: its salient numbers
-    (``#1600``) and entity tokens (``@musk``)."""
+    (``#1600``) and entity tokens (``@musk``). ``unified``: ``_unify(text)``, if known."""
     inner: set[str] = set()
     raw: list[list[tuple[str, bool]]] = []
-    for sent in sentences(text):
+    tokens_of = _FACT_TOKEN.findall
+    stopwords = _STOPWORDS
+    for sent in _sentences_of_unified(_unify(text) if unified is None else unified):
         seq: list[tuple[str, bool]] = []  # (item, is_entity)
-        for pos, m in enumerate(_FACT_TOKEN.finditer(sent)):
-            w = m.group(0)
-            if w[0].isdigit():
+        first = True  # the sentence's first token: capitalised there proves nothing
+        for w in tokens_of(sent):
+            head = w[0]
+            if head.islower():  # neither a digit nor upper case: most words
+                first = False
+                continue
+            if head.isdigit():
                 n = _norm_number(w.rstrip(".,"))
                 if n:
                     seq.append(("#" + n, False))
-            elif w[0].isupper():
+            elif head.isupper():
                 key = _strip_possessive(w).casefold()
-                if key not in _STOPWORDS:
+                if key not in stopwords:
                     seq.append((key, True))
-                    if pos:  # capitalised inside a sentence, not just first word
+                    if not first:  # capitalised inside a sentence, not just first word
                         inner.add(key)
+            first = False
         raw.append(seq)
     out = []
     for seq in raw:
@@ -258,10 +276,11 @@ def entities(text: str) -> set[str]:
     return {item[1:] for items in _sentence_facts(text) for item in items if item[0] == "@"}
 
 
-def _content_words(text: str, min_len: int) -> set[str]:
+def _content_words(text: str, min_len: int, unified: str | None = None) -> set[str]:
+    unified = _unify(text) if unified is None else unified
     return {
         w
-        for w in (_strip_possessive(m.group(0)).casefold() for m in _WORD.finditer(_unify(text)))
+        for w in (_strip_possessive(m.group(0)).casefold() for m in _WORD.finditer(unified))
         if len(w) >= min_len and w not in _STOPWORDS and not w.isdigit()
     }
 
@@ -271,7 +290,7 @@ FACT_MIN_WORD_LEN = 7
 FACT_PAIR_WINDOW = 4
 
 
-def fact_sketch(text: str) -> set[str]:
+def fact_sketch(text: str, unified: str | None = None) -> set[str]:
     """What a rewrite keeps: its facts, as names and figures and which go together.
 
     Items: every salient number (``#1600``) and entity token (``@musk``), plus every
@@ -281,10 +300,12 @@ def fact_sketch(text: str) -> set[str]:
     rewrite keeps most of them. A text with fewer than 4 numbers and entities (few
     names, a caseless script) also gets its content words of 7+ letters.
     """
-    per_sentence = _sentence_facts(text)
+    if unified is None:
+        unified = _unify(text)
+    per_sentence = _sentence_facts(text, unified)
     sketch: set[str] = {item for items in per_sentence for item in items}
     if len(sketch) < FACT_MIN_ITEMS:
-        sketch |= _content_words(text, FACT_MIN_WORD_LEN)
+        sketch |= _content_words(text, FACT_MIN_WORD_LEN, unified)
     for items in per_sentence:
         # pairs of items at most FACT_PAIR_WINDOW apart: all pairs in an ordinary
         # sentence, linear growth in a run-on "sentence" (a list, a table)
@@ -335,7 +356,7 @@ def shingles(text: str, k: int = DEFAULT_SHINGLE_K) -> set[int]:
 
 
 def _shingle_array(words: Sequence[str], k: int) -> np.ndarray:
-    w = np.fromiter((_hash_token(t) for t in words), dtype=np.uint64, count=len(words))
+    w = np.fromiter(map(_hash_token, words), dtype=np.uint64, count=len(words))
     if len(words) < k:
         k = len(words)
     n = len(words) - k + 1
@@ -346,7 +367,7 @@ def _shingle_array(words: Sequence[str], k: int) -> np.ndarray:
 
 
 def _token_set_hashes(items: Iterable[str]) -> np.ndarray:
-    return np.fromiter(sorted({_hash_token(t) for t in items}), dtype=np.uint64)
+    return np.fromiter(sorted(set(map(_hash_token, items))), dtype=np.uint64)
 
 
 # ------------------------------------------------------------------------- minhash
@@ -443,25 +464,28 @@ SIGNATURE_SPECS: tuple[SignatureSpec, ...] = (
 _SPEC_BY_NAME = {s.name: s for s in SIGNATURE_SPECS}
 
 
-def _sketch_hashes(text: str, kind: str, normalised: str | None = None) -> np.ndarray:
+def _sketch_hashes(text: str, kind: str, normalised: str | None = None,
+                   unified: str | None = None) -> np.ndarray:
     if kind == "shingle":
         words = (normalise_for_hash(text) if normalised is None else normalised).split()
         return _shingle_array(words, DEFAULT_SHINGLE_K) if words else np.empty(0, np.uint64)
     if kind == "fact":
-        return _token_set_hashes(fact_sketch(text))
+        return _token_set_hashes(fact_sketch(text, unified))
     raise KeyError(kind)
 
 
-def signatures(text: str, normalised: str | None = None) -> dict[str, np.ndarray]:
+def signatures(text: str, normalised: str | None = None,
+               unified: str | None = None) -> dict[str, np.ndarray]:
     """``{"shingle": uint64[64], "fact": uint64[96]}`` for one text.
 
     A kind whose sketch is empty (e.g. a text with no long words) is omitted: an empty
     sketch matches every other empty sketch and would make junk candidates.
-    ``normalised`` is :func:`normalise_for_hash` of ``text`` when the caller has it.
+    ``normalised`` is :func:`normalise_for_hash` of ``text`` and ``unified`` its
+    ``_unify(text)`` when the caller has them.
     """
     out: dict[str, np.ndarray] = {}
     for spec in SIGNATURE_SPECS:
-        hashes = _sketch_hashes(text, spec.name, normalised)
+        hashes = _sketch_hashes(text, spec.name, normalised, unified)
         if hashes.size:
             out[spec.name] = minhash(hashes, spec.num_perm, spec.seed)
     return out
@@ -484,9 +508,10 @@ def all_band_keys(text: str) -> list[int]:
 def hash_and_band_keys(text: str) -> tuple[str, list[int]]:
     """:func:`content_hash` and :func:`all_band_keys` of a text, normalising it once
     (what the analysis of every crawled article needs)."""
-    normalised = normalise_for_hash(text)
+    unified = _unify(text)
+    normalised = _normalise_unified(unified)
     digest = hashlib.sha1(normalised.encode("utf-8")).hexdigest()
-    return digest, signature_band_keys(signatures(text, normalised))
+    return digest, signature_band_keys(signatures(text, normalised, unified))
 
 
 class NearDupIndex:

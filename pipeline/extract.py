@@ -43,13 +43,17 @@ class Extracted:
     links: tuple[tuple[str, str], ...] = ()  # (href, anchor text) of in-body links
 
 
+# the bytes that are not control characters (0-8 and 14-31 are)
+_NOT_CONTROL = bytes(b for b in range(256) if not (b < 9 or 13 < b < 32))
+
+
 def _looks_binary(data: bytes) -> bool:
     head = data[:2048]
     if not head:
         return False
     if b"\x00" in head:
         return True
-    control = sum(1 for b in head if b < 9 or 13 < b < 32)
+    control = len(head.translate(None, _NOT_CONTROL))
     return control / len(head) > 0.05
 
 
@@ -65,15 +69,22 @@ def _parse_date(value: str | None) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+# compiled once (``tree.xpath(text)`` compiles its expression on every call)
+_PUBLISHED_XPATHS = tuple(lxml.etree.XPath(xpath) for xpath in (
+    '//meta[@property="article:published_time"]/@content',
+    '//meta[@name="article:published_time"]/@content',
+    '//meta[@itemprop="datePublished"]/@content',
+    '//time[@datetime][1]/@datetime',
+))
+_CANONICAL_XPATHS = tuple(lxml.etree.XPath(xpath) for xpath in (
+    '//link[@rel="canonical"]/@href', '//meta[@property="og:url"]/@content'))
+_BODY_ANCHORS = lxml.etree.XPath("//article//a[@href] | //main//a[@href]")
+
+
 def _meta_published(tree: lxml.html.HtmlElement) -> datetime | None:
     """A full timestamp from the page's own metadata (trafilatura keeps only the day)."""
-    for xpath in (
-        '//meta[@property="article:published_time"]/@content',
-        '//meta[@name="article:published_time"]/@content',
-        '//meta[@itemprop="datePublished"]/@content',
-        '//time[@datetime][1]/@datetime',
-    ):
-        for value in tree.xpath(xpath):
+    for xpath in _PUBLISHED_XPATHS:
+        for value in xpath(tree):
             parsed = _parse_date(str(value))
             if parsed is not None:
                 return parsed
@@ -81,8 +92,8 @@ def _meta_published(tree: lxml.html.HtmlElement) -> datetime | None:
 
 
 def _declared_canonical(tree: lxml.html.HtmlElement, url: str) -> str | None:
-    for xpath in ('//link[@rel="canonical"]/@href', '//meta[@property="og:url"]/@content'):
-        for value in tree.xpath(xpath):
+    for xpath in _CANONICAL_XPATHS:
+        for value in xpath(tree):
             value = str(value).strip()
             if value:
                 return urljoin(url, value)
@@ -91,7 +102,7 @@ def _declared_canonical(tree: lxml.html.HtmlElement, url: str) -> str | None:
 
 def _body_links(tree: lxml.html.HtmlElement, url: str) -> tuple[tuple[str, str], ...]:
     links = []
-    for anchor in tree.xpath("//article//a[@href] | //main//a[@href]"):
+    for anchor in _BODY_ANCHORS(tree):
         href = urljoin(url, str(anchor.get("href")).strip())
         if href.startswith(("http://", "https://")):
             links.append((href, " ".join(anchor.text_content().split())))
@@ -121,14 +132,14 @@ def extract_article(
     lxml detects.
     """
     if isinstance(body, bytes):
-        if not body.strip():
+        if not body or body.isspace():  # not body.strip(): no copy of the page
             raise ExtractionError("empty", "the response body is empty")
         if _looks_binary(body):
             raise ExtractionError("binary", "the body is binary, not HTML")
         text_body = body.decode(encoding or "utf-8", errors="replace")
     else:
         text_body = body
-        if not text_body.strip():
+        if not text_body or text_body.isspace():
             raise ExtractionError("empty", "the response body is empty")
     # lxml refuses str input that carries an XML encoding declaration.
     text_body = re.sub(r"^\s*<\?xml[^>]*\?>", "", text_body, count=1)

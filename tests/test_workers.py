@@ -8,6 +8,7 @@ and compares what they stored.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import time
@@ -23,7 +24,15 @@ from sqlalchemy.orm import Session
 from config.loader import load_claims, load_topic
 from config.models import Query
 from pipeline.dedup import all_band_keys, content_hash
-from pipeline.workers import Analyser, Analysis, AnalysisConfig, ArticleJob, WorkerPool
+from pipeline import workers
+from pipeline.workers import (
+    WORKER_GC_THRESHOLD,
+    Analyser,
+    Analysis,
+    AnalysisConfig,
+    ArticleJob,
+    WorkerPool,
+)
 from storage.models import Article, ArticleBand, ArticleClaim, ClaimCandidate
 from tests.conftest import DEMO_SITE, DEMO_TOPIC, REPO
 from tests.crawl_helpers import run_crawl_in_subprocess
@@ -98,6 +107,26 @@ def test_pool_analyses_as_the_crawl_would_and_bounds_its_queue(analyser: Analyse
     assert [comparable(r) for r in results] == [comparable(analyser.analyse(j)) for j in work]
     assert max(outstanding) <= 2  # back-pressure: never more than max_pending in the pool
     assert pool.restarts == 0 and pool.failed is None
+
+
+def _collector_state() -> tuple[int, bool]:
+    """In a worker: its young generation's threshold, and whether its analyser is frozen
+    out of the collector's passes (frozen objects are in no generation)."""
+    analyser = workers._WORKER
+    assert analyser is not None
+    return gc.get_threshold()[0], not any(o is analyser for o in gc.get_objects())
+
+
+def test_workers_collect_garbage_less_often(analyser: Analyser) -> None:
+    pool = WorkerPool(analyser.config, workers=1, max_pending=1)
+    pool.start()
+    try:
+        assert pool._executor is not None
+        threshold, analyser_frozen = pool._executor.submit(_collector_state).result(timeout=300)
+    finally:
+        pool.close()
+    assert threshold == WORKER_GC_THRESHOLD != gc.get_threshold()[0]  # the worker's only
+    assert analyser_frozen
 
 
 def test_a_dead_worker_is_replaced_and_the_article_analysed(analyser: Analyser) -> None:
