@@ -151,16 +151,19 @@ def test_workers_lose_nothing_when_their_redis_connections_are_cut_again_and_aga
     prefix = "cwcut"
     url = own_redis.url
     with crawling(tmp_path, url, postgres_url, prefix) as (dep, w1, w2, job):
-        cuts = 0
+        cuts = 0  # connections cut while pages were still to be stored
         cutter = redis_client(url)
         try:
             until = time.monotonic() + 3
             while time.monotonic() < until:
-                cuts += int(cutter.client_kill_filter(_type="normal", skipme=True))
+                killed = int(cutter.client_kill_filter(_type="normal", skipme=True))
+                if len(dep.stored()) >= PAGES:
+                    break  # a quiet machine can finish the crawl inside the 3 s
+                cuts += killed
                 time.sleep(0.01)
         finally:
             cutter.close()
-        assert cuts > 0 and len(dep.stored()) < PAGES, "the crawl was over before the cuts"
+        assert cuts > 0, "no connection was cut while the crawl was running"
         try:
             [result] = wait_for_jobs(url, [job.id], timeout=120, prefix=prefix).values()
         except TimeoutError as stalled:
