@@ -430,14 +430,13 @@ def feature_matrix(
     q: np.ndarray,
     rows: np.ndarray,
     lexical: np.ndarray,
-    first_stage: np.ndarray | None = None,
-    words: Sequence[Sequence[str]] | None = None,
+    first_stage: np.ndarray,
+    words: Sequence[Sequence[str]],
 ) -> np.ndarray:
     """The re-ranking features of each (query ``q``, claim text ``rows``) pair.
 
-    ``first_stage``: the first stage's cov_claim, cov_query and names_missing columns;
-    ``words``: each query's content words (as analysed in its language; by default,
-    ``texts`` analysed in English).
+    ``first_stage``: the first stage's cov_claim, cov_query and names_missing columns
+    of the pairs; ``words``: each query's content words (as analysed in its language).
     """
     n = len(rows)
     feats = np.zeros((n, len(FEATURES)), dtype=np.float64)
@@ -510,15 +509,12 @@ def feature_matrix(
         while end < n and q_l[end] == qi:
             end += 1
         if end - start >= 2:
-            rivals = _rivals(index, frozenset(words[qi] if words is not None
-                                              else analyse(texts[qi]).words),
-                             rows[start:end].tolist())
+            rivals = _rivals(index, frozenset(words[qi]), rows[start:end].tolist())
             feats[start:end, RIVAL_LEAD] = [
                 min(max(v, low), high)
                 for v in _lead(feats[start:end, LEXICAL].tolist(), rivals, high)]
         start = end
-    if first_stage is not None:
-        feats[:, [COV_CLAIM, COV_QUERY, NAMES_MISSING]] = first_stage
+    feats[:, [COV_CLAIM, COV_QUERY, NAMES_MISSING]] = first_stage
     return feats
 
 
