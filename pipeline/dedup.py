@@ -232,14 +232,14 @@ def _strip_possessive(word: str) -> str:
     return word
 
 
-def _sentence_facts(text: str, unified: str | None = None) -> list[list[str]]:
-    """Per sentence, in order of appearance and without repeats: its salient numbers
-    (``#1600``) and entity tokens (``@musk``). ``unified``: ``_unify(text)``, if known."""
+def _sentence_facts(unified: str) -> list[list[str]]:
+    """Per sentence of a text given as ``_unify(text)``, in order of appearance and
+    without repeats: its salient numbers (``#1600``) and entity tokens (``@musk``)."""
     inner: set[str] = set()
     raw: list[list[tuple[str, bool]]] = []
     tokens_of = _FACT_TOKEN.findall
     stopwords = _STOPWORDS
-    for sent in _sentences_of_unified(_unify(text) if unified is None else unified):
+    for sent in _sentences_of_unified(unified):
         seq: list[tuple[str, bool]] = []  # (item, is_entity)
         first = True  # the sentence's first token: capitalised there proves nothing
         for w in tokens_of(sent):
@@ -273,11 +273,11 @@ _FACT_TOKEN = re.compile(r"(?<![\w.,])\d+(?:[.,:]\d+)*|[^\W\d_]\w*(?:['\u2019]\w
 def entities(text: str) -> set[str]:
     """Named-entity-like tokens, casefolded: capitalised or all-caps words seen at least
     once inside a sentence (not only sentence-initially), stop words excluded."""
-    return {item[1:] for items in _sentence_facts(text) for item in items if item[0] == "@"}
+    return {item[1:] for items in _sentence_facts(_unify(text)) for item in items if item[0] == "@"}
 
 
-def _content_words(text: str, min_len: int, unified: str | None = None) -> set[str]:
-    unified = _unify(text) if unified is None else unified
+def _content_words(unified: str, min_len: int) -> set[str]:
+    """The content words of a text given as ``_unify(text)``."""
     return {
         w
         for w in (_strip_possessive(m.group(0)).casefold() for m in _WORD.finditer(unified))
@@ -302,10 +302,10 @@ def fact_sketch(text: str, unified: str | None = None) -> set[str]:
     """
     if unified is None:
         unified = _unify(text)
-    per_sentence = _sentence_facts(text, unified)
+    per_sentence = _sentence_facts(unified)
     sketch: set[str] = {item for items in per_sentence for item in items}
     if len(sketch) < FACT_MIN_ITEMS:
-        sketch |= _content_words(text, FACT_MIN_WORD_LEN, unified)
+        sketch |= _content_words(unified, FACT_MIN_WORD_LEN)
     for items in per_sentence:
         # pairs of items at most FACT_PAIR_WINDOW apart: all pairs in an ordinary
         # sentence, linear growth in a run-on "sentence" (a list, a table)
