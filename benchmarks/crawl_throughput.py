@@ -440,7 +440,7 @@ def child_claimwatch(args: argparse.Namespace) -> dict[str, Any]:
                 spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
         return wrapper
 
-    for name in ("save", "find_by_url", "find_by_hash", "find_root_by_hash", "band_candidates",
+    for name in ("save", "find_by_url", "find_root_by_hash", "band_candidates",
                  "texts", "mark_skipped"):
         setattr(Store, name, timed(name, getattr(Store, name)))
     engine = make_engine(args.db)

@@ -349,20 +349,10 @@ class Store:
                 found.update({url: article_id for url, article_id in rows})
         return found
 
-    def find_by_hash(self, topic: str, content_hash: str) -> int | None:
-        """The earliest stored article with this exact normalised text."""
-        with self.sessions() as session:
-            return session.scalar(
-                select(Article.id)
-                .where(Article.topic == topic, Article.content_hash == content_hash)
-                .order_by(Article.id)
-                .limit(1)
-            )
-
     def find_root_by_hash(self, topic: str, content_hash: str) -> int | None:
         """The original of the family of the earliest stored article with this exact
-        normalised text (:meth:`find_by_hash` and its :meth:`texts` root, in one query
-        that reads no text: an exact copy needs only that)."""
+        normalised text (the root :meth:`texts` would give it, in one query that reads
+        no text: an exact copy needs only that)."""
         with self.sessions() as session:
             return session.scalar(
                 select(func.coalesce(Article.duplicate_of_id, Article.id))

@@ -167,7 +167,7 @@ def test_oldest_schema_with_data_is_upgraded_without_loss(engine: Engine) -> Non
     assert (c1.claim_id, c1.articles, c1.outlets, c1.conflicts) == ("c1", 1, 1, 1)
     assert c1.first_seen == c1.last_seen == T.replace(tzinfo=c1.first_seen.tzinfo)
     store = Store(session_factory(engine))
-    assert store.find_by_hash("t", "h1") == 1
+    assert store.find_root_by_hash("t", "h1") == 1
     assert store.band_candidates("t", [9223372036854775807]) == [1]
     assert store.save(record(7, topic="t")).created
     with session_factory(engine)() as session:

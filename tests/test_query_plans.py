@@ -115,8 +115,6 @@ def run_production_paths(engine: Engine, recorder: Recorder, grown: dict[str, An
     store = Store(sessions)
     recorder.label = "Store.band_candidates"
     store.band_candidates(TOPIC, grown["probe_keys"], limit=20)
-    recorder.label = "Store.find_by_hash"
-    store.find_by_hash(TOPIC, "0" * 64)
     recorder.label = "Store.find_root_by_hash"
     store.find_root_by_hash(TOPIC, "0" * 64)
     recorder.label = "Store.find_by_url"

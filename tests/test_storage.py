@@ -63,8 +63,6 @@ def test_failed_save_leaves_nothing_half_written(store: Store) -> None:
 def test_lookups(store: Store) -> None:
     a = store.save(record(1)).id
     b = store.save(record(2)).id
-    assert store.find_by_hash("t", "h2") == b
-    assert store.find_by_hash("other-topic", "h2") is None
     assert store.find_root_by_hash("t", "h2") == b  # an original is its own root
     assert store.find_root_by_hash("other-topic", "h2") is None
     copy = store.save(record(5, content_hash="h5", duplicate_of_id=a, duplicate_kind="copy",
@@ -110,7 +108,6 @@ def test_lookups_in_one_session(store: Store) -> None:
     try:
         with store.lookups() as reads:
             assert reads.find_by_url("t", "https://a.example/1") == a
-            assert reads.find_by_hash("t", "h2") == b
             assert reads.find_root_by_hash("t", "h2") == b
             assert reads.find_by_urls("t", ["https://a.example/2"]) == {"https://a.example/2": b}
             assert reads.band_candidates("t", [11, 12, 999]) == [a, b]
