@@ -100,3 +100,72 @@ def test_truncated_html_still_extracts() -> None:
     body = PAGE.encode()[: PAGE.encode().index(b"<footer>") - 40]
     article = extract_article(body, "https://northwire.example/a", min_chars=50)
     assert "25 of the 1,600 workers" in article.text
+
+
+def _real_pages(shared_data: Path) -> list[tuple[str, bytes]]:
+    """Pages of three real sets: news sites, newspaper4k's and Mozilla Readability's tests."""
+    pages = []
+    for pattern, count in (("scrapinghub-aeb/html/*.html.gz", 60),
+                           ("newspaper4k-testdata/html/*.html.gz", 30),
+                           ("mozilla-readability-testpages/test-pages/*/source.html.gz", 60)):
+        for path in sorted(shared_data.glob(pattern))[:count]:
+            pages.append((f"https://news.example/{path.parent.name}/{path.name[:-8]}",
+                          gzip.decompress(path.read_bytes())))
+    return pages
+
+
+def _tree(html: bytes):
+    import lxml.html
+
+    text = re.sub(r"^\s*<\?xml[^>]*\?>", "", html.decode("utf-8", errors="replace"), count=1)
+    return lxml.html.document_fromstring(text)
+
+
+def test_the_metadata_kept_is_what_trafilatura_extract_metadata_finds(shared_data: Path) -> None:
+    """extract_article computes only the metadata fields it keeps (no categories, tags or
+    licence; no date search when the page's own tags date it). Each kept field must be what
+    trafilatura's own extract_metadata, as bare_extraction calls it, returns on real pages:
+    this fails if an upgrade of trafilatura changes its steps."""
+    from trafilatura.metadata import extract_metadata
+
+    from pipeline.extract import _DATE_PARAMS, _KEPT_METADATA, _page_metadata
+
+    pages = _real_pages(shared_data)
+    assert len(pages) >= 120
+    dated = undated = 0
+    for url, html in pages:
+        tree = _tree(html)
+        theirs = extract_metadata(tree, url, {**_DATE_PARAMS}, False, set())
+        ours = _page_metadata(tree, url, with_date=True)
+        assert ours == {name: getattr(theirs, name) for name in _KEPT_METADATA}, url
+        dated += theirs.date is not None
+        undated += theirs.date is None
+    assert dated > 50 and undated > 0  # both paths of the date search ran
+
+
+def test_extract_article_keeps_what_bare_extraction_with_metadata_gives(shared_data: Path) -> None:
+    """The text, title, author, outlet and (where the page's tags give none) the day are
+    those of trafilatura.bare_extraction(with_metadata=True), the call claimwatch made before on its parsed page."""
+    import trafilatura
+
+    from pipeline.extract import _meta_published, _parse_date
+
+    compared = undated = 0
+    for url, html in _real_pages(shared_data)[::3]:
+        try:
+            ours = extract_article(html, url)
+        except ExtractionError:
+            continue
+        theirs = trafilatura.bare_extraction(
+            _tree(html), url=url, with_metadata=True,
+            favor_precision=True, include_comments=False, include_tables=True)
+        assert ours.title == (theirs.title or None), url
+        assert ours.author == (theirs.author or None), url
+        assert ours.outlet == (theirs.sitename or theirs.hostname or None), url
+        assert ours.description == (theirs.description or None), url
+        assert ours.text.split() == (theirs.text or "").split(), url
+        own = _meta_published(_tree(html))  # the page's own timestamp first, trafilatura's day else
+        assert ours.published == (own if own is not None else _parse_date(theirs.date)), url
+        undated += own is None and theirs.date is not None
+        compared += 1
+    assert compared >= 40 and undated > 5
