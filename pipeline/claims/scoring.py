@@ -354,38 +354,25 @@ def _most_other() -> float:
             + max(w[NAMES_MISSING], 0.0) + max(w[FIGURES_MISSING], 0.0))
 
 
-def _bound_parts(
-    index: ClaimIndex, q_mass: np.ndarray, rows: np.ndarray, shared: np.ndarray,
-    bm25: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The lexical features the bounds use: cov_claim (1 for a text of no mass),
-    cov_query and the BM25 feature of each pair (``q_mass``: its query's mass)."""
-    mass = index.row_mass[rows]
-    return (np.divide(shared, mass, out=np.ones(len(rows)), where=mass > 0),
-            np.divide(shared, q_mass, out=np.zeros(len(rows)), where=q_mass > 0),
-            _bm25_feature(index, rows, bm25))
-
-
 def _logit_bound(
     index: ClaimIndex,
     query: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     rows: np.ndarray,
     shared: np.ndarray,
     bm25: np.ndarray,
-    lexical: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Highest logit each pair can reach: its lexical part plus the most the rest can add.
 
     ``query`` holds, per pair, the query's IDF mass, the lengths of its word and
-    masked strings and whether it has figures; ``lexical``, if known, the pairs'
-    :func:`_bound_parts`.
+    masked strings and whether it has figures.
     """
     w = WEIGHTS
     q_mass, q_words, q_masked, q_figures = query
-    cov_claim, cov_query, bm25_feature = lexical or _bound_parts(index, q_mass, rows, shared,
-                                                                 bm25)
+    mass = index.row_mass[rows]
+    cov_claim = np.divide(shared, mass, out=np.ones(len(rows)), where=mass > 0)
+    cov_query = np.divide(shared, q_mass, out=np.zeros(len(rows)), where=q_mass > 0)
     logit = (BIAS + w[COV_CLAIM] * cov_claim + w[COV_QUERY] * cov_query
-             + w[BM25] * bm25_feature)
+             + w[BM25] * _bm25_feature(index, rows, bm25))
     # an Indel ratio is at most 2*min(len)/(len_a + len_b); token_set_ratio is at
     # most 1; the figures features are known; missing names cost at least 0
     r_words = index.row_words_len[rows]
@@ -443,19 +430,15 @@ def _score_queries(
     if len(q) == 0:
         return out
     if floor > -math.inf:
+        # retrieval has already left out most pairs by the loose bound (the lexical
+        # features and every other feature at its most; the numpy sums leave that to
+        # this test): the pair's own bound is never above it, so it drops what the
+        # loose bound would, and more
         q_mass = np.asarray(masses).take(q)
-        # a first, looser bound (the lexical features and every other feature at
-        # its most) spares the exact one most pairs
-        parts = _bound_parts(index, q_mass, rows, shared, bm25)
-        loose = (BIAS + _most_other() + w[COV_CLAIM] * parts[0] + w[COV_QUERY] * parts[1]
-                 + w[BM25] * parts[2])
-        keep = (loose >= floor - 1e-9).nonzero()[0]  # rounding: never drop one too many
-        q, rows, shared, bm25, q_mass = q[keep], rows[keep], shared[keep], bm25[keep], q_mass[keep]
         query_arrays = _query_arrays(queries)
         words_len, masked_len, figures = query_arrays
         per_pair = (q_mass, words_len[q], masked_len[q], figures[q])
-        bound = _logit_bound(index, per_pair, rows, shared, bm25,
-                             (parts[0][keep], parts[1][keep], parts[2][keep]))
+        bound = _logit_bound(index, per_pair, rows, shared, bm25)
         keep = (bound >= floor).nonzero()[0]
         q, rows, shared, bm25 = q[keep], rows[keep], shared[keep], bm25[keep]
         if len(q) == 0:
