@@ -120,6 +120,32 @@ def test_first_stage_bound_in_c_leaves_out_only_what_scoring_drops(
     assert sum(map(len, compiled)) > 0 and compiled == plain
 
 
+def test_the_pairs_own_bound_is_never_above_the_loose_one(
+    clef: tuple[ClaimIndex, list[str]], article: list[str]
+) -> None:
+    """Scoring tests only the pair's own bound (``_logit_bound``) on what retrieval
+    returns; with the C sums the loose bound has already been applied, with the numpy
+    sums it has not. Both give the same pairs only because the pair's bound never
+    exceeds the loose one (every feature at its most), beyond rounding."""
+    index, tweets = clef
+    queries = [analyse(s) for s in article + tweets]
+    masses, q, rows, shared, bm25 = index.lexical(queries, scoring.CANDIDATE_GATE)
+    assert len(q) > 1000
+    w = scoring.WEIGHTS
+    q_mass = np.asarray(masses).take(q)
+    mass = index.row_mass[rows]
+    loose = (scoring.BIAS + scoring._most_other()
+             + w[scoring.COV_CLAIM] * np.divide(shared, mass, out=np.ones(len(q)), where=mass > 0)
+             + w[scoring.COV_QUERY] * np.divide(shared, q_mass, out=np.zeros(len(q)),
+                                                where=q_mass > 0)
+             + w[scoring.BM25] * scoring._bm25_feature(index, rows, bm25))
+    words_len, masked_len, figures = scoring._query_arrays(queries)
+    bound = scoring._logit_bound(index, (q_mass, words_len[q], masked_len[q], figures[q]),
+                                 rows, shared, bm25)
+    assert (bound <= loose + 1e-12).all()
+    assert (bound < loose - 0.1).any()  # and tighter for some pairs
+
+
 def test_matches_are_the_same_with_either_sums(
     clef: tuple[ClaimIndex, list[str]], article: list[str]
 ) -> None:

@@ -142,10 +142,10 @@ def _fuzzy_feature(
     rows_l = rows[pairs].tolist()
     if masked:
         left = [queries[qi].masked for qi in q_l]
-        right = [index.row_masked[r] for r in rows_l]
+        right = list(map(index.row_masked.__getitem__, rows_l))
     else:
         left = [queries[qi].fuzzy_words for qi in q_l]
-        right = [index.row_words[r] for r in rows_l]
+        right = list(map(index.row_words.__getitem__, rows_l))
     feats[pairs, column] = _fuzzy(scorer, left, right) / 100.0
 
 
@@ -172,8 +172,12 @@ def _lexical_features(
     rows: np.ndarray,
     shared: np.ndarray,
     bm25: np.ndarray,
+    query_figures: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The feature matrix with the lexical features and figures_missing filled in."""
+    """The feature matrix with the lexical features and figures_missing filled in.
+
+    ``query_figures``: whether each query has salient figures (derived when absent).
+    """
     n = len(rows)
     feats = np.zeros((n, len(FEATURES)), dtype=np.float64)
     if n == 0:
@@ -183,8 +187,9 @@ def _lexical_features(
     feats[:, COV_CLAIM] = np.divide(shared, mass, out=np.zeros(n), where=mass > 0)
     feats[:, COV_QUERY] = np.divide(shared, q_mass, out=np.zeros(n), where=q_mass > 0)
     feats[:, BM25] = _bm25_feature(index, rows, bm25)
-    q_figures = np.array([_salient_figures(queries[qi]) for qi in q.tolist()], dtype=bool)
-    feats[:, FIGURES_MISSING] = index.row_figures[rows] & ~q_figures
+    if query_figures is None:
+        query_figures = _query_arrays(queries)[2]
+    feats[:, FIGURES_MISSING] = index.row_figures[rows] & ~query_figures[q]
     return feats
 
 
@@ -230,6 +235,7 @@ def _pruned_feature_matrix(
     shared: np.ndarray,
     bm25: np.ndarray,
     floor: float,
+    query_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_feature_matrix` rows of the pairs whose logit can reach ``floor``.
 
@@ -240,19 +246,21 @@ def _pruned_feature_matrix(
     able to reach ``floor`` given the features known so far and the most the
     others can add (an Indel ratio is at most ``2 * min(len) / (len_a + len_b)``);
     the pairs kept get exactly the features :func:`_feature_matrix` gives them.
+    ``query_arrays``: :func:`_query_arrays` of ``queries`` (derived when absent).
     """
-    feats = _lexical_features(index, queries, masses, q, rows, shared, bm25)
+    q_words_len, q_masked_len, q_figures = query_arrays or _query_arrays(queries)
+    feats = _lexical_features(index, queries, masses, q, rows, shared, bm25, q_figures)
     n = len(rows)
     w = WEIGHTS
     known = BIAS + (w[COV_CLAIM] * feats[:, COV_CLAIM] + w[COV_QUERY] * feats[:, COV_QUERY]
                     + w[BM25] * feats[:, BM25]
                     + w[FIGURES_MISSING] * feats[:, FIGURES_MISSING])
-    words_len = np.array([queries[qi].fuzzy_length for qi in q.tolist()], dtype=np.float64)
-    masked_len = np.array([len(queries[qi].masked) for qi in q.tolist()], dtype=np.float64)
+    words_len = q_words_len[q]
+    masked_len = q_masked_len[q]
     r_words = index.row_words_len[rows]
     r_masked = index.row_masked_len[rows]
     both_figures = index.row_figures[rows] & (feats[:, FIGURES_MISSING] == 0)
-    has_names = np.array([r in index.row_names for r in rows.tolist()], dtype=bool)
+    has_names = index.row_names_total[rows] > 0  # > 0 exactly for a text with names
     most = {  # the most each feature not yet known can add to the logit
         TOKEN_SET: np.full(n, max(w[TOKEN_SET], 0.0)),
         TOKEN_SORT: np.maximum(w[TOKEN_SORT] * 2.0 * np.minimum(words_len, r_words)
@@ -275,6 +283,15 @@ def _pruned_feature_matrix(
         for c in columns:  # now known: its value replaces its most
             upper[alive] += w[c] * feats[alive, c] - most[c][alive]
     return alive, feats[alive]
+
+
+def _query_arrays(queries: Sequence[TextFeatures]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per query: the lengths of its fuzzy words and masked text, and whether it has
+    salient figures (indexed by a pair's query, once per call instead of per pair)."""
+    words_len = np.array([f.fuzzy_length for f in queries], dtype=np.float64)
+    masked_len = np.array([len(f.masked) for f in queries], dtype=np.float64)
+    figures = np.array([_salient_figures(f) for f in queries], dtype=bool)
+    return words_len, masked_len, figures
 
 
 def _other_subject(index: ClaimIndex, query: TextFeatures, row: int) -> bool:
@@ -413,19 +430,13 @@ def _score_queries(
     if len(q) == 0:
         return out
     if floor > -math.inf:
+        # retrieval has already left out most pairs by the loose bound (the lexical
+        # features and every other feature at its most; the numpy sums leave that to
+        # this test): the pair's own bound is never above it, so it drops what the
+        # loose bound would, and more
         q_mass = np.asarray(masses).take(q)
-        # a first, looser bound (the lexical features and every other feature at
-        # its most) spares the exact one most pairs
-        mass = index.row_mass[rows]
-        loose = (BIAS + _most_other()
-                 + w[COV_CLAIM] * np.divide(shared, mass, out=np.ones(len(q)), where=mass > 0)
-                 + w[COV_QUERY] * np.divide(shared, q_mass, out=np.zeros(len(q)), where=q_mass > 0)
-                 + w[BM25] * _bm25_feature(index, rows, bm25))
-        keep = (loose >= floor - 1e-9).nonzero()[0]  # rounding: never drop one too many
-        q, rows, shared, bm25, q_mass = q[keep], rows[keep], shared[keep], bm25[keep], q_mass[keep]
-        words_len = np.array([f.fuzzy_length for f in queries], dtype=np.float64)
-        masked_len = np.array([len(f.masked) for f in queries], dtype=np.float64)
-        figures = np.array([_salient_figures(f) for f in queries], dtype=bool)
+        query_arrays = _query_arrays(queries)
+        words_len, masked_len, figures = query_arrays
         per_pair = (q_mass, words_len[q], masked_len[q], figures[q])
         bound = _logit_bound(index, per_pair, rows, shared, bm25)
         keep = (bound >= floor).nonzero()[0]
@@ -434,7 +445,8 @@ def _score_queries(
             return out
     q, rows, shared, bm25 = _top_claims(index, q, rows, shared, bm25, top_k)
     if floor > -math.inf:
-        kept, feats = _pruned_feature_matrix(index, queries, masses, q, rows, shared, bm25, floor)
+        kept, feats = _pruned_feature_matrix(index, queries, masses, q, rows, shared, bm25, floor,
+                                             query_arrays)
         q, rows = q[kept], rows[kept]
     else:
         feats = _feature_matrix(index, queries, masses, q, rows, shared, bm25)
