@@ -8,7 +8,11 @@ Add ``EXTENSIONS = {"tests.fault_hooks.Faults": 0}`` to a test crawl's settings,
   article's rows were flushed and before the commit;
 - ``CLAIMWATCH_TEST_SQLITE_PAGES = K``: the SQLite file may grow by K pages from its size
   when the crawl opens it (``PRAGMA max_page_count``), then every write that needs a
-  new page fails with SQLITE_FULL, "database or disk is full", as on a full disk.
+  new page fails with SQLITE_FULL, "database or disk is full", as on a full disk;
+- ``CLAIMWATCH_TEST_SITEMAP_PARSE_SLEEP = S``: every sitemap parse takes S seconds longer
+  (a sleep wherever the parse runs), and the stats count the reactor's ticks (a 0.05 s
+  LoopingCall) during that sleep, ``claimwatch/test/reactor_ticks_during_parse``: 0 when
+  the parse holds the reactor thread.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ class Faults:
         pages = settings.getint("CLAIMWATCH_TEST_SQLITE_PAGES", 0)
         if pages:
             self._limit_sqlite(pages)
+        parse_sleep = settings.getfloat("CLAIMWATCH_TEST_SITEMAP_PARSE_SLEEP", 0)
+        if parse_sleep:
+            self._slow_sitemap_parse(crawler, parse_sleep)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Faults:
@@ -75,6 +82,36 @@ class Faults:
                 seen[0] += 1
                 if seen[0] == at:
                     _die()
+
+    @staticmethod
+    def _slow_sitemap_parse(crawler: Any, seconds: float) -> None:
+        import time
+
+        from scrapy import signals
+        from twisted.internet import task
+
+        import crawler.spiders.sitemap as sitemap_spider
+
+        ticks = [0]
+        loop = task.LoopingCall(lambda: ticks.__setitem__(0, ticks[0] + 1))
+        original = sitemap_spider.parse_sitemap
+
+        def parse(*args: Any, **kwargs: Any) -> Any:
+            before = ticks[0]
+            time.sleep(seconds)
+            crawler.stats.inc_value("claimwatch/test/reactor_ticks_during_parse",
+                                    ticks[0] - before)
+            return original(*args, **kwargs)
+
+        def opened() -> None:  # not the loop's Deferred: the spider would wait for it
+            loop.start(0.05)
+
+        def closed() -> None:
+            loop.stop()
+
+        sitemap_spider.parse_sitemap = parse
+        crawler.signals.connect(opened, signal=signals.spider_opened, weak=False)
+        crawler.signals.connect(closed, signal=signals.spider_closed, weak=False)
 
     @staticmethod
     def _limit_sqlite(pages: int) -> None:
