@@ -602,7 +602,9 @@ def main() -> int:
                         rows[size]["crawls"].append(crawled)
                         print(f"  round {r} {kind} {size:>7,}: {crawled['pages']} pages in "
                               f"{crawled['seconds']:.1f} s = {crawled['pages_per_s']:.1f}/s; "
-                              f"stored {crawled['stored']}; reactor-side store s "
+                              f"CPU s crawl process {crawled['process_cpu']:.1f}, workers "
+                              f"{crawled['workers_cpu']:.1f}; stored {crawled['stored']}; "
+                              "reactor-side store s "
                               f"{crawled['store_seconds']}", flush=True)
                 base = sizes[0]
                 for size in sizes:
