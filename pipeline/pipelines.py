@@ -252,7 +252,7 @@ class StorePipeline(_DatabaseStage):
         from storage.db import WalCheckpoints
 
         self.store = store_for(self.crawler)
-        engine = getattr(self.store.sessions, "kw", {}).get("bind")  # a sessionmaker's
+        engine = self.store.sessions.kw.get("bind")
         interval = self.settings.getfloat("CLAIMWATCH_SQLITE_CHECKPOINT_INTERVAL", 1.0)
         self.checkpoints = WalCheckpoints(engine, interval).start() if engine is not None \
             else None
