@@ -105,13 +105,6 @@ CLAIMWATCH_CANDIDATE_MIN = None  # 0..1 claim-likeness for new-claim candidates
 CLAIMWATCH_REVISIT_MAX = 500  # articles revisited per source and run, least recently first
 CLAIMWATCH_REVISIT_INTERVAL = 6 * 3600  # seconds between the daemon's revisits of a topic
 
-# --- claimwatch: the store ---------------------------------------------------------------------
-# SQLite: seconds between checkpoints of the WAL by a thread of the crawl's own, so the
-# store stage never waits for SQLite to copy the WAL into the database file (a grown
-# store: 0.2-0.3 s per copy); 0: SQLite checkpoints in the committing stage, every
-# ~40 MB of WAL (storage.db.SQLITE_WAL_AUTOCHECKPOINT_PAGES), which stays as the backstop.
-CLAIMWATCH_SQLITE_CHECKPOINT_INTERVAL = 1.0
-
 # --- claimwatch: duplicates ----------------------------------------------------------------------
 CLAIMWATCH_DEDUP_MAX_CANDIDATES = 20  # near-duplicate candidates confirmed per article
 

@@ -241,25 +241,10 @@ class DedupPipeline(_DatabaseStage):
 
 
 class StorePipeline(_DatabaseStage):
-    """Upserts the article and everything found about it, in one transaction.
-
-    On SQLite the WAL is checkpointed by a thread of the stage's own
-    (``CLAIMWATCH_SQLITE_CHECKPOINT_INTERVAL``), not by the commit that fills it: that
-    copy would hold up the reactor (:class:`storage.db.WalCheckpoints`).
-    """
+    """Upserts the article and everything found about it, in one transaction."""
 
     def open_spider(self) -> None:
-        from storage.db import WalCheckpoints
-
         self.store = store_for(self.crawler)
-        engine = self.store.sessions.kw.get("bind")
-        interval = self.settings.getfloat("CLAIMWATCH_SQLITE_CHECKPOINT_INTERVAL", 1.0)
-        self.checkpoints = WalCheckpoints(engine, interval).start() if engine is not None \
-            else None
-
-    def close_spider(self) -> None:
-        if self.checkpoints is not None:
-            self.checkpoints.stop()
 
     def _count_candidates(self, candidates: list[Any], duplicate: Duplicate | None) -> None:
         """New-claim candidates of a new article, less those a copy shares with its

@@ -6,7 +6,6 @@ import functools
 import logging
 import os
 import re
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -67,71 +66,6 @@ def _use_wal(cursor: Any) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
-
-
-class WalCheckpoints:
-    """Checkpoints a SQLite file's WAL from a thread of its own, every ``interval`` seconds.
-
-    SQLite checkpoints in the connection whose commit passed ``wal_autocheckpoint`` pages:
-    for a crawl that is the store stage on the reactor thread, which then waits while
-    the WAL's pages are copied into the database file and both are synced. Into a grown
-    store that copy is long (a stored article dirties ~50 scattered band-key leaves:
-    0.2-0.3 s per checkpoint at 100k articles against ~0.05 s in an empty store), and the
-    crawl's pages wait with it. A PASSIVE checkpoint on another connection runs beside
-    the writer (it never blocks a commit), and is repeated at once while commits came in
-    during the copy, so that the WAL is whole in the file and the next commit starts it
-    again from its beginning. The automatic checkpoint stays, as the backstop: should the
-    thread fall behind, the writer copies what is left (little, as the thread copied the
-    rest). Nothing changes for what is committed: a commit is in the WAL whichever
-    connection copies it later. A no-op on other databases and in-memory SQLite.
-    """
-
-    PASSES = 4  # checkpoints in a row at most, while commits keep coming in
-
-    def __init__(self, engine: Engine, interval: float) -> None:
-        self.engine = engine
-        self.interval = interval
-        self.checkpoints = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> WalCheckpoints:
-        if self.engine.dialect.name == "sqlite" and self.interval > 0 and \
-                (self.engine.url.database or ":memory:") != ":memory:" and \
-                not str(self.engine.url.database).startswith("file:"):
-            self._thread = threading.Thread(target=self._run, daemon=True,
-                                            name="claimwatch-wal-checkpoints")
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop the thread (what it left in the WAL, the next checkpoint copies)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def _run(self) -> None:
-        try:
-            raw = self.engine.raw_connection()
-        except Exception as exc:  # no checkpoints from here: SQLite's own still run
-            logger.warning("no background WAL checkpoints: %s", exc)
-            return
-        try:
-            while not self._stop.wait(self.interval):
-                try:
-                    for _ in range(self.PASSES):
-                        cursor = raw.cursor()
-                        busy, frames, copied = cursor.execute(
-                            "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                        cursor.close()
-                        self.checkpoints += 1
-                        if busy or frames <= copied:  # (frames -1: not in WAL mode)
-                            break
-                except Exception as exc:  # a busy or closing file: the next round retries
-                    logger.debug("WAL checkpoint skipped: %s", exc)
-        finally:
-            raw.close()
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -40,52 +39,6 @@ def test_sqlite_is_in_wal_mode_with_busy_timeout(sqlite_url: str) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10_000
-
-
-def _rows_in_the_database_file(path: Path, copy: Path) -> int:
-    """Articles in the database file alone (a copy without its WAL): what a checkpoint
-    copied there."""
-    import shutil
-    import sqlite3
-
-    shutil.copyfile(path, copy)
-    con = sqlite3.connect(copy)
-    try:
-        return int(con.execute("SELECT count(*) FROM articles").fetchone()[0])
-    finally:
-        con.close()
-
-
-@pytest.mark.parametrize("interval", [0.05, 0.0])
-def test_wal_checkpoints_from_a_thread_of_their_own(tmp_path: Path, interval: float) -> None:
-    """Saves far below the automatic checkpoint's ~40 MB reach the database file when
-    WalCheckpoints runs (and only then); nothing is lost either way; stop() ends it."""
-    import threading
-    import time
-
-    from storage.db import WalCheckpoints, init_db, session_factory
-
-    path = tmp_path / "store.sqlite"
-    engine = make_engine(f"sqlite:///{path}")
-    init_db(engine)
-    with engine.connect() as conn:  # the schema in the file; the saves only in the WAL
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    store = Store(session_factory(engine))
-    checkpoints = WalCheckpoints(engine, interval).start()
-    try:
-        for n in range(1, 21):
-            store.save(record(n))
-        deadline = time.monotonic() + 10
-        while interval and checkpoints.checkpoints < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(2 * interval)
-        in_file = _rows_in_the_database_file(path, tmp_path / "copy.sqlite")
-    finally:
-        checkpoints.stop()
-    assert not any(t.name == "claimwatch-wal-checkpoints" for t in threading.enumerate())
-    assert in_file == (20 if interval else 0)
-    assert count(store, Article) == 20
-    engine.dispose()
 
 
 def test_save_twice_stores_once(store: Store) -> None:
