@@ -33,9 +33,11 @@ article, some copies, one crawl run per 10 articles, fetched over the last year.
 - memory while serving: this process's RSS (MB) after the warm-up requests and after
   all of them ("rss-MB before/after": flat when the pages load what they show).
 
-Growing a store is a bulk load, as a restore is: rows go in by multi-row inserts (COPY
-for the band keys on PostgreSQL) with the secondary indexes and the full-text index
-dropped, and every index is built once at the end; the store is then the production
+Growing a store is a bulk load: rows go in by multi-row inserts (COPY for the band keys
+on PostgreSQL) with the secondary indexes and the full-text index dropped, and those are
+built once at the end, but for the band-key index, which takes the keys as they go in
+(in the articles' order, as crawls fill it; ``--band-index bulk`` builds it at the end
+too, as after a VACUUM: see :func:`grow`); the store is then the production
 schema, and its planner statistics are refreshed as production refreshes them
 (``storage.db.refresh_statistics``). ``--keep`` leaves the grown stores in place and
 prints their URLs (to measure them again without growing them again).
@@ -114,14 +116,18 @@ def paragraphs(body: str) -> list[str]:
 
 
 def grow(engine: Engine, n: int, texts: list[str], claim_ids: list[str],
-         band_index: str = "bulk") -> float:
+         band_index: str = "crawled") -> float:
     """Bulk-insert ``n`` articles of TOPIC with their rows; returns seconds.
 
-    ``band_index``: "bulk" builds the band-key index once at the end, as a restore (or
-    SQLite's VACUUM) does: every page full. "crawled" keeps it while the rows go in, in
-    the articles' order, so its pages fill and split as a store's do when crawls grow it
-    (SQLite: ~90 % full instead of ~100 %; the random inserts of a crawl then split far
-    fewer pages)."""
+    ``band_index``: "crawled" (the default) keeps the band-key index while the rows go
+    in, in the articles' order, so its pages fill and split as a store's do when crawls
+    grow it (SQLite: ~90 % full). "bulk" builds it once at the end, as SQLite's VACUUM or
+    a restore from a dump does: every page full, so that each random key a crawl inserts
+    splits a page (4x the WAL frames per stored article) until every leaf has split once
+    (~500 stored articles at 100k). claimwatch never rebuilds an index, so "bulk" is the
+    first days after a VACUUM, not a store grown by crawls. The other indexes and the
+    full-text index are built at the end either way (full pages: dearer inserts for the
+    crawls, not cheaper)."""
     from storage.models import Article, ArticleBand, ArticleClaim, ClaimCandidate, CrawlRun
 
     t0 = time.perf_counter()
@@ -547,9 +553,10 @@ def main() -> int:
                     help="interleaved crawl rounds (new distinct pages each round)")
     ap.add_argument("--requests", type=int, default=20, help="rounds of page requests")
     ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--band-index", choices=("bulk", "crawled"), default="bulk",
-                    help="build the band-key index at the end (bulk, every page full, as "
-                         "after a restore or VACUUM) or while the rows go in (crawled)")
+    ap.add_argument("--band-index", choices=("bulk", "crawled"), default="crawled",
+                    help="build the band-key index while the rows go in (crawled: as crawls "
+                         "grow it; the default) or at the end (bulk: every page full, as "
+                         "after VACUUM or a restore from a dump)")
     ap.add_argument("--keep", action="store_true",
                     help="leave the grown stores in place (prints their URLs)")
     args = ap.parse_args()
@@ -595,7 +602,9 @@ def main() -> int:
                         rows[size]["crawls"].append(crawled)
                         print(f"  round {r} {kind} {size:>7,}: {crawled['pages']} pages in "
                               f"{crawled['seconds']:.1f} s = {crawled['pages_per_s']:.1f}/s; "
-                              f"stored {crawled['stored']}; reactor-side store s "
+                              f"CPU s crawl process {crawled['process_cpu']:.1f}, workers "
+                              f"{crawled['workers_cpu']:.1f}; stored {crawled['stored']}; "
+                              "reactor-side store s "
                               f"{crawled['store_seconds']}", flush=True)
                 base = sizes[0]
                 for size in sizes:
