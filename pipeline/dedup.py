@@ -332,8 +332,8 @@ def _hash_token(token: str) -> int:
 # The words of the shingles repeat from page to page (a worker's 338 pages: 34,000
 # distinct words, 975,000 look-ups), the fact sketch's items (word pairs, figures) hardly
 # do: only the words are cached. One cache for both held 97,000 entries (~19 MB per
-# worker) after those pages and was bounded at ~50 MB; this one stays under ~6 MB for
-# the same CPU (benchmarks/worker_chain.py).
+# worker) after those pages and was bounded at ~50 MB; this one stays under ~6 MB, and
+# hash_and_band_keys costs the same on those pages' texts (BENCHMARKS.md, branch s21-mem).
 _hash_word = lru_cache(maxsize=32768)(_hash_token)
 
 
