@@ -321,13 +321,20 @@ _MASK64 = (1 << 64) - 1
 _MASK63 = (1 << 63) - 1
 
 
-@lru_cache(maxsize=262144)
 def _hash_token(token: str) -> int:
     """Stable 64-bit hash of a token (blake2b; never Python's salted hash())."""
     return int.from_bytes(
         hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
         "little",
     )
+
+
+# The words of the shingles repeat from page to page (a worker's 338 pages: 34,000
+# distinct words, 975,000 look-ups), the fact sketch's items (word pairs, figures) hardly
+# do: only the words are cached. One cache for both held 97,000 entries (~19 MB per
+# worker) after those pages and was bounded at ~50 MB; this one stays under ~6 MB, and
+# hash_and_band_keys costs the same on those pages' texts (BENCHMARKS.md, branch s21-mem).
+_hash_word = lru_cache(maxsize=32768)(_hash_token)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -356,7 +363,7 @@ def shingles(text: str, k: int = DEFAULT_SHINGLE_K) -> set[int]:
 
 
 def _shingle_array(words: Sequence[str], k: int) -> np.ndarray:
-    w = np.fromiter(map(_hash_token, words), dtype=np.uint64, count=len(words))
+    w = np.fromiter(map(_hash_word, words), dtype=np.uint64, count=len(words))
     if len(words) < k:
         k = len(words)
     n = len(words) - k + 1
