@@ -10,7 +10,6 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import unescape
 from urllib.parse import urljoin
 
 import lxml.etree
@@ -19,7 +18,6 @@ import trafilatura
 from htmldate import find_date
 from trafilatura import metadata as trafilatura_metadata
 from trafilatura.settings import DEFAULT_CONFIG, set_date_params
-from trafilatura.utils import line_processing
 
 logger = logging.getLogger(__name__)
 
@@ -154,15 +152,8 @@ def _page_metadata(tree: lxml.html.HtmlElement, url: str, *, with_date: bool) ->
         match = trafilatura_metadata.META_URL.match(found.url)
         if match:
             found.sitename = match[1]
-    kept = {}
-    for name in _KEPT_METADATA:  # Document.clean_and_trim, on what is kept
-        value = getattr(found, name)
-        if isinstance(value, str):
-            if len(value) > 10000:
-                value = value[:9999] + "\u2026"
-            value = line_processing(unescape(value))
-        kept[name] = value
-    return kept
+    found.clean_and_trim()  # as extract_metadata ends: lengths, entities, spaces
+    return {name: getattr(found, name) for name in _KEPT_METADATA}
 
 
 _WS = re.compile(r"[ \t\u00a0]+")
