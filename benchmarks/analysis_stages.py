@@ -71,7 +71,8 @@ def measure(topic_file: Path) -> tuple[int, dict[str, float]]:
         url = f"http://127.0.0.1/a/00/{name}.html"
         html = body.decode("utf-8", errors="replace")
         timed("trafilatura-reference",
-              lambda: trafilatura.bare_extraction(html, url=url, **CLAIMWATCH_OPTIONS))
+              lambda html=html, url=url: trafilatura.bare_extraction(html, url=url,
+                                                                     **CLAIMWATCH_OPTIONS))
         job = ArticleJob(url, body, "utf-8")
         timed("whole-chain", chain.analyse, job)
         try:

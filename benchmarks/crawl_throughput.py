@@ -38,9 +38,9 @@ run's own process and, apart, its worker processes (``RUSAGE_CHILDREN`` once the
 are reaped, and the CPU of children still running with what they reaped: claimwatch's
 forkserver and the workers it forked). Peak memory is sampled every 0.1 s over the
 run's process and all its descendants (the workers): the peak of the sum of RSS, and
-of PSS (shared pages counted once), in MB (10^6 bytes). The load average is printed with every run: on a
-shared machine, compare the ratios of interleaved runs (``--repeat``). The last lines
-are ``RESULT <set> <metric> <value>``.
+of PSS (shared pages counted once), in MB (10^6 bytes). The load average is printed with
+every run: on a shared machine, compare the ratios of interleaved runs (``--repeat``).
+The last lines are ``RESULT <set> <metric> <value>``.
 """
 
 

@@ -58,14 +58,6 @@ for _path in (REPO, REPO / "benchmarks"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from config.models import Claim  # noqa: E402
-from pipeline import claims as C  # noqa: E402
-from pipeline.claims import index as I  # noqa: E402
-from pipeline.claims import rerank as R  # noqa: E402
-from pipeline.claims import scoring as S  # noqa: E402
-from pipeline.claims.context import SentenceContext, parse_date  # noqa: E402
-from pipeline.text import analyse  # noqa: E402
-
 from claims_data import (  # noqa: E402  (the data both claim benchmarks read)
     CLEF,
     CLEF2B,
@@ -75,6 +67,14 @@ from claims_data import (  # noqa: E402  (the data both claim benchmarks read)
     load_clef,
     load_clef2b,
 )
+
+from config.models import Claim  # noqa: E402
+from pipeline import claims as C  # noqa: E402
+from pipeline.claims import index as I  # noqa: E402
+from pipeline.claims import rerank as R  # noqa: E402
+from pipeline.claims import scoring as S  # noqa: E402
+from pipeline.claims.context import SentenceContext, parse_date  # noqa: E402
+from pipeline.text import analyse  # noqa: E402
 
 SEED_SET = Path(__file__).with_name("seed_claims_set.json")
 CLAIMS_CSV = REPO / "config" / "topics" / "claims.csv"

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", type=Path, help="pickle the analyses to this file")
     args = parser.parse_args(argv)
 
-    import pipeline.preload  # noqa: F401 - the forkserver's preload (gc.freeze), first
+    import pipeline.preload  # noqa: F401, I001 - the forkserver's preload (gc.freeze), first
 
     import crawl_throughput as ct
     from scrapy.http import HtmlResponse

@@ -16,7 +16,6 @@ lists) that :func:`explain_lines` prints and the page renders.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -26,9 +25,9 @@ from config.models import Topic
 from pipeline.analysis import AnalysisChain
 from pipeline.dedup import classify
 from pipeline.explain import claim_report, extraction_report, query_report
+from pipeline.unstored import REASONS
 from pipeline.urls import canonical_url
 from pipeline.workers import topic_config
-from pipeline.unstored import REASONS
 from storage.models import Article, OffTopicPage, SkippedUrl, UnstoredPage
 from storage.repository import Store
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any

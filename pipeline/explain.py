@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline.analysis import AnalysisChain
 from pipeline.claims import rank_claims
-from pipeline.query import term_pattern, fold
+from pipeline.query import fold, term_pattern
 
 # A sentence is listed when its best claim scores at least this (0..100): lower
 # scores are noise that no threshold comes near.

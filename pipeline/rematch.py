@@ -32,7 +32,6 @@ from config.models import Topic
 from pipeline.analysis import Analysis, StoredJob
 from pipeline.persist import article_record, candidate_records, find_original, match_records
 from pipeline.workers import AnalysisConfig, ReanalysisPool, topic_config
-from storage.repository import Store
 from storage.rematch import (
     StoredArticle,
     apply_rematch,
@@ -41,6 +40,7 @@ from storage.rematch import (
     off_topic_batch,
     recount_topic,
 )
+from storage.repository import Store
 
 logger = logging.getLogger(__name__)
 

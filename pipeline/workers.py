@@ -19,9 +19,9 @@ reactor stays free for the network and the database:
   loaded the analysis chain once, :func:`pool_context`: the workers inherit no
   reactor, threads or sockets, and share the read-only pages) with back-pressure:
   at most ``max_pending`` articles are queued to or running in the workers; the
-  other items wait in the pipeline, and Scrapy stops downloading once the responses waiting there pass
-  ``SCRAPER_SLOT_MAX_ACTIVE_SIZE`` (5 MB), so memory stays bounded however fast
-  pages arrive. A worker that dies (a crash in a C library on a hostile page)
+  other items wait in the pipeline, and Scrapy stops downloading once the responses
+  waiting there pass ``SCRAPER_SLOT_MAX_ACTIVE_SIZE`` (5 MB), so memory stays bounded
+  however fast pages arrive. A worker that dies (a crash in a C library on a hostile page)
   breaks the pool: it is restarted and the article tried once more; an article
   that kills a worker twice is dropped and counted ``claimwatch/extract/worker_crashed``.
 - :class:`ArticleAnalysis` is what the pipeline stage uses (``analysis_for``): it
@@ -55,6 +55,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Any
 
+from config.models import Topic
 from pipeline.analysis import (
     Analysis,
     AnalysisChain,
@@ -62,7 +63,6 @@ from pipeline.analysis import (
     ArticleJob,
     StoredJob,
 )
-from config.models import Topic
 from pipeline.extract import MIN_TEXT_CHARS
 
 __all__ = ["Analysis", "AnalysisConfig", "Analyser", "ArticleJob", "ReanalysisPool",

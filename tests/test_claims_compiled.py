@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 
 from config.models import Claim
-from pipeline.claims import ClaimIndex, match_claims, rank_claims
+from pipeline.claims import ClaimIndex, match_claims, rank_claims, scoring
 from pipeline.claims import index as index_module
-from pipeline.claims import scoring
 from pipeline.claims.context import ArticleContext
 from pipeline.text import analyse, split_sentences
 

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import Engine, event, func, literal_column, select, text
 
 import storage.search as search
-from storage.db import make_engine, open_db, refresh_statistics, session_factory
+from storage.db import open_db, refresh_statistics, session_factory
 from storage.fts import PG_COLUMN
 from storage.models import Article
 from storage.search import SearchFilters, apply_filters, search_articles

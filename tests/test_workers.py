@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from config.loader import load_claims, load_topic
 from config.models import Query
-from pipeline.dedup import all_band_keys, content_hash
 from pipeline import workers
+from pipeline.dedup import all_band_keys, content_hash
 from pipeline.workers import (
     WORKER_GC_THRESHOLD,
     Analyser,
@@ -179,10 +179,10 @@ def stored(db_url: str) -> dict[str, Any]:
 
 def test_a_crawl_through_workers_stores_what_an_inline_crawl_stores(tmp_path: Path) -> None:
     results = {}
-    for name, workers in (("pool", 2), ("inline", 0)):
+    for name, n_workers in (("pool", 2), ("inline", 0)):
         db = f"sqlite:///{tmp_path / name}.sqlite"
         crawl = run_crawl_in_subprocess(DEMO_TOPIC, db, settings={
-            "CLAIMWATCH_WORKERS": workers, "CLAIMWATCH_WORKERS_MIN_ITEMS": 0,
+            "CLAIMWATCH_WORKERS": n_workers, "CLAIMWATCH_WORKERS_MIN_ITEMS": 0,
             "CLAIMWATCH_SITE_PORT": 0,
             # one download at a time: both crawls get the pages in the same order (what
             # is stored first matters: the first of a family is its original)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from claimwatch.cli.common import db_option, store, user_errors
-from claimwatch.explain import target_topic, explain_article, explain_lines, explain_url
+from claimwatch.explain import explain_article, explain_lines, explain_url, target_topic
 
 
 @click.command("explain")

@@ -1,5 +1,6 @@
-"""``claimwatch rematch [TOPIC_FILE] [--since 30d]``: stored articles matched again against
-the topic's current claims table and query (the work: claimwatch/rematch.py, pipeline/rematch.py)."""
+"""``claimwatch rematch [TOPIC_FILE] [--since 30d]``: stored articles matched again
+against the topic's current claims table and query (the work: claimwatch/rematch.py,
+pipeline/rematch.py)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,6 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from claimwatch.web import ApiServer
 from claimwatch.daemon.digests import EmailOptionError, check_email_options
 from claimwatch.daemon.health import HealthReport
 from claimwatch.daemon.options import DaemonError, DaemonOptions
@@ -43,6 +42,7 @@ from claimwatch.daemon.scheduling import (
 from claimwatch.daemon.server import start_server, update_review_topics
 from claimwatch.daemon.supervision import Supervision
 from claimwatch.health import AlarmPolicy
+from claimwatch.web import ApiServer
 from storage import leases
 from storage.db import describe, make_engine, session_factory
 from storage.leases import Holder, LeaseKeeper

@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from claimwatch.web import iso
 from claimwatch.daemon.digests import EMAIL_JOB_ID
 from claimwatch.daemon.scheduling import (
     REVISIT_JOB_FUNC,
@@ -22,6 +21,7 @@ from claimwatch.daemon.scheduling import (
     LoadedTopic,
 )
 from claimwatch.health import AlarmPolicy, recent_runs, source_alarm
+from claimwatch.web import iso
 from config.cron import is_interval, parse_interval
 from storage.models import SourceState, utcnow
 
@@ -173,8 +173,8 @@ class HealthReport(DaemonState):
         """
         if not self.options.email_schedule:
             return None
-        from claimwatch.health import digest_deliveries
         from claimwatch.digest.mail import Outbox, outbox_dir
+        from claimwatch.health import digest_deliveries
 
         outbox = Outbox(outbox_dir())
         waiting = len(outbox.pending())

@@ -29,9 +29,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from claimwatch.web import HTTPError
 from claimwatch.daemon.digests import EMAIL_JOB_FUNC, EMAIL_JOB_ID
 from claimwatch.daemon.options import DaemonError
+from claimwatch.web import HTTPError
 from config.cron import parse_duration, schedule_trigger
 from config.loader import ConfigError, load_topic, revisit_window
 from config.models import Source, Topic

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from claimwatch.web import ApiServer, CrawlRefused, HTTPError, create_app
 from claimwatch.daemon.options import DaemonError
+from claimwatch.web import ApiServer, CrawlRefused, HTTPError, create_app
 
 logger = logging.getLogger(__name__)
 

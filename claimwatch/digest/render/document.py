@@ -27,7 +27,6 @@ metacharacters are backslash-escaped, HTML and XML are escaped, and only
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
