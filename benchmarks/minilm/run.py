@@ -34,6 +34,8 @@ def main() -> int:
         argv, rest = argv[:i], argv[i + 1:]
     parser = argparse.ArgumentParser()
     parser.add_argument("--npz", default="/tmp/s22-minilm/minilm.npz")
+    parser.add_argument("--seed-npz", default="/tmp/s22-minilm/minilm_seed.npz",
+                        help="texts.py --seed's vectors, if the file exists (the seed checks)")
     parser.add_argument("--extra", default="")
     args = parser.parse_args(argv)
     extra = tuple(f for f in args.extra.split(",") if f)
@@ -46,18 +48,24 @@ def main() -> int:
 
     assert R.EXTRA_FEATURES == extra
     if extra:
-        from texts import texts
+        from texts import seed_texts, texts
 
         data = np.load(args.npz)
         ids = [str(i) for i in data["ids"]]
         vecs = data["vecs"].astype(np.float64)
         got = texts()
         assert set(got) == set(ids), "the npz is not of texts.py's texts"
+        if Path(args.seed_npz).is_file():
+            seed = np.load(args.seed_npz)
+            got.update(seed_texts())
+            ids += [str(i) for i in seed["ids"]]
+            vecs = np.vstack([vecs, seed["vecs"].astype(np.float64)])
+            assert set(got) == set(ids), "the seed npz is not of texts.py --seed's texts"
         by_text: dict[str, np.ndarray] = {}
         for i, key in enumerate(ids):
             text = got[key]
             by_text.setdefault(text, vecs[i])
-            if key.startswith("q"):
+            if key.startswith(("q", "s")):
                 # the re-ranker sees a sentence as analysed (its cleaned text)
                 f = analyse(text)
                 by_text.setdefault(f.cleaned or f.norm, vecs[i])

@@ -43,7 +43,23 @@ def texts() -> dict[str, str]:
     return out
 
 
+def seed_texts() -> dict[str, str]:
+    """The seed sets' sentences and claims (so the full report's seed checks see vectors):
+    ``s:<n>`` keys, deduplicated."""
+    import json
+
+    from quality_claims import SEED_SET, seed_claims
+
+    claims_set = json.loads(SEED_SET.read_text(encoding="utf-8"))
+    stance_set = json.loads((REPO / "benchmarks" / "seed_stance_set.json").read_text(
+        encoding="utf-8"))
+    found = [s["text"] for s in claims_set["sentences"]]
+    found += [it["sentence"] for it in stance_set["items"]]
+    found += [t for c in seed_claims(claims_set)[0] for t in c.texts if t and t.strip()]
+    return {f"s:{i}": t for i, t in enumerate(dict.fromkeys(found))}
+
+
 if __name__ == "__main__":
-    got = texts()
+    got = seed_texts() if sys.argv[2:] == ["--seed"] else texts()
     Path(sys.argv[1]).write_text(json.dumps(got), encoding="utf-8")
     print(f"{len(got):,} texts ({sum(k.startswith('q') for k in got)} queries)")
