@@ -60,8 +60,6 @@ def main(npz: str = "/tmp/s22-minilm/minilm.npz") -> None:
     print("hardest absent tables (best neighbour cosine, gold cosine, tweet, neighbour):")
     for nb, gc, qid, cid in sorted(examples, reverse=True)[:8]:
         print(f"  {nb:.3f} {gc:.3f} | {queries[qid][:90]!r} -> {by_id[cid].text[:80]!r}")
-    for qid, cid in (("", ""),):
-        pass
 
 
 if __name__ == "__main__":
