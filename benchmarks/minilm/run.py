@@ -8,14 +8,14 @@
   (precomputed by texts.py + embed.py; a text without a vector gets 0);
 - ``cos_minilm_margin``: that minus the best ``cos_minilm`` of the sentence's candidates;
 - ``cos_minilm_rank``: 0 for the sentence's best ``cos_minilm``, else 1 (how it ranks).
-Everything after ``--`` goes to benchmarks/quality_claims.py (``--cv``, ``--tune``, ...).
+The product is untouched: this script appends the columns in its own process (it
+replaces ``R.FEATURES`` and ``R.feature_matrix``). Everything after ``--`` goes to benchmarks/quality_claims.py (``--cv``, ``--tune``, ...).
 ``--tune`` writes rerank.json with the extra features: restore it with git afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -40,13 +40,11 @@ def main() -> int:
     args = parser.parse_args(argv)
     extra = tuple(f for f in args.extra.split(",") if f)
     assert all(f in KNOWN for f in extra), extra
-    os.environ["CLAIMWATCH_RERANK_EXTRA"] = ",".join(extra)
     for p in (REPO, REPO / "benchmarks", HERE):
         sys.path.insert(0, str(p))
     from pipeline.claims import rerank as R
     from pipeline.text import analyse
 
-    assert R.EXTRA_FEATURES == extra
     if extra:
         from texts import seed_texts, texts
 
@@ -87,7 +85,20 @@ def main() -> int:
                     "cos_minilm_rank": (cos < best[q]).astype(np.float64)}
             return np.column_stack([cols[f] for f in extra])
 
-        R.set_extra_hook(hook)
+        # the extra columns after the product's: the benchmark reads R.FEATURES and
+        # scoring calls R.feature_matrix at run time, so this process sees both (the
+        # product's feature_matrix sizes its rows by R.FEATURES: the extras come as zeros)
+        base_matrix = R.feature_matrix
+        n_base = len(R.FEATURES)
+        R.FEATURES = (*R.FEATURES, *extra)
+
+        def feature_matrix(index, texts_, contexts, q, rows, lexical, first_stage, words):  # type: ignore[no-untyped-def]
+            feats = base_matrix(index, texts_, contexts, q, rows, lexical, first_stage, words)
+            if len(rows):
+                feats[:, n_base:] = hook(index, texts_, q, rows)
+            return feats
+
+        R.feature_matrix = feature_matrix
     import quality_claims
 
     rc = quality_claims.main(rest)

@@ -51,7 +51,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -66,7 +65,7 @@ from pipeline.text import analyse
 if TYPE_CHECKING:
     from pipeline.claims.index import ClaimIndex
 
-BASE_FEATURES = (
+FEATURES = (
     "lexical",
     "lexical_margin",
     "cos_text",
@@ -83,14 +82,9 @@ BASE_FEATURES = (
     "cov_query",
     "names_missing",
 )
-# Experiment hook (session 22, benchmarks/minilm/): extra columns named in
-# $CLAIMWATCH_RERANK_EXTRA (comma-separated), filled by the function given to
-# set_extra_hook. Unset (the product), FEATURES is BASE_FEATURES and nothing changes.
-EXTRA_FEATURES = tuple(f for f in os.environ.get("CLAIMWATCH_RERANK_EXTRA", "").split(",") if f)
-FEATURES = BASE_FEATURES + EXTRA_FEATURES
 (LEXICAL, LEXICAL_MARGIN, COS_TEXT, COS_CONTEXT, COS_MARGIN, DATE_GAP, DATE_KNOWN,
  SPEAKER, WINDOW_COVER, RIVAL_LEAD, DATE_BEFORE, DATE_AFTER_LATE, COV_CLAIM, COV_QUERY,
- NAMES_MISSING) = range(len(BASE_FEATURES))
+ NAMES_MISSING) = range(len(FEATURES))
 # the range of each feature (the model is defined on these, values are clipped)
 RANGES = {
     LEXICAL: (-15.0, 15.0),
@@ -363,15 +357,6 @@ def model() -> Forest:
 
 _floor_cache: dict[float, float] = {}
 
-# (index, texts, q, rows) -> (pairs, len(EXTRA_FEATURES)) array: the extra columns
-_EXTRA_HOOK = None
-
-
-def set_extra_hook(fn) -> None:  # type: ignore[no-untyped-def]
-    """Experiment only: the function that fills the EXTRA_FEATURES columns."""
-    global _EXTRA_HOOK
-    _EXTRA_HOOK = fn
-
 
 def lexical_floor(logit_floor: float) -> float:
     """The lowest first-stage logit from which a pair can still reach ``logit_floor``."""
@@ -530,8 +515,6 @@ def feature_matrix(
                 for v in _lead(feats[start:end, LEXICAL].tolist(), rivals, high)]
         start = end
     feats[:, [COV_CLAIM, COV_QUERY, NAMES_MISSING]] = first_stage
-    if EXTRA_FEATURES and _EXTRA_HOOK is not None:
-        feats[:, len(BASE_FEATURES):] = _EXTRA_HOOK(index, texts, q, rows)
     return feats
 
 
