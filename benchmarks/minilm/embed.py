@@ -46,9 +46,11 @@ def main() -> None:
                 m.encode(texts[i: i + 40], batch_size=40)
                 runs.append(time.perf_counter() - t0)
             tok = m.tokenizer(texts, truncation=True, max_length=m.max_seq_length)["input_ids"]
+            mean_tokens = np.mean([len(t) for t in tok])
             print(f"{name}: {1000 * np.median(runs):.1f} ms per batch of 40 (median of "
-                  f"{len(runs)}, min {1000 * min(runs):.1f}); mean {np.mean([len(t) for t in tok]):.1f}"
-                  f" tokens (max {max(len(t) for t in tok)}); torch threads {torch.get_num_threads()}")
+                  f"{len(runs)}, min {1000 * min(runs):.1f}); mean {mean_tokens:.1f}"
+                  f" tokens (max {max(len(t) for t in tok)}); "
+                  f"torch threads {torch.get_num_threads()}")
         return
     data = json.loads(open(sys.argv[1], encoding="utf-8").read())
     ids = list(data)

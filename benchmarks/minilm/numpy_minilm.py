@@ -45,12 +45,14 @@ class MiniLM:
         self.layers = []
         for i in range(6):
             p = f"encoder.layer.{i}."
-            qkv = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")]).T.copy()
-            qkv_b = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")])
+            qkv_names = ("query", "key", "value")
+            qkv = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in qkv_names]).T.copy()
+            qkv_b = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in qkv_names])
+            out = p + "attention.output."
             self.layers.append((
                 qkv, qkv_b,
-                w[p + "attention.output.dense.weight"].T.copy(), w[p + "attention.output.dense.bias"],
-                (w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"]),
+                w[out + "dense.weight"].T.copy(), w[out + "dense.bias"],
+                (w[out + "LayerNorm.weight"], w[out + "LayerNorm.bias"]),
                 w[p + "intermediate.dense.weight"].T.copy(), w[p + "intermediate.dense.bias"],
                 w[p + "output.dense.weight"].T.copy(), w[p + "output.dense.bias"],
                 (w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),

@@ -9,7 +9,8 @@
 - ``cos_minilm_margin``: that minus the best ``cos_minilm`` of the sentence's candidates;
 - ``cos_minilm_rank``: 0 for the sentence's best ``cos_minilm``, else 1 (how it ranks).
 The product is untouched: this script appends the columns in its own process (it
-replaces ``R.FEATURES`` and ``R.feature_matrix``). Everything after ``--`` goes to benchmarks/quality_claims.py (``--cv``, ``--tune``, ...).
+replaces ``R.FEATURES`` and ``R.feature_matrix``). Everything after ``--`` goes to
+benchmarks/quality_claims.py (``--cv``, ``--tune``, ...).
 ``--tune`` writes rerank.json with the extra features: restore it with git afterwards.
 """
 
