@@ -422,7 +422,9 @@ def cross_validate(
         groups = sorted({group(q) for q in qrels})
         place = {g: i % folds for i, g in enumerate(groups)}
         fold_of.append({q: place[group(q)] for q in qrels})
-    row_fold = [np.array([fold_of[i][q] for q in sets[i][2]])[r[2]] for i, r in enumerate(rows)]
+    # (rows number their queries in sorted order, as rerank_rows does)
+    row_fold = [np.array([fold_of[i][q] for q in sorted(sets[i][2])])[r[2]]
+                for i, r in enumerate(rows)]
     dense_fold = np.array([fold_of[0][q] for q in sorted(sets[0][2])])[dense[2]]
     ap: list[list[float]] = [[] for _ in sets]
     pos: list[np.ndarray] = []
