@@ -25,21 +25,18 @@ from quality_claims import clef2b_claims, clef_claims  # noqa: E402
 
 
 def texts() -> dict[str, str]:
+    """The 2A and 2B queries (``q2a:``/``q2b:`` + id) and claim texts (``c2a:``/``c2b:`` +
+    claim id + text number), as the benchmark reads and indexes them."""
     out: dict[str, str] = {}
     vclaims, queries, _, _ = load_clef()
-    for qid, text in queries.items():
-        out[f"q2a:{qid}"] = text
-    for c in clef_claims(vclaims):
-        for i, t in enumerate(c.texts):
-            if t and t.strip():
-                out[f"c2a:{c.id}:{i}"] = t
     v2b, q2b, _, _, _ = load_clef2b()
-    for qid, text in q2b.items():
-        out[f"q2b:{qid}"] = text
-    for c in clef2b_claims(v2b):
-        for i, t in enumerate(c.texts):
-            if t and t.strip():
-                out[f"c2b:{c.id}:{i}"] = t
+    for tag, qs, claims in (("2a", queries, clef_claims(vclaims)),
+                            ("2b", q2b, clef2b_claims(v2b))):
+        out.update((f"q{tag}:{qid}", text) for qid, text in qs.items())
+        for c in claims:
+            for i, t in enumerate(c.texts):
+                if t and t.strip():
+                    out[f"c{tag}:{c.id}:{i}"] = t
     return out
 
 
