@@ -422,10 +422,11 @@ def cross_validate(
         groups = sorted({group(q) for q in qrels})
         place = {g: i % folds for i, g in enumerate(groups)}
         fold_of.append({q: place[group(q)] for q in qrels})
-    # (rows number their queries in sorted order, as rerank_rows does)
-    row_fold = [np.array([fold_of[i][q] for q in sorted(sets[i][2])])[r[2]]
-                for i, r in enumerate(rows)]
-    dense_fold = np.array([fold_of[0][q] for q in sorted(sets[0][2])])[dense[2]]
+    # each query's fold by its number: rerank_rows and dense_pairs number a set's queries
+    # in sorted order (the qrels' own order gave most 2A rows another query's fold)
+    query_fold = [np.array([fold_of[i][q] for q in sorted(s[2])]) for i, s in enumerate(sets)]
+    row_fold = [query_fold[i][r[2]] for i, r in enumerate(rows)]
+    dense_fold = query_fold[0][dense[2]]
     ap: list[list[float]] = [[] for _ in sets]
     pos: list[np.ndarray] = []
     neg: list[np.ndarray] = []
